@@ -1,0 +1,116 @@
+"""Mail addresses: normalising them, and reading what a recipient address asks of a list."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.utils import getaddresses, parseaddr
+
+ROLES = {
+    "request": "request",
+    "join": "join",
+    "subscribe": "join",
+    "leave": "leave",
+    "unsubscribe": "leave",
+    "owner": "owner",
+    "bounces": "bounces",
+    "confirm": "confirm",
+}
+# Roles whose address may carry "+DETAIL" (a token, or a VERP-encoded recipient).
+DETAIL_ROLES = {"confirm", "bounces"}
+ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+
+
+class InvalidAddress(ValueError):
+    pass
+
+
+def normalize(address: str) -> str:
+    """``Local@Domain`` → ``Local@domain`` with the domain lower-case in IDNA A-label form.
+
+    The local part keeps its case (RFC 5321 lets the receiving host decide) except that
+    matching is done on the lower-cased whole, which is how members are stored.
+    """
+    address = address.strip().strip("<>")
+    local, sep, domain = address.rpartition("@")
+    if not sep or not local or not domain or " " in address or len(address) > 320:
+        raise InvalidAddress(f"not a mail address: {address!r}")
+    if not ATOM.match(local) and not (local.startswith('"') and local.endswith('"')):
+        raise InvalidAddress(f"not a mail address: {address!r}")
+    try:
+        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise InvalidAddress(f"not a valid domain: {domain!r}") from None
+    if "." not in ascii_domain or not re.match(r"^[a-z0-9.-]+$", ascii_domain):
+        raise InvalidAddress(f"not a valid domain: {domain!r}")
+    return f"{local.lower()}@{ascii_domain}"
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def sender_of(header_value: str | None) -> str | None:
+    """The normalised address in a From (or Sender) header, or None."""
+    if not header_value:
+        return None
+    _, address = parseaddr(str(header_value))
+    try:
+        return normalize(address) if address else None
+    except InvalidAddress:
+        return None
+
+
+def addresses_in(*header_values: str | None) -> list[str]:
+    """Every normalisable address named in the given To/Cc-like header values."""
+    found = []
+    for _, address in getaddresses([str(v) for v in header_values if v]):
+        try:
+            found.append(normalize(address))
+        except InvalidAddress:
+            continue
+    return found
+
+
+def format_address(display_name: str, address: str) -> str:
+    """A header-safe ``"Name" <addr>``; the name is quoted and encoded by the email package."""
+    local, _, domain = address.rpartition("@")
+    return str(Address(display_name=display_name, username=local, domain=domain))
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a recipient address asks for: a list and a role (post, request, confirm…)."""
+
+    list_name: str
+    role: str
+    detail: str = ""
+
+
+def parse_recipient(address: str, domain: str, list_names: set[str]) -> Target | None:
+    """Read ``NAME[-role][+detail]@domain``; None when it is not one of ours."""
+    try:
+        address = normalize(address)
+    except InvalidAddress:
+        return None
+    local, _, rcpt_domain = address.rpartition("@")
+    if rcpt_domain != domain.lower():
+        return None
+    base, _, detail = local.partition("+")
+    if base in list_names and not detail:
+        return Target(base, "post")
+    name, _, suffix = base.rpartition("-")
+    role = ROLES.get(suffix)
+    if role is None or name not in list_names:
+        return None
+    if detail and role not in DETAIL_ROLES:
+        return None
+    if role == "confirm" and not detail:
+        return None
+    return Target(name, role, detail)
+
+
+def list_address(name: str, domain: str, role: str = "post", detail: str = "") -> str:
+    local = name if role == "post" else f"{name}-{role}"
+    return f"{local}+{detail}@{domain}" if detail else f"{local}@{domain}"

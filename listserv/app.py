@@ -1,0 +1,34 @@
+"""The running server's shared parts: configuration, database sessions and templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import Config
+from .db import make_engine, session_factory
+from .outbound import wake_after_commit
+from .templates import Templates, templates_for
+
+
+@dataclass
+class App:
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    templates: Templates
+
+    @property
+    def domain(self) -> str:
+        return self.config.server.domain
+
+
+def make_app(config: Config) -> App:
+    engine = make_engine(config.database_url)
+    sessions = session_factory(engine)
+    event.listen(sessions, "after_commit", wake_after_commit)
+    override = config.server.template_dir
+    templates = templates_for(str(config.resolve(override)) if override else "")
+    return App(config, engine, sessions, templates)

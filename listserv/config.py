@@ -1,0 +1,317 @@
+"""Load and validate ``config.toml``.
+
+Every section is a frozen dataclass; the loader refuses unknown keys and values of the wrong
+type or outside their allowed set, naming the key (``lists.environment-kz.posting``) so an
+operator can fix it from one line of output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+DEFAULT_CONFIG = "config.toml"
+LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9._]*(?:-[a-z0-9._]+)*$")
+RESERVED_SUFFIXES = (
+    "-request",
+    "-join",
+    "-subscribe",
+    "-leave",
+    "-unsubscribe",
+    "-confirm",
+    "-owner",
+    "-bounces",
+)
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for a one-line message naming the key."""
+
+
+def host_port(value: str, key: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[::1]:25`` for IPv6), naming *key* when it is malformed.
+    Port 0 means any free port (the server logs the one it got)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{key}: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    domain: str
+    listen: str = "127.0.0.1:8025"
+    protocol: Literal["smtp", "lmtp"] = "smtp"
+    max_message_size: int = 10 * 1024 * 1024
+    max_recipients: int = 100
+    idle_timeout: float = 300.0
+    # Seconds between a serve process's heartbeats; work claimed by a process silent for three
+    # heartbeats is taken over by the others (a process killed with -9).
+    heartbeat: float = 10.0
+    template_dir: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def __post_init__(self) -> None:
+        if not self.domain or "." not in self.domain:
+            raise ConfigError(f"server.domain: expected a domain name, got {self.domain!r}")
+        host_port(self.listen, "server.listen")
+        _positive(self.max_message_size, "server.max_message_size")
+        _positive(self.max_recipients, "server.max_recipients")
+        _positive(self.idle_timeout, "server.idle_timeout")
+        _positive(self.heartbeat, "server.heartbeat")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///var/listserv.db"
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("sqlite:", "postgresql")):
+            raise ConfigError(
+                f"database.url: expected sqlite:///PATH or postgresql+psycopg://…, got {self.url!r}"
+            )
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    smarthost: str = "127.0.0.1:25"
+    # A directory instead of a smarthost: each delivered message is written there as a file
+    # with its envelope, for trying the server on a machine without an MTA.
+    outbox: str = ""
+    max_recipients: int = 500
+    connections: int = 4
+    verp: bool = False
+    timeout: float = 60.0
+    # Seconds to wait before each retry of a temporary failure; the last is repeated until
+    # ``give_up_after`` seconds have passed since the first attempt.
+    retry_schedule: list[float] = field(
+        default_factory=lambda: [60.0, 300.0, 900.0, 3600.0, 4 * 3600.0]
+    )
+    give_up_after: float = 4 * 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if not self.outbox:
+            host_port(self.smarthost, "delivery.smarthost")
+        _positive(self.max_recipients, "delivery.max_recipients")
+        _positive(self.connections, "delivery.connections")
+        _positive(self.timeout, "delivery.timeout")
+        if not self.retry_schedule or any(s < 0 for s in self.retry_schedule):
+            raise ConfigError("delivery.retry_schedule: expected a list of seconds >= 0")
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    nameservers: list[str] = field(default_factory=list)
+    timeout: float = 3.0
+
+    def __post_init__(self) -> None:
+        for i, server in enumerate(self.nameservers):
+            if ":" in server:
+                host_port(server, f"dns.nameservers[{i}]")
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    selector: str
+    private_key: str
+    domain: str = ""
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    listen: str = "127.0.0.1:8080"
+    base_url: str = ""
+    secret_file: str = "keys/web.secret"
+
+    def __post_init__(self) -> None:
+        host_port(self.listen, "web.listen")
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    frequency: Literal["daily", "weekly", "monthly"] = "daily"
+    max_messages: int = 30
+
+    def __post_init__(self) -> None:
+        _positive(self.max_messages, "digest.max_messages")
+
+
+@dataclass(frozen=True)
+class ListConfig:
+    name: str
+    title: str = ""
+    region: str = ""
+    topic: str = ""
+    description: str = ""
+    language: Literal["en", "ru", "kk"] = "en"
+    posting: Literal["open", "members", "moderated", "announce"] = "members"
+    nonmember_action: Literal["hold", "reject", "discard"] = "hold"
+    moderators: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)
+    subject_prefix: str | None = None
+    reply_to: Literal["poster", "list"] = "poster"
+    footer: bool = True
+    advertised: bool = True
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    dmarc: Literal["munge", "wrap", "none"] = "munge"
+    hold_expiry_days: float = 14.0
+    bounce_threshold: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not LIST_NAME.match(self.name) or self.name.endswith(RESERVED_SUFFIXES):
+            raise ConfigError(
+                f"lists.name: {self.name!r} is not a valid list name "
+                "(lower-case letters, digits, '.', '_' and '-', not ending in a reserved suffix)"
+            )
+        if self.subject_prefix is None:
+            object.__setattr__(self, "subject_prefix", f"[{self.name}] ")
+
+    def settings(self) -> dict[str, Any]:
+        """The list's settings as plain data, as stored in the database."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    dkim: DkimConfig | None = None
+    web: WebConfig | None = None
+    lists: list[ListConfig] = field(default_factory=list)
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, taken relative to the config file's directory."""
+        return (self.path.parent / relative).resolve()
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path resolved against the config file."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.resolve(url[len(prefix) :]))
+        return url
+
+
+def _positive(value: float, key: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: must be greater than 0, got {value!r}")
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            choices = " | ".join(str(a) for a in allowed)
+            raise ConfigError(f"{key}: expected one of {choices}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(value, options[0], key)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        return _build(hint, value, key)
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint in (int, str) and (not isinstance(value, hint) or isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected {'a number' if hint is int else 'text'}, got {value!r}")
+    return value
+
+
+def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields) - {"path"})
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _convert(value, hints[name], f"{prefix}.{name}")
+    for name, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and name not in kwargs and name != "path":
+            raise ConfigError(f"{prefix}.{name}: missing")
+    try:
+        return cls(**kwargs)
+    except ConfigError as error:
+        # Dataclass checks name keys within their section; give them the full prefix.
+        message = str(error)
+        section = prefix.rsplit(".", 1)[-1]
+        if message.startswith(section + "."):
+            message = prefix + message[len(section) :]
+        raise ConfigError(message) from None
+
+
+def parse_config(data: dict[str, Any], path: Path) -> Config:
+    """Build a validated :class:`Config` from TOML data read from *path*."""
+    sections = {f.name for f in dataclasses.fields(Config)} - {"path"}
+    unknown = sorted(set(data) - sections)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section")
+    if "server" not in data:
+        raise ConfigError("server: missing section")
+    raw_lists = data.get("lists", [])
+    if not isinstance(raw_lists, list):
+        raise ConfigError("lists: expected [[lists]] tables")
+    lists: list[ListConfig] = []
+    for i, entry in enumerate(raw_lists):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ConfigError(f"lists[{i}].name: missing")
+        lists.append(_build(ListConfig, entry, f"lists.{entry['name']}"))
+    names = [lst.name for lst in lists]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ConfigError(f"lists.{sorted(duplicates)[0]}: declared twice")
+    parts: dict[str, Any] = {}
+    for name, cls in (
+        ("server", ServerConfig),
+        ("database", DatabaseConfig),
+        ("delivery", DeliveryConfig),
+        ("dns", DnsConfig),
+        ("dkim", DkimConfig),
+        ("web", WebConfig),
+    ):
+        if name in data:
+            if not isinstance(data[name], dict):
+                raise ConfigError(f"{name}: expected a table")
+            parts[name] = _build(cls, data[name], name)
+    return Config(path=path, lists=lists, **parts)
+
+
+def find_config(explicit: str | None) -> Path:
+    """``--config PATH``, else ``$LISTSERV_CONFIG``, else ``./config.toml``."""
+    return Path(explicit or os.environ.get("LISTSERV_CONFIG") or DEFAULT_CONFIG).absolute()
+
+
+def load_config(path: Path) -> Config:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse_config(data, path)

@@ -1,0 +1,71 @@
+"""Membership: adding, removing and changing members, and streaming a list's recipients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .addresses import normalize
+from .models import Member
+
+DELIVERY_MODES = ("regular", "digest", "plain", "html", "nomail")
+# Members in these modes get each post as it is distributed.
+INDIVIDUAL = ("regular",)
+STREAM_BATCH = 2000
+
+
+def find_member(session: Session, list_id: int, address: str) -> Member | None:
+    return session.scalar(
+        select(Member).where(Member.list_id == list_id, Member.address == normalize(address))
+    )
+
+
+def add_member(
+    session: Session,
+    list_id: int,
+    address: str,
+    *,
+    display_name: str = "",
+    delivery: str = "regular",
+) -> tuple[Member, bool]:
+    """Subscribe *address*; returns the member and whether it is new."""
+    if delivery not in DELIVERY_MODES:
+        raise ValueError(f"unknown delivery mode {delivery!r}")
+    existing = find_member(session, list_id, address)
+    if existing is not None:
+        return existing, False
+    member = Member(
+        list_id=list_id,
+        address=normalize(address),
+        display_name=display_name,
+        delivery=delivery,
+    )
+    session.add(member)
+    session.flush()
+    return member, True
+
+
+def remove_member(session: Session, list_id: int, address: str) -> bool:
+    member = find_member(session, list_id, address)
+    if member is None:
+        return False
+    session.delete(member)
+    session.flush()
+    return True
+
+
+def recipients(session: Session, list_id: int, modes: tuple[str, ...] = INDIVIDUAL) -> Iterator[str]:
+    """Addresses of the list's enabled members in *modes*, streamed in batches."""
+    query = (
+        select(Member.address)
+        .where(
+            Member.list_id == list_id,
+            Member.delivery.in_(modes),
+            Member.disabled_reason.is_(None),
+        )
+        .order_by(Member.id)
+        .execution_options(yield_per=STREAM_BATCH)
+    )
+    yield from session.scalars(query)

@@ -1,0 +1,94 @@
+"""Mail the server writes itself (replies, notices, requests), rendered from templates.
+
+Every such mail names the list in its headers, says it was written by a machine
+(``Auto-Submitted``, RFC 3834) and goes out through the outbound queue with the list's bounce
+address as envelope sender, so a bounce of a notice never reaches a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from email.message import EmailMessage, Message
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from .addresses import addresses_in, sender_of
+from .app import App
+from .decorate import add_list_headers
+from .lists import MailList
+from .outbound import queue_mail
+
+# Senders that are machines: never answered, so two robots never talk to each other.
+ROBOT_LOCAL_PARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "bounce", "bounces")
+
+
+def is_automated(message: Message, envelope_sender: str) -> bool:
+    """True for mail that must not be answered: bounces, auto-replies, bulk and list mail."""
+    if not envelope_sender or envelope_sender == "<>":
+        return True
+    auto = str(message.get("Auto-Submitted", "no")).strip().lower()
+    if auto and auto != "no":
+        return True
+    if str(message.get("Precedence", "")).strip().lower() in ("bulk", "junk", "list"):
+        return True
+    if message.get("X-BeenThere") or message.get("List-Id") or message.get("X-Listserv-Notice"):
+        return True
+    if message.get_content_type() == "multipart/report":
+        return True
+    for address in [envelope_sender, sender_of(message.get("From")) or ""]:
+        local = address.partition("@")[0].lower()
+        if local.startswith(ROBOT_LOCAL_PARTS) or local.endswith(("-bounces", "-request")):
+            return True
+    return False
+
+
+def notice(
+    app: App,
+    mlist: MailList,
+    template: str,
+    to: str,
+    *,
+    sender: str | None = None,
+    **context: Any,
+) -> EmailMessage:
+    """Render a mail template in the list's language, with the list's headers."""
+    message = app.templates.mail(
+        mlist.config.language,
+        template,
+        sender=sender or mlist.address("owner"),
+        to=to,
+        domain=app.domain,
+        mlist=mlist,
+        list_address=mlist.address(),
+        request_address=mlist.address("request"),
+        owner_address=mlist.address("owner"),
+        **context,
+    )
+    add_list_headers(message, mlist)
+    # A notice is not a post: members must not reply to the list by accident.
+    del message["List-Post"]
+    message["Auto-Submitted"] = "auto-replied"
+    message["X-Listserv-Notice"] = template.rsplit(".", 1)[0]
+    return message
+
+
+def send_notice(
+    app: App,
+    session: Session,
+    mlist: MailList,
+    message: Message,
+    recipients: Iterable[str] | None = None,
+    kind: str = "notice",
+) -> None:
+    """Queue a server-written message from the list's bounce address."""
+    to = list(recipients) if recipients is not None else addresses_in(message["To"])
+    queue_mail(
+        session,
+        kind=kind,
+        mail_from=mlist.address("bounces"),
+        message=message,
+        recipients=to,
+        batch_size=app.config.delivery.max_recipients,
+        list_id=mlist.id,
+    )

@@ -1,0 +1,89 @@
+"""The one way out: every mail the server sends is stored here and split into batches.
+
+``queue_mail`` stores one outgoing message and its recipients as batches of at most
+``max_recipients`` addresses; delivery workers claim the batches. It is called inside the
+transaction that decided to send, so a message is queued exactly when that decision commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from email.message import Message
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from .decorate import to_bytes
+from .models import Delivery, Outgoing, utcnow
+
+
+class Wakeup:
+    """Tells this process's delivery workers that new work was committed."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.event: asyncio.Event | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        self.loop, self.event = loop, event
+
+    def __call__(self) -> None:
+        if self.loop is not None and self.event is not None:
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+wake_delivery = Wakeup()
+
+
+def queue_mail(
+    session: Session,
+    *,
+    kind: str,
+    mail_from: str,
+    message: Message | bytes,
+    recipients: Iterable[str],
+    batch_size: int,
+    list_id: int | None = None,
+    message_id: int | None = None,
+) -> Outgoing:
+    """Store *message* once and its *recipients* in batches; returns the outgoing row."""
+    raw = message if isinstance(message, bytes) else to_bytes(message)
+    outgoing = Outgoing(
+        kind=kind, mail_from=mail_from, raw=raw, list_id=list_id, message_id=message_id
+    )
+    session.add(outgoing)
+    session.flush()
+    now = utcnow()
+    rows: list[dict] = []
+    batch: list[str] = []
+    for address in recipients:
+        batch.append(address)
+        if len(batch) == batch_size:
+            rows.append(_batch_row(outgoing.id, batch, now))
+            batch = []
+    if batch:
+        rows.append(_batch_row(outgoing.id, batch, now))
+    if rows:
+        session.execute(insert(Delivery), rows)
+    session.info["wake_delivery"] = True
+    return outgoing
+
+
+def _batch_row(outgoing_id: int, batch: list[str], now: object) -> dict:
+    return {
+        "outgoing_id": outgoing_id,
+        "recipients": "\n".join(batch),
+        "count": len(batch),
+        "status": "queued",
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "last_error": "",
+    }
+
+
+def wake_after_commit(session: Session) -> None:
+    """Session ``after_commit`` hook: wake delivery when the commit queued mail."""
+    if session.info.pop("wake_delivery", False):
+        wake_delivery()

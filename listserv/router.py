@@ -1,0 +1,121 @@
+"""The router: takes each received message from the inbox and hands it to the stage its
+recipient address names (post, -request, -owner, -bounces…).
+
+Each message is handled in one transaction together with everything it causes (queued mail,
+held posts, membership changes), so a crash either leaves it unprocessed or fully processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .addresses import parse_recipient
+from .app import App
+from .claims import lock_rows
+from .db import transaction
+from .lists import MailList, get_list, list_names
+from .models import Message, utcnow
+from .outbound import queue_mail
+from .pipeline import process_post
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[App, Session, MailList, Message], str]
+CLAIM_BATCH = 20
+
+
+def forward_to_owners(app: App, session: Session, mlist: MailList, stored: Message) -> str:
+    owners = mlist.config.owners or mlist.config.moderators
+    if not owners:
+        return "discarded: the list has no owners"
+    queue_mail(
+        session,
+        kind="forward",
+        mail_from=mlist.address("bounces"),
+        message=stored.raw,
+        recipients=owners,
+        batch_size=app.config.delivery.max_recipients,
+        list_id=mlist.id,
+        message_id=stored.id,
+    )
+    return "forwarded to owners"
+
+
+def record_bounce(app: App, session: Session, mlist: MailList, stored: Message) -> str:
+    return "bounce received"
+
+
+# What each role of a list address does. An address whose role has no handler is refused at
+# RCPT, so the server never accepts mail it cannot act on.
+HANDLERS: dict[str, Handler] = {
+    "post": process_post,
+    "owner": forward_to_owners,
+    "bounces": record_bounce,
+}
+
+
+def handle(app: App, session: Session, stored: Message) -> str:
+    target = parse_recipient(stored.rcpt_to, app.domain, list_names(session))
+    if target is None or target.role not in HANDLERS:
+        return f"failed: no list address {stored.rcpt_to}"
+    mlist = get_list(session, target.list_name, app.domain)
+    return HANDLERS[target.role](app, session, mlist, stored)
+
+
+def claim(app: App, instance_id: str) -> list[int]:
+    with transaction(app.sessions) as session:
+        query = (
+            select(Message.id)
+            .where(Message.status == "new", Message.claimed_by.is_(None))
+            .order_by(Message.id)
+            .limit(CLAIM_BATCH)
+        )
+        ids = list(session.scalars(lock_rows(query, session)))
+        if ids:
+            session.execute(
+                update(Message).where(Message.id.in_(ids)).values(claimed_by=instance_id)
+            )
+    return ids
+
+
+def process(app: App, message_id: int) -> str:
+    """Handle one stored message; a failure is recorded on it, never lost silently."""
+    try:
+        with transaction(app.sessions) as session:
+            stored = session.get(Message, message_id)
+            if stored is None or stored.status != "new":
+                return "gone"
+            outcome = handle(app, session, stored)
+            stored.status = "failed" if outcome.startswith("failed") else "done"
+            stored.outcome = outcome
+            stored.processed_at = utcnow()
+    except Exception as error:
+        log.exception("message %s could not be processed", message_id)
+        with transaction(app.sessions) as session:
+            stored = session.get(Message, message_id)
+            if stored is not None:
+                stored.status = "failed"
+                stored.outcome = f"failed: {type(error).__name__}: {error}"[:2000]
+        return "failed"
+    log.info("message %s: %s", message_id, outcome)
+    return outcome
+
+
+async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:
+    """Process the inbox until cancelled: on each wake-up and every *poll* seconds."""
+    while True:
+        wakeup.clear()
+        ids = await asyncio.to_thread(claim, app, instance_id)
+        for message_id in ids:
+            await asyncio.to_thread(process, app, message_id)
+        if len(ids) == CLAIM_BATCH:
+            continue
+        try:
+            await asyncio.wait_for(wakeup.wait(), poll)
+        except TimeoutError:
+            pass

@@ -1,0 +1,101 @@
+"""``listserv serve``: intake, router and delivery workers in one process.
+
+SIGTERM (or SIGINT) stops intake from taking new connections, lets the SMTP sessions under
+way finish, stops the workers and gives back whatever this process had claimed; mail that was
+accepted stays in the database for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from .app import App, make_app
+from .claims import beat, register, unregister
+from .config import Config
+from .db import transaction, upgrade
+from .delivery import run_delivery
+from .intake import Intake, IntakeHandler
+from .lists import save_list
+from .outbound import wake_delivery
+from .router import HANDLERS, run_router
+
+log = logging.getLogger(__name__)
+DRAIN_SECONDS = 30.0
+
+
+def prepare(config: Config) -> App:
+    """Open the database, bring its schema up to date and declare the configured lists."""
+    app = make_app(config)
+    upgrade(app.engine)
+    with transaction(app.sessions) as session:
+        for list_config in config.lists:
+            save_list(session, list_config)
+    return app
+
+
+class Server:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.stopping = asyncio.Event()
+        self.inbox = asyncio.Event()
+        self.outbox = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.intake: Intake | None = None
+        self.instance_id = ""
+
+    @property
+    def poll(self) -> float:
+        return min(1.0, self.app.config.server.heartbeat)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        wake_delivery.bind(loop, self.outbox)
+        self.instance_id = await asyncio.to_thread(register, self.app.sessions)
+        handler = IntakeHandler(self.app, set(HANDLERS), self.inbox.set)
+        self.intake = Intake(self.app, handler)
+        await self.intake.start()
+        self.tasks = [
+            asyncio.create_task(run_router(self.app, self.instance_id, self.inbox, self.poll)),
+            asyncio.create_task(run_delivery(self.app, self.instance_id, self.outbox, self.poll)),
+            asyncio.create_task(self._heartbeat()),
+        ]
+        log.info(
+            "listening on port %d (%s)", self.intake.port, self.app.config.server.protocol
+        )
+
+    async def _heartbeat(self) -> None:
+        interval = self.app.config.server.heartbeat
+        while True:
+            try:
+                if await asyncio.to_thread(beat, self.app.sessions, self.instance_id, interval):
+                    self.inbox.set()
+                    self.outbox.set()
+            except Exception:
+                log.exception("heartbeat failed")
+            await asyncio.sleep(interval)
+
+    async def stop(self) -> None:
+        if self.intake is not None:
+            await self.intake.stop(DRAIN_SECONDS)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.instance_id:
+            await asyncio.to_thread(unregister, self.app.sessions, self.instance_id)
+        self.app.engine.dispose()
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+        await self.start()
+        await self.stopping.wait()
+        log.info("stopping")
+        await self.stop()
+
+
+def serve(config: Config) -> None:
+    app = prepare(config)
+    asyncio.run(Server(app).run_until_signalled())

@@ -1,0 +1,251 @@
+"""Test harness: a real SMTP sink, a real running listserv, config files and mail helpers.
+
+Nothing here is a mock: the sink is an aiosmtpd server on a loopback port that records what
+it is sent, and ``RunningServer`` runs listserv's own ``Server`` on its own event loop in a
+thread, talking to a real SQLite or PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import socket
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServer
+from click.testing import CliRunner
+
+from listserv.cli import main
+from listserv.config import load_config
+from listserv.server import Server, prepare
+
+DOMAIN = "lists.example.org"
+WAIT = 15.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return BytesParser(policy=policy.default).parsebytes(self.raw)  # type: ignore[return-value]
+
+
+@dataclass
+class Sink:
+    """A real SMTP server that records every accepted transaction.
+
+    ``rcpt_reply`` may map an address to the reply its RCPT gets (``"450 …"``, ``"550 …"``);
+    ``data_reply``, when set, is the reply to every DATA.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    rcpt_reply: dict[str, str] = field(default_factory=dict)
+    data_reply: str | None = None
+    connections: int = 0
+    condition: threading.Condition = field(default_factory=threading.Condition)
+    controller: Controller | None = None
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        reply = self.rcpt_reply.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_reply:
+            return self.data_reply
+        with self.condition:
+            self.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            )
+            self.condition.notify_all()
+        return "250 OK"
+
+    def start(self) -> Sink:
+        self.port = self.port or free_port()
+        sink = self
+
+        class Counting(SMTPServer):
+            def connection_made(self, transport: Any) -> None:
+                sink.connections += 1
+                super().connection_made(transport)
+
+        class SinkController(Controller):
+            def factory(self) -> SMTPServer:
+                return Counting(self.handler, decode_data=False, enable_SMTPUTF8=True)
+
+        self.controller = SinkController(self, hostname=self.host, port=self.port)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def wait_for(
+        self, predicate: Callable[[list[Received]], bool], timeout: float = WAIT
+    ) -> list[Received]:
+        """Block until *predicate* holds for what was received; fails the test on timeout."""
+        deadline = time.monotonic() + timeout
+        with self.condition:
+            while not predicate(self.received):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"timed out; received {len(self.received)} messages: "
+                        + "; ".join(f"{r.mail_from}->{r.rcpt_tos}" for r in self.received)
+                    )
+                self.condition.wait(remaining)
+            return list(self.received)
+
+    def wait_for_recipients(self, addresses: set[str], timeout: float = WAIT) -> list[Received]:
+        """Block until every address in *addresses* got at least one message."""
+        wanted = {a.lower() for a in addresses}
+        return self.wait_for(
+            lambda got: wanted <= {r.lower() for m in got for r in m.rcpt_tos}, timeout
+        )
+
+    def messages_to(self, address: str) -> list[Received]:
+        with self.condition:
+            return [m for m in self.received if address.lower() in (r.lower() for r in m.rcpt_tos)]
+
+    def clear(self) -> None:
+        with self.condition:
+            self.received.clear()
+
+
+def list_table(name: str, **settings: Any) -> dict[str, Any]:
+    return {"name": name, "title": f"Test list {name}", **settings}
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def write_config(
+    directory: Path,
+    database_url: str,
+    sink: Sink | None,
+    lists: list[dict[str, Any]],
+    **sections: dict[str, Any],
+) -> Path:
+    """Write a config.toml; *sections* override or add keys per section (``server={…}``)."""
+    data: dict[str, dict[str, Any]] = {
+        "server": {"domain": DOMAIN, "listen": "127.0.0.1:0", "heartbeat": 0.5},
+        "database": {"url": database_url},
+        "delivery": {
+            "smarthost": sink.address if sink else "127.0.0.1:1",
+            "retry_schedule": [0.2],
+            "timeout": 10.0,
+        },
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in data.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items())
+        lines.append("")
+    for entry in lists:
+        lines.append("[[lists]]")
+        lines.extend(f"{k} = {toml_value(v)}" for k, v in entry.items())
+        lines.append("")
+    path = directory / "config.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    tomllib.loads(path.read_text(encoding="utf-8"))
+    return path
+
+
+class RunningServer:
+    """listserv's real server on its own event loop in a background thread."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.config = load_config(config_path)
+        self.app = prepare(self.config)
+        self.server = Server(self.app)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> RunningServer:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(WAIT)
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self.server.intake is not None
+        return self.server.intake.port
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(WAIT)
+        self.loop.close()
+
+    def smtp(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=WAIT)
+
+    def send(self, mail_from: str, rcpt_tos: list[str] | str, message: bytes | EmailMessage) -> dict:
+        """Send over SMTP; returns smtplib's refused-recipients dict (raises if all refused)."""
+        raw = message if isinstance(message, bytes) else message.as_bytes(policy=policy.SMTP)
+        with self.smtp() as client:
+            return client.sendmail(mail_from, rcpt_tos, raw)
+
+
+def make_message(
+    sender: str = "alice@example.com",
+    to: str = f"test@{DOMAIN}",
+    subject: str = "Hello",
+    body: str = "Hello, list.\n",
+    **headers: str,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{time.monotonic_ns()}@example.com>"
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return message
+
+
+def cli(config_path: Path, *args: str, input: str | bytes | None = None) -> Any:
+    """Run the real ``listserv`` command line in-process; returns click's Result."""
+    return CliRunner().invoke(main, ["--config", str(config_path), *args], input=input)
