@@ -8,6 +8,8 @@ mail survive ``kill -9`` with several processes sharing one database.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -86,3 +88,9 @@ def lock_rows(statement, session: Session):  # type: ignore[no-untyped-def]
     if session.get_bind().dialect.name == "postgresql":
         return statement.with_for_update(skip_locked=True)
     return statement
+
+
+async def nap(wakeup: asyncio.Event, seconds: float) -> None:
+    """Wait until *wakeup* is set or *seconds* pass, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wakeup.wait(), seconds)

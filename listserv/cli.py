@@ -30,7 +30,8 @@ from .members import DELIVERY_MODES, add_member, find_member, remove_member
 from .models import MailingList, Member, Message
 from .pipeline import post_sender
 from .router import process
-from .server import prepare, serve as run_server
+from .server import prepare
+from .server import serve as run_server
 
 
 class Failure(click.ClickException):
@@ -77,7 +78,9 @@ class Group(click.Group):
 
 
 def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str) if as_json else text(data))
+    click.echo(
+        json.dumps(data, ensure_ascii=False, indent=2, default=str) if as_json else text(data)
+    )
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -210,7 +213,9 @@ def lists_delete(context: Context, name: str, yes: bool) -> None:
     with context.session() as session:
         mlist = get_list(session, name, context.app.domain)
         if not yes and sys.stdin.isatty():
-            click.confirm(f"Delete {name} and its {member_count(session, mlist.id)} members?", abort=True)
+            click.confirm(
+                f"Delete {name} and its {member_count(session, mlist.id)} members?", abort=True
+            )
         session.delete(session.get(MailingList, mlist.id))
     click.echo(f"deleted {name}")
 
@@ -267,7 +272,9 @@ def with_delivery_flags(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("addresses", nargs=-1, required=True)
 @with_delivery_flags
 @pass_context
-def members_add(context: Context, name: str, addresses: tuple[str, ...], delivery: str | None) -> None:
+def members_add(
+    context: Context, name: str, addresses: tuple[str, ...], delivery: str | None
+) -> None:
     """Subscribe addresses directly (no confirmation)."""
     normalized = [normalize(a) for a in addresses]
     with context.session() as session:
@@ -324,7 +331,11 @@ def members_import(context: Context, name: str, file: Path, delivery: str | None
         mlist = get_list(session, name, context.app.domain)
         for display_name, address in entries:
             _, new = add_member(
-                session, mlist.id, address, display_name=display_name, delivery=delivery or "regular"
+                session,
+                mlist.id,
+                address,
+                display_name=display_name,
+                delivery=delivery or "regular",
             )
             added += new
     click.echo(f"imported {added} new members ({len(entries) - added} already subscribed)")

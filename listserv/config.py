@@ -56,6 +56,9 @@ class ServerConfig:
     # heartbeats is taken over by the others (a process killed with -9).
     heartbeat: float = 10.0
     template_dir: str = ""
+    # Mail the server writes to one address on its own account (command replies, notices)
+    # per day at most, so forged senders cannot turn it into a spam cannon.
+    max_autoreplies_per_day: int = 10
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ connection) queues the recipients that were not accepted again, with back-off; a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from sqlalchemy import case, func, insert, select
 
 from .addresses import domain_of
 from .app import App
-from .claims import lock_rows
+from .claims import lock_rows, nap
 from .config import DeliveryConfig, host_port
 from .db import transaction
 from .models import Delivery, Outgoing, RecipientFailure, utcnow
@@ -115,11 +116,12 @@ class OutboxSender:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.counter = itertools.count(1)
         directory.mkdir(parents=True, exist_ok=True)
 
     async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> Result:
         envelope = f"X-Envelope-From: <{mail_from}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n"
-        name = f"{utcnow():%Y%m%d-%H%M%S}-{os.getpid()}-{id(raw):x}-{len(os.listdir(self.directory))}.eml"
+        name = f"{utcnow():%Y%m%d-%H%M%S}-{os.getpid()}-{next(self.counter)}.eml"
         await asyncio.to_thread((self.directory / name).write_bytes, envelope.encode() + raw)
         return Result(accepted=list(recipients))
 
@@ -184,7 +186,9 @@ def record(app: App, batch: Batch, result: Result) -> None:
     failures = dict(result.permanent)
     retry = {}
     if gave_up:
-        failures.update({r: (c, f"gave up retrying: {m}") for r, (c, m) in result.temporary.items()})
+        failures.update(
+            {r: (c, f"gave up retrying: {m}") for r, (c, m) in result.temporary.items()}
+        )
     else:
         retry = result.temporary
     with transaction(app.sessions) as session:
@@ -255,13 +259,13 @@ async def run_worker(
                 if batch is None:
                     wakeup.clear()
             if batch is None:
-                try:
-                    await asyncio.wait_for(wakeup.wait(), poll)
-                except TimeoutError:
-                    pass
+                await nap(wakeup, poll)
                 continue
             if cached[0] != batch.outgoing_id:
-                cached = (batch.outgoing_id, await asyncio.to_thread(load_raw, app, batch.outgoing_id))
+                cached = (
+                    batch.outgoing_id,
+                    await asyncio.to_thread(load_raw, app, batch.outgoing_id),
+                )
             await deliver_one(app, sender, batch, cached[1])
     finally:
         await sender.close()
@@ -323,11 +327,14 @@ def queue_counts(app: App) -> dict[str, int]:
     )
     counts = {"queued": 0, "deferred": 0, "sending": 0, "sent": 0, "failed": 0}
     with app.sessions() as session:
-        for name, total in session.execute(
-            select(state, func.sum(Delivery.count)).group_by(state)
-        ):
+        for name, total in session.execute(select(state, func.sum(Delivery.count)).group_by(state)):
             counts[name] = counts.get(name, 0) + int(total or 0)
-        counts["failed"] = session.scalar(
-            select(func.count()).select_from(RecipientFailure).where(RecipientFailure.resent.is_(False))
-        ) or 0
+        counts["failed"] = (
+            session.scalar(
+                select(func.count())
+                .select_from(RecipientFailure)
+                .where(RecipientFailure.resent.is_(False))
+            )
+            or 0
+        )
     return counts

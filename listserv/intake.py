@@ -82,7 +82,10 @@ class IntakeHandler:
         self.on_stored()
         log.info("accepted %s from %s for %s", ids, envelope.mail_from, envelope.rcpt_tos)
         if self.lmtp:
-            return "\r\n".join(f"250 2.0.0 <{rcpt}> queued as {i}" for rcpt, i in zip(envelope.rcpt_tos, ids, strict=True))
+            return "\r\n".join(
+                f"250 2.0.0 <{rcpt}> queued as {i}"
+                for rcpt, i in zip(envelope.rcpt_tos, ids, strict=True)
+            )
         return f"250 2.0.0 OK queued as {ids[0]}"
 
     def _reply_count(self, envelope: Envelope) -> int:
@@ -102,7 +105,9 @@ class IntakeHandler:
             for rcpt in rcpt_tos
         ]
         with transaction(self.app.sessions) as session:
-            result = session.execute(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
+            result = session.execute(
+                insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
+            )
             return list(result.scalars())
 
 

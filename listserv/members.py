@@ -56,7 +56,9 @@ def remove_member(session: Session, list_id: int, address: str) -> bool:
     return True
 
 
-def recipients(session: Session, list_id: int, modes: tuple[str, ...] = INDIVIDUAL) -> Iterator[str]:
+def recipients(
+    session: Session, list_id: int, modes: tuple[str, ...] = INDIVIDUAL
+) -> Iterator[str]:
     """Addresses of the list's enabled members in *modes*, streamed in batches."""
     query = (
         select(Member.address)

@@ -189,3 +189,34 @@ class HeldMessage(Base):
     held_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # pending → approved | rejected | discarded | expired
     status: Mapped[str] = mapped_column(String(16), default="pending")
+
+
+class Token(Base):
+    """A secret that authorises one action by mail: confirming a subscription, deciding a
+    held post… Only its SHA-256 is stored, so a database leak confirms nothing."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (Index("ix_tokens_list_address", "list_id", "address"),)
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    # Who may use it (the address being subscribed, the moderator asked…); "" for anyone
+    # holding the token.
+    address: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AutoReply(Base):
+    """One mail the server wrote to an address on its own account (a command reply, a held
+    notice), counted to cap how many one address gets a day (backscatter)."""
+
+    __tablename__ = "auto_replies"
+    __table_args__ = (Index("ix_auto_replies_address_sent", "address", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

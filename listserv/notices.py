@@ -8,15 +8,18 @@ address as envelope sender, so a bounce of a notice never reaches a person.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from email.message import EmailMessage, Message
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .addresses import addresses_in, sender_of
 from .app import App
 from .decorate import add_list_headers
 from .lists import MailList
+from .models import AutoReply, utcnow
 from .outbound import queue_mail
 
 # Senders that are machines: never answered, so two robots never talk to each other.
@@ -92,3 +95,18 @@ def send_notice(
         batch_size=app.config.delivery.max_recipients,
         list_id=mlist.id,
     )
+
+
+def allow_auto_reply(app: App, session: Session, address: str) -> bool:
+    """Record a reply to *address* unless it already had its share today (backscatter cap:
+    ``[server] max_autoreplies_per_day``)."""
+    since = utcnow() - timedelta(days=1)
+    sent = session.scalar(
+        select(func.count())
+        .select_from(AutoReply)
+        .where(AutoReply.address == address, AutoReply.sent_at > since)
+    )
+    if (sent or 0) >= app.config.server.max_autoreplies_per_day:
+        return False
+    session.add(AutoReply(address=address))
+    return True

@@ -32,7 +32,9 @@ def post_sender(message: EmailMessage, envelope_sender: str) -> str:
     return sender_of(message.get("From")) or sender_of(envelope_sender) or envelope_sender
 
 
-def evaluate(session: Session, mlist: MailList, message: EmailMessage, stored: StoredMessage) -> tuple[Post, Decision]:
+def evaluate(
+    session: Session, mlist: MailList, message: EmailMessage, stored: StoredMessage
+) -> tuple[Post, Decision]:
     sender = post_sender(message, stored.mail_from)
     member = find_member(session, mlist.id, sender) if "@" in sender else None
     post = Post(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from .addresses import parse_recipient
 from .app import App
-from .claims import lock_rows
+from .claims import lock_rows, nap
 from .db import transaction
 from .lists import MailList, get_list, list_names
 from .models import Message, utcnow
@@ -115,7 +115,4 @@ async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: fl
             await asyncio.to_thread(process, app, message_id)
         if len(ids) == CLAIM_BATCH:
             continue
-        try:
-            await asyncio.wait_for(wakeup.wait(), poll)
-        except TimeoutError:
-            pass
+        await nap(wakeup, poll)

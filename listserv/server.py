@@ -61,9 +61,7 @@ class Server:
             asyncio.create_task(run_delivery(self.app, self.instance_id, self.outbox, self.poll)),
             asyncio.create_task(self._heartbeat()),
         ]
-        log.info(
-            "listening on port %d (%s)", self.intake.port, self.app.config.server.protocol
-        )
+        log.info("listening on port %d (%s)", self.intake.port, self.app.config.server.protocol)
 
     async def _heartbeat(self) -> None:
         interval = self.app.config.server.heartbeat

@@ -57,7 +57,11 @@ def config_file(tmp_path: Path, database_url: str, sink: Sink) -> Callable[..., 
 
     def write(lists: list[dict[str, Any]] | None = None, **sections: dict[str, Any]) -> Path:
         return write_config(
-            tmp_path, database_url, sink, lists if lists is not None else [list_table("test")], **sections
+            tmp_path,
+            database_url,
+            sink,
+            lists if lists is not None else [list_table("test")],
+            **sections,
         )
 
     return write

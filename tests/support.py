@@ -67,7 +67,9 @@ class Sink:
     condition: threading.Condition = field(default_factory=threading.Condition)
     controller: Controller | None = None
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
         reply = self.rcpt_reply.get(address.lower())
         if reply:
             return reply
@@ -221,7 +223,9 @@ class RunningServer:
     def smtp(self) -> smtplib.SMTP:
         return smtplib.SMTP("127.0.0.1", self.port, timeout=WAIT)
 
-    def send(self, mail_from: str, rcpt_tos: list[str] | str, message: bytes | EmailMessage) -> dict:
+    def send(
+        self, mail_from: str, rcpt_tos: list[str] | str, message: bytes | EmailMessage
+    ) -> dict:
         """Send over SMTP; returns smtplib's refused-recipients dict (raises if all refused)."""
         raw = message if isinstance(message, bytes) else message.as_bytes(policy=policy.SMTP)
         with self.smtp() as client:

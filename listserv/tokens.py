@@ -1,0 +1,81 @@
+"""Secret tokens that authorise an action requested by mail.
+
+A token is 128+ bits from ``secrets``, handed out once (in a confirmation or moderation
+request, as ``NAME-confirm+TOKEN@domain``), stored only as a hash, bound to a list, an action
+and (usually) an address, single-use and expiring. Features register what a token of their
+action does in ``ACTIONS``; the ``-confirm`` address and the ``confirm TOKEN`` command both
+dispatch through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from .models import Token, utcnow
+
+if TYPE_CHECKING:
+    from .app import App
+    from .lists import MailList
+
+TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def issue(
+    session: Session,
+    list_id: int,
+    action: str,
+    *,
+    address: str = "",
+    payload: dict[str, Any] | None = None,
+    ttl: timedelta,
+) -> str:
+    """Create a token; the plain value is returned once and never stored."""
+    token = secrets.token_urlsafe(24)  # 192 bits
+    session.add(
+        Token(
+            digest=_digest(token),
+            list_id=list_id,
+            address=address,
+            action=action,
+            payload=payload or {},
+            expires_at=utcnow() + ttl,
+        )
+    )
+    session.flush()
+    return token
+
+
+def lookup(session: Session, list_id: int, token: str) -> Token | None:
+    """The live token (unused, unexpired, of this list), without using it up."""
+    if not TOKEN_SHAPE.match(token):
+        return None
+    row = session.get(Token, _digest(token), with_for_update=True)
+    if row is None or row.list_id != list_id or row.used_at is not None:
+        return None
+    if row.expires_at <= utcnow():
+        return None
+    return row
+
+
+def use(row: Token) -> None:
+    row.used_at = utcnow()
+
+
+# What each action does when its token comes back, given the list, the live token row, the
+# mail that carried it and its sender; returns one line saying what was done (for the reply
+# and the log). It calls ``use(row)`` itself once the action is taken. Registered by each
+# feature: ACTIONS["subscribe"] = confirm_subscription.
+ConfirmAction = Callable[["App", Session, "MailList", Token, EmailMessage, str], str]
+ACTIONS: dict[str, ConfirmAction] = {}
