@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from .addresses import parse_recipient
 from .app import App
 from .claims import lock_rows, nap
+from .confirm import handle_confirm
 from .db import transaction
 from .lists import MailList, get_list, list_names
 from .models import Message, utcnow
@@ -56,6 +57,7 @@ HANDLERS: dict[str, Handler] = {
     "post": process_post,
     "owner": forward_to_owners,
     "bounces": record_bounce,
+    "confirm": handle_confirm,
 }
 
 
