@@ -2,6 +2,9 @@
 
 import base64
 from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
 
 from listserv.commands import (
     MAX_COMMANDS,
@@ -13,6 +16,7 @@ from listserv.commands import (
     parse_commands,
     read_command,
 )
+from listserv.config import ConfigError, parse_config
 from listserv.decorate import parse
 
 
@@ -122,3 +126,24 @@ def test_a_message_without_text_has_no_commands() -> None:
     msg["Subject"] = "hello"
     msg.set_content(b"\x00\x01", maintype="application", subtype="octet-stream")
     assert message_commands(msg).commands == []
+
+
+def test_malformed_messages_never_raise() -> None:
+    samples = [
+        b"Subject: help\r\nContent-Type: multipart/mixed\r\n\r\nhelp\r\n",
+        b"Subject: help\r\nContent-Type: text/plain; charset=bogus\r\n\r\ninfo\r\n",
+        b"Subject: help\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64\r\n",
+        b"Subject: x\r\nContent-Type: text/html\r\n\r\n<p>info<p><<<>>\xff\xfe",
+        b"",
+        b"\xff\xfe\x00garbage",
+    ]
+    found = [[c.name for c in message_commands(parse(raw)).commands] for raw in samples]
+    assert found == [["help"], ["help", "info"], ["help"], ["info"], [], []]
+
+
+def test_confirmation_expiry_must_be_positive(tmp_path: Path) -> None:
+    server = {"domain": "lists.example.org", "confirmation_expiry_days": 0}
+    with pytest.raises(ConfigError, match=r"server\.confirmation_expiry_days"):
+        parse_config({"server": server}, tmp_path / "config.toml")
+    server["confirmation_expiry_days"] = 0.5
+    assert parse_config({"server": server}, tmp_path).server.confirmation_expiry_days == 0.5
