@@ -78,7 +78,8 @@ def do_help(request: Request, command: Command) -> Result:
 
 def do_lists(request: Request, command: Command) -> Result:
     advertised = [m for m in all_lists(request.session, request.app.domain) if m.config.advertised]
-    advertised.sort(key=lambda m: (m.config.region or "\uffff", m.name))
+    # By region, lists without one last.
+    advertised.sort(key=lambda m: (not m.config.region, m.config.region, m.name))
     groups = [
         (region, list(members))
         for region, members in groupby(advertised, key=lambda m: m.config.region)
