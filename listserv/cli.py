@@ -27,11 +27,12 @@ from .decorate import parse
 from .delivery import queue_counts, resend_failed
 from .lists import UnknownList, all_lists, get_list, member_count, save_list
 from .members import DELIVERY_MODES, add_member, find_member, remove_member
-from .models import MailingList, Member, Message
+from .models import MailingList, Member, Message, Token
 from .pipeline import post_sender
 from .router import process
 from .server import prepare
 from .server import serve as run_server
+from .subscriptions import delivery_counts, pending_confirmations, welcome
 
 
 class Failure(click.ClickException):
@@ -173,6 +174,8 @@ def lists_show(context: Context, name: str, as_json: bool) -> None:
         data = {
             "address": mlist.address(),
             "members": member_count(session, mlist.id),
+            "members_by_delivery": delivery_counts(session, mlist.id),
+            "pending_confirmations": len(pending_confirmations(session, mlist.id)),
             **mlist.config.settings(),
         }
     emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
@@ -240,14 +243,35 @@ def member_data(member: Member) -> dict[str, Any]:
     }
 
 
+def pending_data(token: Token) -> dict[str, Any]:
+    return {
+        "address": token.address,
+        "action": token.action,
+        "delivery": (token.payload or {}).get("delivery", ""),
+        "requested_at": token.created_at.isoformat(),
+        "expires_at": token.expires_at.isoformat(),
+    }
+
+
 @members.command("list")
 @click.argument("name")
+@click.option("--pending", is_flag=True, help="Show requests awaiting the address's confirmation.")
 @json_option
 @pass_context
-def members_list(context: Context, name: str, as_json: bool) -> None:
-    """Show a list's members."""
+def members_list(context: Context, name: str, pending: bool, as_json: bool) -> None:
+    """Show a list's members (or, with --pending, unconfirmed requests)."""
     with context.session() as session:
         mlist = get_list(session, name, context.app.domain)
+        if pending:
+            requests = [pending_data(t) for t in pending_confirmations(session, mlist.id)]
+            emit(
+                requests,
+                as_json,
+                lambda rows: "\n".join(
+                    f"{r['address']}  {r['action']}  expires {r['expires_at'][:16]}" for r in rows
+                ),
+            )
+            return
         rows = session.scalars(
             select(Member).where(Member.list_id == mlist.id).order_by(Member.address)
         )
@@ -271,16 +295,23 @@ def with_delivery_flags(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("name")
 @click.argument("addresses", nargs=-1, required=True)
 @with_delivery_flags
+@click.option("--no-welcome", is_flag=True, help="Do not send the welcome message.")
 @pass_context
 def members_add(
-    context: Context, name: str, addresses: tuple[str, ...], delivery: str | None
+    context: Context,
+    name: str,
+    addresses: tuple[str, ...],
+    delivery: str | None,
+    no_welcome: bool,
 ) -> None:
     """Subscribe addresses directly (no confirmation)."""
     normalized = [normalize(a) for a in addresses]
     with context.session() as session:
         mlist = get_list(session, name, context.app.domain)
         for address in normalized:
-            _, new = add_member(session, mlist.id, address, delivery=delivery or "regular")
+            member, new = add_member(session, mlist.id, address, delivery=delivery or "regular")
+            if new and not no_welcome:
+                welcome(context.app, session, mlist, member)
             click.echo(f"{'added' if new else 'already a member'}: {address}")
 
 

@@ -60,6 +60,9 @@ class ServerConfig:
     # per day at most, so forged senders cannot turn it into a spam cannon.
     max_autoreplies_per_day: int = 10
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # How long a subscription (or unsubscription, delivery change) asked for by mail waits
+    # for the address to confirm it.
+    confirmation_expiry_days: float = 3.0
 
     def __post_init__(self) -> None:
         if not self.domain or "." not in self.domain:
@@ -69,6 +72,7 @@ class ServerConfig:
         _positive(self.max_recipients, "server.max_recipients")
         _positive(self.idle_timeout, "server.idle_timeout")
         _positive(self.heartbeat, "server.heartbeat")
+        _positive(self.confirmation_expiry_days, "server.confirmation_expiry_days")
 
 
 @dataclass(frozen=True)

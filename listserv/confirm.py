@@ -4,6 +4,8 @@ issued for (see ``tokens.ACTIONS``), when a person, not a robot, sends it.
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+
 from sqlalchemy.orm import Session
 
 from .addresses import parse_recipient
@@ -23,8 +25,18 @@ def handle_confirm(app: App, session: Session, mlist: MailList, stored: Message)
     if is_automated(message, stored.mail_from):
         return "discarded: automated reply to a confirmation address"
     target = parse_recipient(stored.rcpt_to, app.domain, {mlist.name})
-    row = lookup(session, mlist.id, target.detail) if target else None
+    sender = post_sender(message, stored.mail_from)
+    outcome = confirm_token(app, session, mlist, target.detail if target else "", message, sender)
+    return outcome or "discarded: unknown, used or expired token"
+
+
+def confirm_token(
+    app: App, session: Session, mlist: MailList, token: str, message: EmailMessage, sender: str
+) -> str | None:
+    """Do what a live *token* was issued for; None when it is unknown, used or expired.
+    Shared by the ``-confirm`` address and the ``confirm TOKEN`` command."""
+    row = lookup(session, mlist.id, token)
     action = ACTIONS.get(row.action) if row is not None else None
     if row is None or action is None:
-        return "discarded: unknown, used or expired token"
-    return action(app, session, mlist, row, message, post_sender(message, stored.mail_from))
+        return None
+    return action(app, session, mlist, row, message, sender)

@@ -114,9 +114,11 @@ class OutboxSender:
     """Writes each transaction to a file in a directory, envelope first: for trying the
     server where there is no MTA."""
 
+    # Shared by every worker of the process: names made in the same second must differ.
+    counter = itertools.count(1)
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.counter = itertools.count(1)
         directory.mkdir(parents=True, exist_ok=True)
 
     async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> Result:

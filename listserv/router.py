@@ -19,6 +19,7 @@ from .app import App
 from .claims import lock_rows, nap
 from .confirm import handle_confirm
 from .db import transaction
+from .email_commands import handle_join, handle_leave, handle_request
 from .lists import MailList, get_list, list_names
 from .models import Message, utcnow
 from .outbound import queue_mail
@@ -58,6 +59,9 @@ HANDLERS: dict[str, Handler] = {
     "owner": forward_to_owners,
     "bounces": record_bounce,
     "confirm": handle_confirm,
+    "request": handle_request,
+    "join": handle_join,
+    "leave": handle_leave,
 }
 
 

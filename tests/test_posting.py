@@ -5,7 +5,9 @@ from support import DOMAIN, RunningServer, Sink, cli, make_message
 
 def test_post_reaches_every_member_with_list_headers(start_server, sink: Sink) -> None:
     server: RunningServer = start_server()
-    result = cli(server.config_path, "members", "add", "test", "a@x.example", "b@y.example")
+    result = cli(
+        server.config_path, "members", "add", "test", "--no-welcome", "a@x.example", "b@y.example"
+    )
     assert result.exit_code == 0, result.output
     server.send("a@x.example", f"test@{DOMAIN}", make_message("a@x.example", subject="Привет"))
     got = sink.wait_for_recipients({"a@x.example", "b@y.example"})
