@@ -126,6 +126,10 @@ class DkimConfig:
     private_key: str
     domain: str = ""
 
+    def __post_init__(self) -> None:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]*$", self.selector):
+            raise ConfigError(f"dkim.selector: not a DNS label: {self.selector!r}")
+
 
 @dataclass(frozen=True)
 class WebConfig:
@@ -166,6 +170,10 @@ class ListConfig:
     dmarc: Literal["munge", "wrap", "none"] = "munge"
     hold_expiry_days: float = 14.0
     bounce_threshold: float = 5.0
+    # Apply the `dmarc` rewrite to every post, whatever the poster's domain publishes.
+    dmarc_always: bool = False
+    # Hold posts that fail DMARC from a domain publishing p=reject (likely forgeries).
+    dmarc_hold_failures: bool = False
 
     def __post_init__(self) -> None:
         if not LIST_NAME.match(self.name) or self.name.endswith(RESERVED_SUFFIXES):
