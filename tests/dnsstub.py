@@ -43,7 +43,7 @@ class DnsStub:
     @property
     def address(self) -> str:
         assert self.sock is not None
-        return "127.0.0.1:%d" % self.sock.getsockname()[1]
+        return f"127.0.0.1:{self.sock.getsockname()[1]}"
 
     def stop(self) -> None:
         self.stopping.set()
