@@ -39,15 +39,13 @@ def organizational_domain(domain: str) -> str:
 
 
 def parse_record(text: str) -> dict[str, str] | None:
-    """The tags of a DMARC record, or None when *text* is not one."""
-    parts = [p for p in text.split(";") if p.strip()]
-    tags: dict[str, str] = {}
-    for part in parts:
-        match = TAG.match(part)
-        if match:
-            tags.setdefault(match.group(1).lower(), match.group(2))
-    if tags.get("v") != "DMARC1" or not parts or not TAG.match(parts[0]):
+    """The tags of a DMARC record, or None when *text* is not one (``v=DMARC1`` first)."""
+    first = TAG.match(text.split(";", 1)[0])
+    if first is None or first.group(1).lower() != "v" or first.group(2) != "DMARC1":
         return None
+    tags: dict[str, str] = {}
+    for match in filter(None, map(TAG.match, text.split(";"))):
+        tags.setdefault(match.group(1).lower(), match.group(2))
     return tags
 
 

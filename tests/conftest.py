@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from dnsstub import DnsStub
+from mailauth import SELECTOR, publish_key, write_key
 from support import RunningServer, Sink, list_table, write_config
 
 PG_URL = os.environ.get("LISTSERV_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -95,3 +96,12 @@ def start_server(config_file: Callable[..., Path]) -> Iterator[Callable[..., Run
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def dkim_section(tmp_path: Path, dns_stub: DnsStub) -> dict[str, Any]:
+    """A ``[dkim]`` section with a key on disk whose public half the stub DNS publishes:
+    ``start_server(dkim=dkim_section)``."""
+    path = write_key(tmp_path)
+    publish_key(dns_stub, SELECTOR, "lists.example.org", "list")
+    return {"selector": SELECTOR, "private_key": str(path)}
