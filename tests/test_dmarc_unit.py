@@ -3,7 +3,6 @@ messages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from email import policy
 from email.parser import BytesParser
 
@@ -26,15 +25,8 @@ ALIAS_FROM = "Ann via test <test+p-abc@lists.example.org>"
 
 
 @pytest.fixture
-def stub() -> Iterator[DnsStub]:
-    stub = DnsStub().start()
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture
-def resolver(stub: DnsStub) -> Resolver:
-    return Resolver(DnsConfig(nameservers=[stub.address], timeout=0.3))
+def resolver(dns_stub: DnsStub) -> Resolver:
+    return Resolver(DnsConfig(nameservers=[dns_stub.address], timeout=0.3))
 
 
 def test_record_parsing() -> None:
@@ -68,23 +60,23 @@ def test_organizational_domain_follows_the_public_suffix_list() -> None:
         ({"_dmarc.example.kz": ["v=DMARC1; p=reject", "v=DMARC1; p=none"]}, "example.kz", None),
     ],
 )
-def test_policy_lookup(resolver, stub, records, domain, expected) -> None:
-    stub.records.update(records)
+def test_policy_lookup(resolver, dns_stub, records, domain, expected) -> None:
+    dns_stub.records.update(records)
     assert lookup_policy(resolver, domain) == expected
 
 
 @pytest.mark.parametrize("failure", ["timeout", "servfail"])
-def test_dns_failure_counts_as_no_policy(resolver, stub, failure, caplog) -> None:
-    stub.failures["_dmarc.slow.example"] = failure
+def test_dns_failure_counts_as_no_policy(resolver, dns_stub, failure, caplog) -> None:
+    dns_stub.failures["_dmarc.slow.example"] = failure
     assert lookup_policy(resolver, "slow.example") is None
     assert "DMARC policy of slow.example unknown" in caplog.text
 
 
-def test_answers_are_cached(resolver, stub) -> None:
-    stub.records["_dmarc.gmail.com"] = ["v=DMARC1; p=reject"]
+def test_answers_are_cached(resolver, dns_stub) -> None:
+    dns_stub.records["_dmarc.gmail.com"] = ["v=DMARC1; p=reject"]
     for _ in range(3):
         assert lookup_policy(resolver, "gmail.com") == "reject"
-    assert stub.asked("_dmarc.gmail.com") == 1
+    assert dns_stub.asked("_dmarc.gmail.com") == 1
 
 
 def test_munge_puts_the_alias_in_from_and_drops_the_broken_signature() -> None:
