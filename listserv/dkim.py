@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import time
 from collections import OrderedDict
@@ -23,6 +24,7 @@ from dkim.canonicalization import CanonicalizationPolicy
 
 from .config import Config, ConfigError
 
+log = logging.getLogger(__name__)
 RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 # The headers that matter to receivers and to members, signed when present. From is signed
 # one extra time so that no second From can be added without breaking the signature.
@@ -128,7 +130,15 @@ class Signer:
         return cached
 
     def sign(self, raw: bytes) -> bytes:
-        """*raw* with a DKIM-Signature header on top (rsa-sha256, relaxed/relaxed)."""
+        """*raw* with a DKIM-Signature header on top (rsa-sha256, relaxed/relaxed); a message
+        dkimpy cannot read goes out unsigned rather than not at all."""
+        try:
+            return self._sign(raw)
+        except dkim.DKIMException as error:
+            log.warning("not DKIM-signed: %s", error)
+            return raw
+
+    def _sign(self, raw: bytes) -> bytes:
         # dkimpy is handed the head only: splitting a large body into lines on every call
         # would cost as much as the RSA step.
         match = HEAD_END.search(raw)
@@ -155,12 +165,16 @@ class Signer:
     def seal(self, raw: bytes) -> bytes:
         """*raw* with an ARC set (RFC 8617) on top, recording the Authentication-Results of
         this server; unchanged when the message carries none."""
-        sealer = _ARC(raw, linesep=b"\r\n")
-        sealer.key = self.key
-        include = [h for h in SIGNED_HEADERS if h in {n.lower() for n, _ in sealer.headers}]
-        arc_set = sealer.sign(
-            self.selector, self.domain, self.key_pem, self.authserv_id, include_headers=include
-        )
+        try:
+            sealer = _ARC(raw, linesep=b"\r\n")
+            sealer.key = self.key
+            include = [h for h in SIGNED_HEADERS if h in {n.lower() for n, _ in sealer.headers}]
+            arc_set = sealer.sign(
+                self.selector, self.domain, self.key_pem, self.authserv_id, include_headers=include
+            )
+        except dkim.DKIMException as error:
+            log.warning("not ARC-sealed: %s", error)
+            return raw
         return b"".join(arc_set) + raw
 
 

@@ -24,7 +24,12 @@ class Resolver:
             resolver = dns.resolver.Resolver(configure=False)
             resolver.nameservers = [_nameserver(s, i) for i, s in enumerate(config.nameservers)]
         else:
-            resolver = dns.resolver.Resolver()
+            try:
+                resolver = dns.resolver.Resolver()
+            except dns.resolver.NoResolverConfiguration:
+                # No /etc/resolv.conf: every lookup fails, which counts as "no policy".
+                resolver = dns.resolver.Resolver(configure=False)
+                resolver.nameservers = ["127.0.0.1"]
         resolver.lifetime = config.timeout
         resolver.timeout = config.timeout
         resolver.cache = dns.resolver.Cache()

@@ -96,3 +96,12 @@ def test_dns_record_splits_the_key_in_255_character_strings(tmp_path) -> None:
     assert len(strings) == 2 and len(strings[0]) == 255
     assert "".join(strings).startswith("v=DKIM1; k=rsa; p=MIIB")
     assert oct((tmp_path / "k.pem").stat().st_mode & 0o777) == "0o600"
+
+
+def test_mail_dkimpy_cannot_read_still_goes_out(signer: Signer, caplog) -> None:
+    no_from = RAW.replace(b"From: Ann <ann@example.com>\r\n", b"")
+    ours = b"Authentication-Results: lists.example.org; spf=none\r\n"
+    assert signer.seal(ours + no_from) == ours + no_from
+    broken = b"Not a header line\r\n" + RAW
+    assert signer.sign(broken) == broken
+    assert "not ARC-sealed" in caplog.text and "not DKIM-signed" in caplog.text
