@@ -1,7 +1,8 @@
 """Poster aliases: the From of a post rewritten for DMARC.
 
 Mailman and Sympa put the poster in Reply-To, which breaks private replies and clashes with
-``reply_to = list``. Here the rewritten From is ``"Ann via NAME" <NAME+p-ALIAS@domain>``, a
+``reply_to = list``. Here the rewritten From is ``"Ann via NAME" <NAME+p-ALIAS@domain>`` (the
+words from ``templates/<lang>/munged_from.txt``), a
 stable per-poster address at the list domain that forwards mail to that poster and nobody
 else: "reply" reaches the author, "reply all" the list too. Aliases are unguessable (160
 random bits), kept in the database and can be revoked (``listserv aliases revoke``), after
@@ -68,7 +69,7 @@ def live_alias(session: Session, list_id: int, alias: str) -> PosterAlias | None
 
 
 def choose_mitigation(
-    session: Session, mlist: MailList, message: EmailMessage, policy: Policy | None
+    app: App, session: Session, mlist: MailList, message: EmailMessage, policy: Policy | None
 ) -> Mitigation | None:
     """How this post must be rewritten, if at all: the list's ``dmarc`` action when the
     poster's domain enforces DMARC (or always, with ``dmarc_always``)."""
@@ -80,7 +81,10 @@ def choose_mitigation(
         return None
     alias = mlist.address("alias", alias_for(session, mlist.id, poster))
     name = one_line(display_name_of(message)) or poster.partition("@")[0]
-    return Mitigation(action, format_address(f"{name} via {mlist.name}", alias))
+    shown = app.templates.text(
+        mlist.config.language, "munged_from.txt", poster_name=name, list_name=mlist.name
+    )
+    return Mitigation(action, format_address(one_line(shown), alias))
 
 
 def alias_is_live(app: App, target: Target) -> bool:

@@ -116,7 +116,7 @@ def distribute(
     else:
         poster = sender_of(message.get("From"))
         policy = lookup_policy(app.resolver, poster.partition("@")[2]) if poster else None
-    mitigation = choose_mitigation(session, mlist, message, policy)
+    mitigation = choose_mitigation(app, session, mlist, message, policy)
     message = decorate(app, mlist, message, mitigation)
     if authentication is not None:
         stamp(message, authentication, app.domain)

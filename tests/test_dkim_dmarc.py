@@ -136,10 +136,14 @@ def test_a_dns_timeout_never_blocks_the_post(start_server, sink: Sink, dns_stub)
     assert got.message["Subject"] == "[test] Hello"
 
 
-def test_dmarc_always_rewrites_every_post(start_server, sink: Sink) -> None:
-    lists = [list_table("test", dmarc_always=True)]
+def test_dmarc_always_rewrites_every_post_in_the_lists_language(start_server, sink: Sink) -> None:
+    lists = [list_table("test", dmarc_always=True, reply_to="list", language="ru")]
     server = start_with_members(start_server, POSTER, MEMBER, lists=lists)
-    assert from_address(post(server, sink)).startswith("test+p-")
+    got = post(server, sink)
+    assert from_address(got).startswith("test+p-")
+    assert got.message["From"].addresses[0].display_name == "Ann Example через test"
+    # "Reply" with reply_to = list goes to the list; the alias still allows a private one.
+    assert got.message["Reply-To"] == f"test@{DOMAIN}"
 
 
 def test_wrap_mode_attaches_the_untouched_original(
