@@ -115,6 +115,7 @@ class DnsConfig:
     timeout: float = 3.0
 
     def __post_init__(self) -> None:
+        _positive(self.timeout, "dns.timeout")
         for i, server in enumerate(self.nameservers):
             if ":" in server:
                 host_port(server, f"dns.nameservers[{i}]")

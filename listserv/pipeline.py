@@ -108,9 +108,9 @@ def distribute(
     """Decorate an accepted post and queue it for every member who gets posts one by one.
     It carries our Authentication-Results of the message as received, and is rewritten when
     the poster's domain enforces DMARC."""
-    stored = session.get(StoredMessage, message_id) if message_id is not None else None
-    if authentication is None and stored is not None:
-        authentication = authenticate_stored(app, stored, message)
+    if authentication is None and message_id is not None:
+        stored = session.get(StoredMessage, message_id)
+        authentication = authenticate_stored(app, stored, message) if stored else None
     if authentication is not None:
         policy = authentication.policy
     else:
