@@ -19,6 +19,8 @@ ROLES = {
 }
 # Roles whose address may carry "+DETAIL" (a token, or a VERP-encoded recipient).
 DETAIL_ROLES = {"confirm", "bounces"}
+# ``NAME+p-ALIAS@domain``: a poster's alias (see ``aliases``), the From of a rewritten post.
+ALIAS_PREFIX = "p-"
 ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 
 
@@ -100,6 +102,8 @@ def parse_recipient(address: str, domain: str, list_names: set[str]) -> Target |
     base, _, detail = local.partition("+")
     if base in list_names and not detail:
         return Target(base, "post")
+    if base in list_names and detail.startswith(ALIAS_PREFIX) and len(detail) > len(ALIAS_PREFIX):
+        return Target(base, "alias", detail[len(ALIAS_PREFIX) :])
     name, _, suffix = base.rpartition("-")
     role = ROLES.get(suffix)
     if role is None or name not in list_names:
@@ -112,5 +116,7 @@ def parse_recipient(address: str, domain: str, list_names: set[str]) -> Target |
 
 
 def list_address(name: str, domain: str, role: str = "post", detail: str = "") -> str:
+    if role == "alias":
+        return f"{name}+{ALIAS_PREFIX}{detail}@{domain}"
     local = name if role == "post" else f"{name}-{role}"
     return f"{local}+{detail}@{domain}" if detail else f"{local}@{domain}"

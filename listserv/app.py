@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Config
 from .db import make_engine, session_factory
+from .dkim import Signer, load_signer
 from .outbound import wake_after_commit
+from .resolver import Resolver
 from .templates import Templates, templates_for
 
 
@@ -19,6 +21,9 @@ class App:
     engine: Engine
     sessions: sessionmaker[Session]
     templates: Templates
+    resolver: Resolver
+    # Signs everything that leaves when [dkim] is configured.
+    signer: Signer | None = None
 
     @property
     def domain(self) -> str:
@@ -26,9 +31,10 @@ class App:
 
 
 def make_app(config: Config) -> App:
+    signer = load_signer(config)
     engine = make_engine(config.database_url)
     sessions = session_factory(engine)
     event.listen(sessions, "after_commit", wake_after_commit)
     override = config.server.template_dir
     templates = templates_for(str(config.resolve(override)) if override else "")
-    return App(config, engine, sessions, templates)
+    return App(config, engine, sessions, templates, Resolver(config.dns), signer)

@@ -19,12 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from .addresses import InvalidAddress, normalize
+from .addresses import InvalidAddress, normalize, parse_recipient
+from .aliases import list_aliases, revoke
 from .app import App
 from .config import ConfigError, ListConfig, _build, find_config, load_config
 from .db import DatabaseError, describe, transaction
 from .decorate import parse
 from .delivery import queue_counts, resend_failed
+from .dkim import dns_record, generate_key, signing_domain
 from .lists import UnknownList, all_lists, get_list, member_count, save_list
 from .members import DELIVERY_MODES, add_member, find_member, remove_member
 from .models import MailingList, Member, Message, Token
@@ -450,3 +452,73 @@ def inject(context: Context, name: str, file: Any) -> None:
     if outcome.startswith("failed"):
         fail(outcome)
     click.echo(f"message {message_id}: {outcome}")
+
+
+# ---- dkim and aliases -----------------------------------------------------------------------
+
+
+@main.group(cls=Group)
+def dkim() -> None:
+    """DKIM signing key."""
+
+
+@dkim.command("keygen")
+@click.option("--bits", default=2048, show_default=True, type=click.IntRange(1024, 8192))
+@click.option("--force", is_flag=True, help="Replace an existing key.")
+@pass_context
+def dkim_keygen(context: Context, bits: int, force: bool) -> None:
+    """Write a new key to [dkim] private_key and print the DNS record to publish."""
+    config = load_config(find_config(context.config_path))
+    if config.dkim is None:
+        fail("dkim: no [dkim] section in the configuration")
+    path = config.resolve(config.dkim.private_key)
+    if path.exists() and not force:
+        fail(f"dkim.private_key: {path} exists; use --force to replace it")
+    public = generate_key(path, bits)
+    click.echo(f"wrote {path}; publish this TXT record:")
+    click.echo(dns_record(config.dkim.selector, signing_domain(config), public))
+
+
+@main.group(cls=Group)
+def aliases() -> None:
+    """Poster aliases of DMARC-rewritten posts."""
+
+
+@aliases.command("list")
+@click.argument("name")
+@json_option
+@pass_context
+def aliases_list(context: Context, name: str, as_json: bool) -> None:
+    """Show a list's poster aliases."""
+    with context.session() as session:
+        mlist = get_list(session, name, context.app.domain)
+        data = [
+            {
+                "alias": mlist.address("alias", row.alias),
+                "address": row.address,
+                "created_at": row.created_at.isoformat(),
+                "revoked": row.revoked_at is not None,
+            }
+            for row in list_aliases(session, mlist.id)
+        ]
+    emit(
+        data,
+        as_json,
+        lambda rows: "\n".join(
+            f"{r['alias']}  {r['address']}{'  (revoked)' if r['revoked'] else ''}" for r in rows
+        ),
+    )
+
+
+@aliases.command("revoke")
+@click.argument("name")
+@click.argument("alias")
+@pass_context
+def aliases_revoke(context: Context, name: str, alias: str) -> None:
+    """Stop an alias (its address, or the part after "+p-") forwarding to its poster."""
+    with context.session() as session:
+        mlist = get_list(session, name, context.app.domain)
+        target = parse_recipient(alias, context.app.domain, {name}) if "@" in alias else None
+        if not revoke(session, mlist.id, target.detail if target else alias):
+            fail(f"no live alias {alias!r} on {name}")
+    click.echo(f"revoked {alias}")

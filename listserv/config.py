@@ -119,6 +119,7 @@ class DnsConfig:
     timeout: float = 3.0
 
     def __post_init__(self) -> None:
+        _positive(self.timeout, "dns.timeout")
         for i, server in enumerate(self.nameservers):
             if ":" in server:
                 host_port(server, f"dns.nameservers[{i}]")
@@ -129,6 +130,10 @@ class DkimConfig:
     selector: str
     private_key: str
     domain: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]*$", self.selector):
+            raise ConfigError(f"dkim.selector: not a DNS label: {self.selector!r}")
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,10 @@ class ListConfig:
     dmarc: Literal["munge", "wrap", "none"] = "munge"
     hold_expiry_days: float = 14.0
     bounce_threshold: float = 5.0
+    # Apply the `dmarc` rewrite to every post, whatever the poster's domain publishes.
+    dmarc_always: bool = False
+    # Hold posts that fail DMARC from a domain publishing p=reject (likely forgeries).
+    dmarc_hold_failures: bool = False
 
     def __post_init__(self) -> None:
         if not LIST_NAME.match(self.name) or self.name.endswith(RESERVED_SUFFIXES):

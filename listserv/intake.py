@@ -17,19 +17,28 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from .addresses import InvalidAddress, normalize, parse_recipient
+from .addresses import InvalidAddress, Target, normalize, parse_recipient
 from .app import App
 from .config import host_port
 from .db import transaction
 from .models import MailingList, Message, utcnow
 
 log = logging.getLogger(__name__)
+# A further check of a recipient address of some role (is this alias live?), run at RCPT.
+RcptCheck = Callable[[App, Target], bool]
 
 
 class IntakeHandler:
-    def __init__(self, app: App, roles: set[str], on_stored: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        app: App,
+        roles: set[str],
+        on_stored: Callable[[], None],
+        checks: dict[str, RcptCheck] | None = None,
+    ) -> None:
         self.app = app
         self.roles = roles
+        self.checks = checks or {}
         self.on_stored = on_stored
         self.max_recipients = app.config.server.max_recipients
         self.lmtp = app.config.server.protocol == "lmtp"
@@ -45,12 +54,15 @@ class IntakeHandler:
             return "452 4.5.3 Too many recipients"
         try:
             names = await asyncio.to_thread(self._list_names)
+            target = parse_recipient(address, self.app.domain, names)
+            if target is None or target.role not in self.roles:
+                return "550 5.1.1 No such list address here"
+            check = self.checks.get(target.role)
+            if check is not None and not await asyncio.to_thread(check, self.app, target):
+                return "550 5.1.1 No such list address here"
         except SQLAlchemyError:
             log.exception("database unavailable at RCPT")
             return "451 4.3.0 Temporary failure, try again later"
-        target = parse_recipient(address, self.app.domain, names)
-        if target is None or target.role not in self.roles:
-            return "550 5.1.1 No such list address here"
         envelope.rcpt_tos.append(normalize(address))
         envelope.rcpt_options.append(options)
         return "250 2.1.5 OK"
@@ -73,7 +85,12 @@ class IntakeHandler:
             return "552 5.3.4 Message too big"
         try:
             ids = await asyncio.to_thread(
-                self._store, envelope.mail_from or "", list(envelope.rcpt_tos), raw
+                self._store,
+                envelope.mail_from or "",
+                list(envelope.rcpt_tos),
+                raw,
+                peer_ip(session),
+                session.host_name,
             )
         except SQLAlchemyError:
             log.exception("database unavailable at DATA")
@@ -91,7 +108,14 @@ class IntakeHandler:
     def _reply_count(self, envelope: Envelope) -> int:
         return len(envelope.rcpt_tos) if self.lmtp else 1
 
-    def _store(self, mail_from: str, rcpt_tos: list[str], raw: bytes) -> list[int]:
+    def _store(
+        self,
+        mail_from: str,
+        rcpt_tos: list[str],
+        raw: bytes,
+        peer: str | None,
+        helo: str | None,
+    ) -> list[int]:
         now = utcnow()
         rows = [
             {
@@ -101,6 +125,8 @@ class IntakeHandler:
                 "raw": raw,
                 "status": "new",
                 "outcome": "",
+                "peer_ip": peer,
+                "helo": (helo or "")[:255] or None,
             }
             for rcpt in rcpt_tos
         ]
@@ -109,6 +135,11 @@ class IntakeHandler:
                 insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
             )
             return list(result.scalars())
+
+
+def peer_ip(session: Session) -> str | None:
+    peer = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None
 
 
 class Connections:

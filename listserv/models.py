@@ -113,6 +113,9 @@ class Message(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # What became of it: "distributed", "held: <rule>", "discarded: loop", an error…
     outcome: Mapped[str] = mapped_column(Text, default="")
+    # The SMTP client that handed it over, for the SPF check (None for injected mail).
+    peer_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    helo: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class Outgoing(Base):
@@ -220,3 +223,19 @@ class AutoReply(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(320))
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PosterAlias(Base):
+    """An address at the list domain standing for a poster whose From had to be rewritten
+    (DMARC): ``NAME+p-ALIAS@domain`` forwards private replies to that poster only."""
+
+    __tablename__ = "poster_aliases"
+    __table_args__ = (UniqueConstraint("list_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    # 160 random bits, base32 lower-case (local parts are matched lower-cased).
+    alias: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -93,6 +93,7 @@ def send_notice(
         message=message,
         recipients=to,
         batch_size=app.config.delivery.max_recipients,
+        signer=app.signer,
         list_id=mlist.id,
     )
 

@@ -1,7 +1,9 @@
 """The one way out: every mail the server sends is stored here and split into batches.
 
 ``queue_mail`` stores one outgoing message and its recipients as batches of at most
-``max_recipients`` addresses; delivery workers claim the batches. It is called inside the
+``max_recipients`` addresses; delivery workers claim the batches. With a signer (``[dkim]``)
+the message is DKIM-signed here, after every change, and mail relayed for others (posts,
+forwards) is ARC-sealed too, so what is stored is exactly what leaves. It is called inside the
 transaction that decided to send, so a message is queued exactly when that decision commits.
 """
 
@@ -15,6 +17,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from .decorate import to_bytes
+from .dkim import Signer
 from .models import Delivery, Outgoing, utcnow
 
 
@@ -34,6 +37,9 @@ class Wakeup:
 
 
 wake_delivery = Wakeup()
+# Kinds of mail written by others that we pass on: their authentication results travel with
+# them in an ARC set.
+RELAYED = ("post", "forward")
 
 
 def queue_mail(
@@ -44,11 +50,17 @@ def queue_mail(
     message: Message | bytes,
     recipients: Iterable[str],
     batch_size: int,
+    signer: Signer | None,
     list_id: int | None = None,
     message_id: int | None = None,
 ) -> Outgoing:
-    """Store *message* once and its *recipients* in batches; returns the outgoing row."""
+    """Store *message* once (signed) and its *recipients* in batches; returns the outgoing
+    row."""
     raw = message if isinstance(message, bytes) else to_bytes(message)
+    if signer is not None:
+        raw = signer.sign(raw)
+        if kind in RELAYED:
+            raw = signer.seal(raw)
     outgoing = Outgoing(
         kind=kind, mail_from=mail_from, raw=raw, list_id=list_id, message_id=message_id
     )

@@ -9,7 +9,9 @@ from email.message import EmailMessage
 from sqlalchemy.orm import Session
 
 from .addresses import sender_of
+from .aliases import choose_mitigation
 from .app import App
+from .authentication import Authentication, authenticate_stored, stamp
 from .decorate import (
     add_footer,
     add_list_headers,
@@ -18,6 +20,7 @@ from .decorate import (
     set_reply_to,
     subject_of,
 )
+from .dmarc import Mitigation, lookup_policy, mitigate
 from .lists import MailList
 from .members import find_member, recipients
 from .models import HeldMessage
@@ -33,7 +36,11 @@ def post_sender(message: EmailMessage, envelope_sender: str) -> str:
 
 
 def evaluate(
-    session: Session, mlist: MailList, message: EmailMessage, stored: StoredMessage
+    session: Session,
+    mlist: MailList,
+    message: EmailMessage,
+    stored: StoredMessage,
+    authentication: Authentication | None = None,
 ) -> tuple[Post, Decision]:
     sender = post_sender(message, stored.mail_from)
     member = find_member(session, mlist.id, sender) if "@" in sender else None
@@ -46,6 +53,7 @@ def evaluate(
         is_moderator=sender in {a.lower() for a in mlist.config.moderators},
         is_owner=sender in {a.lower() for a in mlist.config.owners},
         size=len(stored.raw),
+        fails_dmarc_reject=bool(authentication and authentication.fails_reject_policy),
     )
     return post, decide(post)
 
@@ -53,9 +61,10 @@ def evaluate(
 def process_post(app: App, session: Session, mlist: MailList, stored: StoredMessage) -> str:
     """Run one received post through the rules; returns what became of it."""
     message = parse(stored.raw)
-    post, decision = evaluate(session, mlist, message, stored)
+    authentication = authenticate_stored(app, stored, message)
+    post, decision = evaluate(session, mlist, message, stored, authentication)
     if decision.action == "accept":
-        distribute(app, session, mlist, message, stored.id)
+        distribute(app, session, mlist, message, stored.id, authentication)
         return "distributed"
     if decision.action == "hold":
         hold(session, mlist, post, decision, stored)
@@ -66,8 +75,12 @@ def process_post(app: App, session: Session, mlist: MailList, stored: StoredMess
     return f"discarded: {decision.rule}"
 
 
-def decorate(app: App, mlist: MailList, message: EmailMessage) -> EmailMessage:
+def decorate(
+    app: App, mlist: MailList, message: EmailMessage, mitigation: Mitigation | None = None
+) -> EmailMessage:
     """The post as members receive it (pure but for reading the footer template)."""
+    if mitigation is not None:
+        message = mitigate(message, mitigation)
     add_list_headers(message, mlist)
     add_subject_prefix(message, mlist.config.subject_prefix or "")
     set_reply_to(message, mlist)
@@ -85,10 +98,28 @@ def decorate(app: App, mlist: MailList, message: EmailMessage) -> EmailMessage:
 
 
 def distribute(
-    app: App, session: Session, mlist: MailList, message: EmailMessage, message_id: int | None
+    app: App,
+    session: Session,
+    mlist: MailList,
+    message: EmailMessage,
+    message_id: int | None,
+    authentication: Authentication | None = None,
 ) -> None:
-    """Decorate an accepted post and queue it for every member who gets posts one by one."""
-    decorate(app, mlist, message)
+    """Decorate an accepted post and queue it for every member who gets posts one by one.
+    It carries our Authentication-Results of the message as received, and is rewritten when
+    the poster's domain enforces DMARC."""
+    if authentication is None and message_id is not None:
+        stored = session.get(StoredMessage, message_id)
+        authentication = authenticate_stored(app, stored, message) if stored else None
+    if authentication is not None:
+        policy = authentication.policy
+    else:
+        poster = sender_of(message.get("From"))
+        policy = lookup_policy(app.resolver, poster.partition("@")[2]) if poster else None
+    mitigation = choose_mitigation(app, session, mlist, message, policy)
+    message = decorate(app, mlist, message, mitigation)
+    if authentication is not None:
+        stamp(message, authentication, app.domain)
     queue_mail(
         session,
         kind="post",
@@ -96,6 +127,7 @@ def distribute(
         message=message,
         recipients=recipients(session, mlist.id),
         batch_size=app.config.delivery.max_recipients,
+        signer=app.signer,
         list_id=mlist.id,
         message_id=message_id,
     )

@@ -15,10 +15,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .addresses import parse_recipient
+from .aliases import alias_is_live, forward_to_poster
 from .app import App
+from .authentication import authenticate_stored, stamp
 from .claims import lock_rows, nap
 from .confirm import handle_confirm
 from .db import transaction
+from .decorate import parse
 from .email_commands import handle_join, handle_leave, handle_request
 from .lists import MailList, get_list, list_names
 from .models import Message, utcnow
@@ -35,13 +38,16 @@ def forward_to_owners(app: App, session: Session, mlist: MailList, stored: Messa
     owners = mlist.config.owners or mlist.config.moderators
     if not owners:
         return "discarded: the list has no owners"
+    message = parse(stored.raw)
+    stamp(message, authenticate_stored(app, stored, message), app.domain)
     queue_mail(
         session,
         kind="forward",
         mail_from=mlist.address("bounces"),
-        message=stored.raw,
+        message=message,
         recipients=owners,
         batch_size=app.config.delivery.max_recipients,
+        signer=app.signer,
         list_id=mlist.id,
         message_id=stored.id,
     )
@@ -62,7 +68,10 @@ HANDLERS: dict[str, Handler] = {
     "request": handle_request,
     "join": handle_join,
     "leave": handle_leave,
+    "alias": forward_to_poster,
 }
+# Roles whose addresses need a further look before RCPT is accepted (a revoked alias).
+RCPT_CHECKS = {"alias": alias_is_live}
 
 
 def handle(app: App, session: Session, stored: Message) -> str:

@@ -30,6 +30,8 @@ class Post:
     is_moderator: bool = False
     is_owner: bool = False
     size: int = 0
+    # The post fails DMARC and its From domain publishes p=reject: most likely forged.
+    fails_dmarc_reject: bool = False
 
     @property
     def is_privileged(self) -> bool:
@@ -49,6 +51,14 @@ Rule = Callable[[Post], Decision | None]
 def loop(post: Post) -> Decision | None:
     if already_seen(post.message, post.mlist):
         return Decision("discard", "loop", "the message already went through this list")
+    return None
+
+
+def dmarc_failure(post: Post) -> Decision | None:
+    if post.mlist.config.dmarc_hold_failures and post.fails_dmarc_reject:
+        return Decision(
+            "hold", "dmarc-failure", "the post fails DMARC of a domain publishing p=reject"
+        )
     return None
 
 
@@ -91,6 +101,8 @@ def nonmember(post: Post) -> Decision | None:
 
 CHAIN: tuple[Rule, ...] = (
     loop,
+    # Before the privileged senders: a forged moderator From must not get through.
+    dmarc_failure,
     privileged_sender,
     announce_only,
     moderated_list,

@@ -19,7 +19,7 @@ from .delivery import run_delivery
 from .intake import Intake, IntakeHandler
 from .lists import save_list
 from .outbound import wake_delivery
-from .router import HANDLERS, run_router
+from .router import HANDLERS, RCPT_CHECKS, run_router
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 30.0
@@ -53,7 +53,7 @@ class Server:
         loop = asyncio.get_running_loop()
         wake_delivery.bind(loop, self.outbox)
         self.instance_id = await asyncio.to_thread(register, self.app.sessions)
-        handler = IntakeHandler(self.app, set(HANDLERS), self.inbox.set)
+        handler = IntakeHandler(self.app, set(HANDLERS), self.inbox.set, RCPT_CHECKS)
         self.intake = Intake(self.app, handler)
         await self.intake.start()
         self.tasks = [

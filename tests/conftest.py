@@ -15,6 +15,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from dnsstub import DnsStub
+from mailauth import SELECTOR, publish_key, write_key
 from support import RunningServer, Sink, list_table, write_config
 
 PG_URL = os.environ.get("LISTSERV_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -52,10 +54,24 @@ def sink() -> Iterator[Sink]:
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, database_url: str, sink: Sink) -> Callable[..., Path]:
+def dns_stub() -> Iterator[DnsStub]:
+    """The DNS server every test config points at: set ``dns_stub.records[name]``."""
+    stub = DnsStub().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def config_file(
+    tmp_path: Path, database_url: str, sink: Sink, dns_stub: DnsStub
+) -> Callable[..., Path]:
     """Write a config: ``config_file(lists=[…], server={…}, delivery={…})``."""
 
     def write(lists: list[dict[str, Any]] | None = None, **sections: dict[str, Any]) -> Path:
+        # No lookup may leave the machine: every test resolves through the stub.
+        sections["dns"] = {"nameservers": [dns_stub.address], "timeout": 0.5} | sections.get(
+            "dns", {}
+        )
         return write_config(
             tmp_path,
             database_url,
@@ -80,3 +96,12 @@ def start_server(config_file: Callable[..., Path]) -> Iterator[Callable[..., Run
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def dkim_section(tmp_path: Path, dns_stub: DnsStub) -> dict[str, Any]:
+    """A ``[dkim]`` section with a key on disk whose public half the stub DNS publishes:
+    ``start_server(dkim=dkim_section)``."""
+    path = write_key(tmp_path)
+    publish_key(dns_stub, SELECTOR, "lists.example.org", "list")
+    return {"selector": SELECTOR, "private_key": str(path)}
