@@ -60,6 +60,8 @@ class ServerConfig:
     # per day at most, so forged senders cannot turn it into a spam cannon.
     max_autoreplies_per_day: int = 10
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Seconds between runs of the moderation schedule (expiring held posts, reminders).
+    moderation_interval: float = 3600.0
 
     def __post_init__(self) -> None:
         if not self.domain or "." not in self.domain:
@@ -69,6 +71,7 @@ class ServerConfig:
         _positive(self.max_recipients, "server.max_recipients")
         _positive(self.idle_timeout, "server.idle_timeout")
         _positive(self.heartbeat, "server.heartbeat")
+        _positive(self.moderation_interval, "server.moderation_interval")
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,16 @@ class ListConfig:
     dmarc: Literal["munge", "wrap", "none"] = "munge"
     hold_expiry_days: float = 14.0
     bounce_threshold: float = 5.0
+    # Safety holds, whoever the sender (0 turns a limit off): posts larger than this many
+    # bytes, with more explicit To/Cc recipients, beyond a number of posts a day to the list
+    # or from one sender, and posts that look like commands ("unsubscribe") sent to the list.
+    max_post_size: int = 5 * 1024 * 1024
+    max_post_recipients: int = 10
+    max_posts_per_day: int = 200
+    max_posts_per_sender_per_day: int = 20
+    hold_command_like: bool = True
+    # Days between reminders to moderators of what is pending (0: no reminders).
+    hold_reminder_days: float = 1.0
 
     def __post_init__(self) -> None:
         if not LIST_NAME.match(self.name) or self.name.endswith(RESERVED_SUFFIXES):
@@ -173,6 +186,19 @@ class ListConfig:
                 f"lists.name: {self.name!r} is not a valid list name "
                 "(lower-case letters, digits, '.', '_' and '-', not ending in a reserved suffix)"
             )
+        # Named "<list>.<key>" so the loader reports "lists.<list>.<key>".
+        _positive(self.hold_expiry_days, f"{self.name}.hold_expiry_days")
+        for key in (
+            "max_post_size",
+            "max_post_recipients",
+            "max_posts_per_day",
+            "max_posts_per_sender_per_day",
+            "hold_reminder_days",
+        ):
+            if getattr(self, key) < 0:
+                raise ConfigError(
+                    f"{self.name}.{key}: must be 0 or more, got {getattr(self, key)!r}"
+                )
         if self.subject_prefix is None:
             object.__setattr__(self, "subject_prefix", f"[{self.name}] ")
 

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
+from .accepted import is_accepted_sender
 from .addresses import sender_of
 from .app import App
 from .decorate import (
@@ -20,10 +21,12 @@ from .decorate import (
 )
 from .lists import MailList
 from .members import find_member, recipients
-from .models import HeldMessage
+from .models import HeldMessage, utcnow
 from .models import Message as StoredMessage
+from .moderation import announce_hold
 from .notices import is_automated, notice, send_notice
 from .outbound import queue_mail
+from .postlog import WINDOW, log_post, posts_since
 from .rules import Decision, Post, decide
 
 
@@ -37,6 +40,7 @@ def evaluate(
 ) -> tuple[Post, Decision]:
     sender = post_sender(message, stored.mail_from)
     member = find_member(session, mlist.id, sender) if "@" in sender else None
+    since = utcnow() - WINDOW
     post = Post(
         mlist=mlist,
         message=message,
@@ -46,6 +50,9 @@ def evaluate(
         is_moderator=sender in {a.lower() for a in mlist.config.moderators},
         is_owner=sender in {a.lower() for a in mlist.config.owners},
         size=len(stored.raw),
+        is_accepted=is_accepted_sender(session, mlist.id, sender),
+        posts_today_by_sender=posts_since(session, mlist.id, since, sender),
+        posts_today_to_list=posts_since(session, mlist.id, since),
     )
     return post, decide(post)
 
@@ -54,11 +61,14 @@ def process_post(app: App, session: Session, mlist: MailList, stored: StoredMess
     """Run one received post through the rules; returns what became of it."""
     message = parse(stored.raw)
     post, decision = evaluate(session, mlist, message, stored)
+    if decision.action in ("accept", "hold"):
+        log_post(session, mlist.id, post.sender, utcnow())
     if decision.action == "accept":
         distribute(app, session, mlist, message, stored.id)
         return "distributed"
     if decision.action == "hold":
-        hold(session, mlist, post, decision, stored)
+        held = hold(session, mlist, post, decision, stored)
+        announce_hold(app, session, mlist, held, message, stored.mail_from)
         return f"held: {decision.rule}"
     if decision.action == "reject":
         refuse(app, session, mlist, post, decision, stored.mail_from)

@@ -9,6 +9,7 @@ dispatch through it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
@@ -42,7 +43,9 @@ def issue(
     ttl: timedelta,
 ) -> str:
     """Create a token; the plain value is returned once and never stored."""
-    token = secrets.token_urlsafe(24)  # 192 bits
+    # Lower-case only (160 bits, base32): addresses are matched lower-cased all the way from
+    # RCPT to the router, and some MTAs change the case of local parts.
+    token = base64.b32encode(secrets.token_bytes(20)).decode("ascii").rstrip("=").lower()
     session.add(
         Token(
             digest=_digest(token),
@@ -61,7 +64,7 @@ def lookup(session: Session, list_id: int, token: str) -> Token | None:
     """The live token (unused, unexpired, of this list), without using it up."""
     if not TOKEN_SHAPE.match(token):
         return None
-    row = session.get(Token, _digest(token), with_for_update=True)
+    row = session.get(Token, _digest(token.lower()), with_for_update=True)
     if row is None or row.list_id != list_id or row.used_at is not None:
         return None
     if row.expires_at <= utcnow():

@@ -1,0 +1,54 @@
+"""Reading a moderator's or poster's decision from the text of a reply."""
+
+from __future__ import annotations
+
+import pytest
+
+from listserv.verdicts import Verdict, read_verdict
+
+QUOTE = "\n\nOn Monday, listserv wrote:\n> A message is held.\n> approve\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("approve", Verdict("approve")),
+        ("Approve." + QUOTE, Verdict("approve")),
+        ("approve always", Verdict("approve", always=True)),
+        ("> quoted first\n\nОдобрить всегда\n", Verdict("approve", always=True)),
+        ("мақұлдау әрқашан", Verdict("approve", always=True)),
+        ("одобрить", Verdict("approve")),
+        ("reject", Verdict("reject")),
+        ("reject: off topic", Verdict("reject", reason="off topic")),
+        (
+            "Reject\nNot about the environment.\nPlease read the rules." + QUOTE,
+            Verdict("reject", reason="Not about the environment.\nPlease read the rules."),
+        ),
+        ("Отклонить не по теме рассылки", Verdict("reject", reason="не по теме рассылки")),
+        ("қабылдамау жарнама", Verdict("reject", reason="жарнама")),
+        ("discard", Verdict("discard")),
+        ("УДАЛИТЬ", Verdict("discard")),
+        ("жою", Verdict("discard")),
+        ("withdraw", Verdict("withdraw")),
+        ("отозвать", Verdict("withdraw")),
+        ("қайтарып алу", Verdict("withdraw")),
+    ],
+)
+def test_decisions(text: str, expected: Verdict) -> None:
+    assert read_verdict(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "approved",
+        "approvement",
+        "I am not sure, what do you think?",
+        "> approve\n",
+        "-- \napprove",
+        "Looks fine\napprove",
+    ],
+)
+def test_no_decision(text: str) -> None:
+    assert read_verdict(text) is None
