@@ -21,7 +21,7 @@ from .app import App
 from .lists import MailList
 from .members import find_member
 from .models import HeldMessage, Token, utcnow
-from .moderation import MODERATE, WITHDRAW, moderators_of, original_of
+from .moderation import MODERATE, WITHDRAW, may_tell_poster, moderators_of, original_of
 from .notices import allow_auto_reply, is_automated, notice, send_notice
 from .pipeline import distribute
 from .text import plain_text
@@ -88,12 +88,11 @@ def settle(
         distribute(app, session, mlist, message, held.message_id)
         if always:
             let_post_freely(session, mlist, held.sender, decider.describe())
-    elif action == "reject":
-        tell_poster(
-            app, session, mlist, held, message, envelope_sender, "held_rejected.txt", reason
-        )
-    elif action == "expire":
-        tell_poster(app, session, mlist, held, message, envelope_sender, "held_expired.txt")
+    elif action == "reject" and not is_automated(message, envelope_sender):
+        # A person's answer: sent whatever the daily cap of automatic replies.
+        tell_poster(app, session, mlist, held, "held_rejected.txt", reason)
+    elif action == "expire" and may_tell_poster(app, session, held, message, envelope_sender):
+        tell_poster(app, session, mlist, held, "held_expired.txt")
     held.status = STATUS[action]
     held.decided_at = now or utcnow()
     held.decided_by = decider.describe()[:400]
@@ -115,20 +114,8 @@ def let_post_freely(session: Session, mlist: MailList, sender: str, by: str) -> 
 
 
 def tell_poster(
-    app: App,
-    session: Session,
-    mlist: MailList,
-    held: HeldMessage,
-    message: EmailMessage,
-    envelope_sender: str,
-    template: str,
-    reason: str = "",
+    app: App, session: Session, mlist: MailList, held: HeldMessage, template: str, reason: str = ""
 ) -> None:
-    if is_automated(message, envelope_sender):
-        return
-    # A rejection is a person's answer and always sent; an expiry is the server's own.
-    if template == "held_expired.txt" and not allow_auto_reply(app, session, held.sender):
-        return
     reply = notice(app, mlist, template, held.sender, held=held, reason=reason)
     send_notice(app, session, mlist, reply, [held.sender])
 

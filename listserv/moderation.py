@@ -50,6 +50,15 @@ def original_of(session: Session, held: HeldMessage) -> tuple[EmailMessage, str]
     return parse(stored.raw), stored.mail_from
 
 
+def may_tell_poster(
+    app: App, session: Session, held: HeldMessage, message: EmailMessage, envelope_sender: str
+) -> bool:
+    """Never answer a machine, and keep within the daily cap of automatic replies."""
+    return not is_automated(message, envelope_sender) and allow_auto_reply(
+        app, session, held.sender
+    )
+
+
 def announce_hold(
     app: App,
     session: Session,
@@ -59,7 +68,7 @@ def announce_hold(
     envelope_sender: str,
 ) -> None:
     """Tell the poster and ask every moderator; called in the transaction that held it."""
-    if not is_automated(message, envelope_sender) and allow_auto_reply(app, session, held.sender):
+    if may_tell_poster(app, session, held, message, envelope_sender):
         token = issue(
             session,
             mlist.id,

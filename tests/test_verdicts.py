@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+
 import pytest
 
+from listserv.text import plain_text
 from listserv.verdicts import Verdict, read_verdict
 
 QUOTE = "\n\nOn Monday, listserv wrote:\n> A message is held.\n> approve\n"
@@ -52,3 +55,11 @@ def test_decisions(text: str, expected: Verdict) -> None:
 )
 def test_no_decision(text: str) -> None:
     assert read_verdict(text) is None
+
+
+def test_html_only_reply_is_read() -> None:
+    message = EmailMessage()
+    message.set_content(
+        "<div>Approve&nbsp;always</div><blockquote>old</blockquote>", subtype="html"
+    )
+    assert read_verdict(plain_text(message)) == Verdict("approve", always=True)
