@@ -13,6 +13,7 @@ import logging
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .app import App
@@ -20,6 +21,7 @@ from .decorate import parse
 from .lists import MailList
 from .models import HeldMessage, Message
 from .notices import allow_auto_reply, is_automated, notice, send_notice
+from .rules import SENDER_CAP
 from .tokens import issue
 
 log = logging.getLogger(__name__)
@@ -82,11 +84,31 @@ def announce_hold(
         )
         reply["Reply-To"] = mlist.address("confirm", token)
         send_notice(app, session, mlist, reply, [held.sender])
+    if is_repeat_of_runaway_sender(session, held):
+        return
     moderators = moderators_of(mlist)
     if not moderators:
         log.warning("%s: post %s held but the list has no moderators", mlist.name, held.id)
     for moderator in moderators:
         ask_moderator(app, session, mlist, held, message, moderator)
+
+
+def is_repeat_of_runaway_sender(session: Session, held: HeldMessage) -> bool:
+    """A sender over the daily cap whose earlier capped post is still pending: the moderators
+    were asked once and see the rest in the reminder and ``held list``, so a runaway
+    sender floods their mailboxes no more than the list."""
+    if held.rule != SENDER_CAP:
+        return False
+    earlier = session.scalar(
+        select(HeldMessage.id).where(
+            HeldMessage.list_id == held.list_id,
+            HeldMessage.sender == held.sender,
+            HeldMessage.rule == SENDER_CAP,
+            HeldMessage.status == "pending",
+            HeldMessage.id != held.id,
+        )
+    )
+    return earlier is not None
 
 
 def ask_moderator(

@@ -172,12 +172,13 @@ def command_like(post: Post) -> Decision | None:
     return None
 
 
+SENDER_CAP = "sender-daily-cap"
+
+
 def sender_daily_cap(post: Post) -> Decision | None:
     cap = post.mlist.config.max_posts_per_sender_per_day
     if cap and post.posts_today_by_sender >= cap:
-        return Decision(
-            "hold", "sender-daily-cap", f"{post.sender} already posted {cap} times today"
-        )
+        return Decision("hold", SENDER_CAP, f"{post.sender} already posted {cap} times today")
     return None
 
 

@@ -401,18 +401,21 @@ def test_safety_holds(start_server, sink: Sink) -> None:
         max_post_size=4000,
         max_post_recipients=3,
         max_posts_per_sender_per_day=2,
-        max_posts_per_day=7,
+        max_posts_per_day=8,
     )
     cli(server.config_path, "members", "add", "test", "third@w.example")
     post(server, MEMBER, "big", body="x" * 5000 + "\n")
     post(server, MEMBER, "many", Cc="a@q.example, b@q.example, c@q.example")
     post(server, MEMBER, "Re: unsubscribe")
     post(server, MOD1, "Report", body="Отписаться\n")
-    post(server, READER, "r1")
-    post(server, READER, "r2")
-    post(server, READER, "r3")
+    for subject in ("r1", "r2", "r3", "r4"):
+        post(server, READER, subject)
     post(server, "third@w.example", "t1")
-    wait_notice(sink, MOD2, "moderation_request", 6)
+    sink.wait_for(
+        lambda _: any(
+            "t1" in r.message["Subject"] for r in notices(sink, MOD2, "moderation_request")
+        )
+    )
     rules = {row["subject"]: row["rule"] for row in held(server)}
     assert rules == {
         "big": "size",
@@ -420,6 +423,10 @@ def test_safety_holds(start_server, sink: Sink) -> None:
         "Re: unsubscribe": "command-like",
         "Report": "command-like",
         "r3": "sender-daily-cap",
+        "r4": "sender-daily-cap",
         "t1": "list-daily-cap",
     }
     assert {"[test] r1", "[test] r2"} <= set(posts_to(sink, MEMBER))
+    # A runaway sender: the moderators are asked about the first capped post only.
+    requests = [r.message["Subject"] for r in notices(sink, MOD2, "moderation_request")]
+    assert len(requests) == 6 and not any(s.endswith(": r4") for s in requests)
