@@ -61,6 +61,33 @@ def may_tell_poster(
     )
 
 
+def answerable(
+    app: App,
+    session: Session,
+    mlist: MailList,
+    held: HeldMessage,
+    action: str,
+    to: str,
+    template: str,
+) -> EmailMessage:
+    """A notice about *held* to *to* whose Reply-To carries a fresh *action* token for it."""
+    token = issue(
+        session, mlist.id, action, address=to, payload={"held": held.id}, ttl=token_ttl(mlist)
+    )
+    confirm_address = mlist.address("confirm", token)
+    message = notice(
+        app,
+        mlist,
+        template,
+        to,
+        held=held,
+        expires=expires_at(mlist, held),
+        confirm_address=confirm_address,
+    )
+    message["Reply-To"] = confirm_address
+    return message
+
+
 def announce_hold(
     app: App,
     session: Session,
@@ -71,18 +98,7 @@ def announce_hold(
 ) -> None:
     """Tell the poster and ask every moderator; called in the transaction that held it."""
     if may_tell_poster(app, session, held, message, envelope_sender):
-        token = issue(
-            session,
-            mlist.id,
-            WITHDRAW,
-            address=held.sender,
-            payload={"held": held.id},
-            ttl=token_ttl(mlist),
-        )
-        reply = notice(
-            app, mlist, "held_notice.txt", held.sender, held=held, expires=expires_at(mlist, held)
-        )
-        reply["Reply-To"] = mlist.address("confirm", token)
+        reply = answerable(app, session, mlist, held, WITHDRAW, held.sender, "held_notice.txt")
         send_notice(app, session, mlist, reply, [held.sender])
     if is_repeat_of_runaway_sender(session, held):
         return
@@ -90,7 +106,11 @@ def announce_hold(
     if not moderators:
         log.warning("%s: post %s held but the list has no moderators", mlist.name, held.id)
     for moderator in moderators:
-        ask_moderator(app, session, mlist, held, message, moderator)
+        request = answerable(
+            app, session, mlist, held, MODERATE, moderator, "moderation_request.txt"
+        )
+        request.add_attachment(message, disposition="attachment")
+        send_notice(app, session, mlist, request, [moderator])
 
 
 def is_repeat_of_runaway_sender(session: Session, held: HeldMessage) -> bool:
@@ -109,33 +129,3 @@ def is_repeat_of_runaway_sender(session: Session, held: HeldMessage) -> bool:
         )
     )
     return earlier is not None
-
-
-def ask_moderator(
-    app: App,
-    session: Session,
-    mlist: MailList,
-    held: HeldMessage,
-    message: EmailMessage,
-    moderator: str,
-) -> None:
-    token = issue(
-        session,
-        mlist.id,
-        MODERATE,
-        address=moderator,
-        payload={"held": held.id},
-        ttl=token_ttl(mlist),
-    )
-    request = notice(
-        app,
-        mlist,
-        "moderation_request.txt",
-        moderator,
-        held=held,
-        expires=expires_at(mlist, held),
-        confirm_address=mlist.address("confirm", token),
-    )
-    request["Reply-To"] = mlist.address("confirm", token)
-    request.add_attachment(message, disposition="attachment")
-    send_notice(app, session, mlist, request, [moderator])
