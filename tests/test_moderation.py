@@ -212,7 +212,8 @@ def test_reject_with_reason_in_russian(start_server, sink: Sink) -> None:
     server = start(start_server, language="ru")
     post(server, STRANGER, "Купите слона")
     request = wait_notice(sink, MOD2, "moderation_request")
-    assert "одобрить" in request.message.get_body(("plain",)).get_content()
+    text = request.message.get_body(("plain",)).get_content()
+    assert "одобрить" in text and f"{STRANGER} не является участником рассылки" in text
     reply(server, MOD2, request, "Отклонить реклама не по теме рассылки")
     rejection = wait_notice(sink, STRANGER, "held_rejected").message
     assert rejection["Subject"] == f"Ваше письмо в {LIST} отклонено"
