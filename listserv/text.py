@@ -11,6 +11,9 @@ import re
 from email.message import EmailMessage
 
 TAG = re.compile(r"<[^>]*>")
+QUOTED_HTML = re.compile(r"<blockquote\b.*?</blockquote>", re.I | re.S)
+# "On Monday, Alice wrote:" — the line a mail client puts above the text it quotes.
+ATTRIBUTION = re.compile(r"(wrote|писал|писала|писал\(а\)|пишет|жазды)\s*:\s*$", re.I)
 BLOCK_END = re.compile(r"</?(p|div|br|li|tr|h\d)\b[^>]*>", re.I)
 
 
@@ -27,6 +30,7 @@ def plain_text(message: EmailMessage) -> str:
     if not isinstance(content, str):
         return ""
     if part.get_content_subtype() == "html":
+        content = QUOTED_HTML.sub("\n", content)
         content = html.unescape(TAG.sub("", BLOCK_END.sub("\n", content)))
     return content
 
@@ -45,11 +49,13 @@ def own_lines(text: str) -> list[str]:
 
 
 def first_paragraph(text: str) -> list[str]:
-    """The first block of lines the writer typed, up to a blank line, a quote or the
-    signature: where a reply's answer is."""
+    """The first block of lines the writer typed, up to a blank line, a quote (or the line
+    introducing it) or the signature: where a reply's answer is."""
     paragraph: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
+        if paragraph and ATTRIBUTION.search(stripped):
+            break
         if line.rstrip() == "--" or stripped.startswith(">") or not stripped:
             if paragraph or line.rstrip() == "--":
                 break

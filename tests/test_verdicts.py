@@ -63,3 +63,23 @@ def test_html_only_reply_is_read() -> None:
         "<div>Approve&nbsp;always</div><blockquote>old</blockquote>", subtype="html"
     )
     assert read_verdict(plain_text(message)) == Verdict("approve", always=True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "reject Spam\nOn Mon, 23 Nov 2026, listserv wrote:\n> held\n",
+        "reject Spam\n23.11.2026 10:00, listserv пишет:\n> held\n",
+    ],
+)
+def test_reason_stops_at_the_quote_attribution(text: str) -> None:
+    assert read_verdict(text) == Verdict("reject", reason="Spam")
+
+
+def test_html_reply_quote_is_not_the_reason() -> None:
+    message = EmailMessage()
+    message.set_content(
+        "<div>reject Off topic</div><blockquote>A message is held.<br>approve</blockquote>",
+        subtype="html",
+    )
+    assert read_verdict(plain_text(message)) == Verdict("reject", reason="Off topic")
