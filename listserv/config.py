@@ -63,6 +63,8 @@ class ServerConfig:
     # How long a subscription (or unsubscription, delivery change) asked for by mail waits
     # for the address to confirm it.
     confirmation_expiry_days: float = 3.0
+    # Seconds between runs of the moderation schedule (expiring held posts, reminders).
+    moderation_interval: float = 3600.0
 
     def __post_init__(self) -> None:
         if not self.domain or "." not in self.domain:
@@ -73,6 +75,7 @@ class ServerConfig:
         _positive(self.idle_timeout, "server.idle_timeout")
         _positive(self.heartbeat, "server.heartbeat")
         _positive(self.confirmation_expiry_days, "server.confirmation_expiry_days")
+        _positive(self.moderation_interval, "server.moderation_interval")
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,16 @@ class ListConfig:
     dmarc_always: bool = False
     # Hold posts that fail DMARC from a domain publishing p=reject (likely forgeries).
     dmarc_hold_failures: bool = False
+    # Safety holds, whoever the sender (0 turns a limit off): posts larger than this many
+    # bytes, with more explicit To/Cc recipients, beyond a number of posts a day to the list
+    # or from one sender, and posts that look like commands ("unsubscribe") sent to the list.
+    max_post_size: int = 5 * 1024 * 1024
+    max_post_recipients: int = 10
+    max_posts_per_day: int = 200
+    max_posts_per_sender_per_day: int = 20
+    hold_command_like: bool = True
+    # Days between reminders to moderators of what is pending (0: no reminders).
+    hold_reminder_days: float = 1.0
 
     def __post_init__(self) -> None:
         if not LIST_NAME.match(self.name) or self.name.endswith(RESERVED_SUFFIXES):
@@ -186,6 +199,19 @@ class ListConfig:
                 f"lists.name: {self.name!r} is not a valid list name "
                 "(lower-case letters, digits, '.', '_' and '-', not ending in a reserved suffix)"
             )
+        # Named "<list>.<key>" so the loader reports "lists.<list>.<key>".
+        _positive(self.hold_expiry_days, f"{self.name}.hold_expiry_days")
+        for key in (
+            "max_post_size",
+            "max_post_recipients",
+            "max_posts_per_day",
+            "max_posts_per_sender_per_day",
+            "hold_reminder_days",
+        ):
+            if getattr(self, key) < 0:
+                raise ConfigError(
+                    f"{self.name}.{key}: must be 0 or more, got {getattr(self, key)!r}"
+                )
         if self.subject_prefix is None:
             object.__setattr__(self, "subject_prefix", f"[{self.name}] ")
 

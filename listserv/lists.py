@@ -53,6 +53,13 @@ def get_list(session: Session, name: str, domain: str) -> MailList:
     return MailList(row.id, settings_to_config(row.settings), domain)
 
 
+def list_by_id(session: Session, list_id: int, domain: str) -> MailList:
+    row = session.get(MailingList, list_id)
+    if row is None:
+        raise UnknownList(str(list_id))
+    return MailList(row.id, settings_to_config(row.settings), domain)
+
+
 def all_lists(session: Session, domain: str) -> list[MailList]:
     rows = session.scalars(select(MailingList).order_by(MailingList.name))
     return [MailList(row.id, settings_to_config(row.settings), domain) for row in rows]

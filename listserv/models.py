@@ -190,8 +190,16 @@ class HeldMessage(Base):
     rule: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     held_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # pending → approved | rejected | discarded | expired
+    # pending → approved | rejected | discarded | expired | withdrawn
     status: Mapped[str] = mapped_column(String(16), default="pending")
+    # The decision: when, by whom (an address, or the operator at the command line), how
+    # ("mail", "cli", "expiry") and the reason given with a rejection.
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decided_by: Mapped[str] = mapped_column(String(400), default="")
+    decided_via: Mapped[str] = mapped_column(String(16), default="")
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+    # When the moderators were last reminded of it (daily summary).
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Token(Base):
@@ -239,3 +247,33 @@ class PosterAlias(Base):
     address: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AcceptedSender(Base):
+    """An address whose posts skip the list's posting policy ("approve always" for a
+    non-member, or on a moderated list)."""
+
+    __tablename__ = "accepted_senders"
+    __table_args__ = (UniqueConstraint("list_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(320))
+    added_by: Mapped[str] = mapped_column(String(400), default="")
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PostRecord(Base):
+    """One post accepted or held for a list, counted for the daily caps; rows older than the
+    counting window are pruned."""
+
+    __tablename__ = "post_log"
+    __table_args__ = (
+        Index("ix_post_log_list_time", "list_id", "posted_at"),
+        Index("ix_post_log_list_sender_time", "list_id", "sender", "posted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    sender: Mapped[str] = mapped_column(String(320))
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

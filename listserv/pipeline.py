@@ -8,6 +8,7 @@ from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
+from .accepted import is_accepted_sender
 from .addresses import sender_of
 from .aliases import choose_mitigation
 from .app import App
@@ -23,10 +24,12 @@ from .decorate import (
 from .dmarc import Mitigation, lookup_policy, mitigate
 from .lists import MailList
 from .members import find_member, recipients
-from .models import HeldMessage
+from .models import HeldMessage, utcnow
 from .models import Message as StoredMessage
+from .moderation import announce_hold
 from .notices import is_automated, notice, send_notice
 from .outbound import queue_mail
+from .postlog import WINDOW, log_post, posts_since
 from .rules import Decision, Post, decide
 
 
@@ -44,6 +47,7 @@ def evaluate(
 ) -> tuple[Post, Decision]:
     sender = post_sender(message, stored.mail_from)
     member = find_member(session, mlist.id, sender) if "@" in sender else None
+    since = utcnow() - WINDOW
     post = Post(
         mlist=mlist,
         message=message,
@@ -54,6 +58,9 @@ def evaluate(
         is_owner=sender in {a.lower() for a in mlist.config.owners},
         size=len(stored.raw),
         fails_dmarc_reject=bool(authentication and authentication.fails_reject_policy),
+        is_accepted=is_accepted_sender(session, mlist.id, sender),
+        posts_today_by_sender=posts_since(session, mlist.id, since, sender),
+        posts_today_to_list=posts_since(session, mlist.id, since),
     )
     return post, decide(post)
 
@@ -63,11 +70,14 @@ def process_post(app: App, session: Session, mlist: MailList, stored: StoredMess
     message = parse(stored.raw)
     authentication = authenticate_stored(app, stored, message)
     post, decision = evaluate(session, mlist, message, stored, authentication)
+    if decision.action in ("accept", "hold"):
+        log_post(session, mlist.id, post.sender, utcnow())
     if decision.action == "accept":
         distribute(app, session, mlist, message, stored.id, authentication)
         return "distributed"
     if decision.action == "hold":
-        hold(session, mlist, post, decision, stored)
+        held = hold(session, mlist, post, decision, stored)
+        announce_hold(app, session, mlist, held, message, stored.mail_from)
         return f"held: {decision.rule}"
     if decision.action == "reject":
         refuse(app, session, mlist, post, decision, stored.mail_from)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from . import decisions  # noqa: F401 - registers the moderation token actions
 from .addresses import parse_recipient
 from .aliases import alias_is_live, forward_to_poster
 from .app import App

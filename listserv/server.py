@@ -16,6 +16,7 @@ from .claims import beat, register, unregister
 from .config import Config
 from .db import transaction, upgrade
 from .delivery import run_delivery
+from .expiry import run_moderation_schedule
 from .intake import Intake, IntakeHandler
 from .lists import save_list
 from .outbound import wake_delivery
@@ -60,6 +61,9 @@ class Server:
             asyncio.create_task(run_router(self.app, self.instance_id, self.inbox, self.poll)),
             asyncio.create_task(run_delivery(self.app, self.instance_id, self.outbox, self.poll)),
             asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(
+                run_moderation_schedule(self.app, self.app.config.server.moderation_interval)
+            ),
         ]
         log.info("listening on port %d (%s)", self.intake.port, self.app.config.server.protocol)
 

@@ -43,9 +43,9 @@ def issue(
     ttl: timedelta,
 ) -> str:
     """Create a token; the plain value is returned once and never stored."""
-    # Lower-case only: the token travels in an address local part, which intake (and many
-    # MTAs) lower-case, and people retype it.
-    token = base64.b32encode(secrets.token_bytes(20)).decode("ascii").lower()  # 160 bits
+    # Lower-case only (160 bits, base32): addresses are matched lower-cased all the way from
+    # RCPT to the router, and some MTAs change the case of local parts.
+    token = base64.b32encode(secrets.token_bytes(20)).decode("ascii").rstrip("=").lower()
     session.add(
         Token(
             digest=_digest(token),

@@ -1,6 +1,6 @@
 """poster aliases and peer of received messages
 
-Revision ID: 0007
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -9,7 +9,7 @@ from alembic import op
 
 import listserv.models
 
-revision = "0007"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
