@@ -24,7 +24,9 @@ from .models import HeldMessage
 from .models import Message as StoredMessage
 from .notices import is_automated, notice, send_notice
 from .outbound import queue_mail
+from .personalize import prepare_post, sends_personalized
 from .rules import Decision, Post, decide
+from .unsubscribe import link_maker
 
 
 def post_sender(message: EmailMessage, envelope_sender: str) -> str:
@@ -66,7 +68,9 @@ def process_post(app: App, session: Session, mlist: MailList, stored: StoredMess
     return f"discarded: {decision.rule}"
 
 
-def decorate(app: App, mlist: MailList, message: EmailMessage) -> EmailMessage:
+def decorate(
+    app: App, mlist: MailList, message: EmailMessage, unsubscribe_url: str = ""
+) -> EmailMessage:
     """The post as members receive it (pure but for reading the footer template)."""
     add_list_headers(message, mlist)
     add_subject_prefix(message, mlist.config.subject_prefix or "")
@@ -79,6 +83,7 @@ def decorate(app: App, mlist: MailList, message: EmailMessage) -> EmailMessage:
             list_address=mlist.address(),
             request_address=mlist.address("request"),
             leave_address=mlist.address("leave"),
+            unsubscribe_url=unsubscribe_url,
         )
         add_footer(message, footer)
     return message
@@ -88,6 +93,9 @@ def distribute(
     app: App, session: Session, mlist: MailList, message: EmailMessage, message_id: int | None
 ) -> None:
     """Decorate an accepted post and queue it for every member who gets posts one by one."""
+    if sends_personalized(app):
+        queue_personalized(app, session, mlist, message, message_id)
+        return
     decorate(app, mlist, message)
     queue_mail(
         session,
@@ -99,6 +107,29 @@ def distribute(
         list_id=mlist.id,
         message_id=message_id,
     )
+
+
+def queue_personalized(
+    app: App, session: Session, mlist: MailList, message: EmailMessage, message_id: int | None
+) -> None:
+    """Queue a post sent as one copy per member (VERP, one-click links: personalize.py)."""
+    raw, marker = prepare_post(
+        message,
+        lambda m, url: decorate(app, mlist, m, url),
+        one_click=link_maker(app) is not None,
+    )
+    outgoing = queue_mail(
+        session,
+        kind="post",
+        mail_from=mlist.address("bounces"),
+        message=raw,
+        recipients=recipients(session, mlist.id),
+        batch_size=app.config.delivery.max_recipients,
+        list_id=mlist.id,
+        message_id=message_id,
+    )
+    outgoing.personalized = True
+    outgoing.footer_marker = marker
 
 
 def hold(

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from .addresses import parse_recipient
 from .app import App
+from .bounces import handle_bounce
 from .claims import lock_rows, nap
 from .confirm import handle_confirm
 from .db import transaction
@@ -47,16 +48,12 @@ def forward_to_owners(app: App, session: Session, mlist: MailList, stored: Messa
     return "forwarded to owners"
 
 
-def record_bounce(app: App, session: Session, mlist: MailList, stored: Message) -> str:
-    return "bounce received"
-
-
 # What each role of a list address does. An address whose role has no handler is refused at
 # RCPT, so the server never accepts mail it cannot act on.
 HANDLERS: dict[str, Handler] = {
     "post": process_post,
     "owner": forward_to_owners,
-    "bounces": record_bounce,
+    "bounces": handle_bounce,
     "confirm": handle_confirm,
 }
 

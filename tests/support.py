@@ -253,3 +253,25 @@ def make_message(
 def cli(config_path: Path, *args: str, input: str | bytes | None = None) -> Any:
     """Run the real ``listserv`` command line in-process; returns click's Result."""
     return CliRunner().invoke(main, ["--config", str(config_path), *args], input=input)
+
+
+def eventually(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
+    """Poll *predicate* until it returns something truthy (state with no mail to wait on,
+    such as a database row); fails the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.05)
+
+
+def members_of(config_path: Path, name: str) -> dict[str, dict[str, Any]]:
+    """``listserv members list NAME --json``, by address."""
+    import json
+
+    result = cli(config_path, "members", "list", name, "--json")
+    assert result.exit_code == 0, result.output
+    return {m["address"]: m for m in json.loads(result.output)}
