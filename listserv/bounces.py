@@ -260,6 +260,28 @@ def warn(app: App, session: Session, mlist: MailList, member: Member) -> None:
     send_notice(app, session, mlist, message, [member.address])
 
 
+def record(
+    session: Session,
+    mlist: MailList,
+    address: str,
+    failure: Failure,
+    outcome: str,
+    message_id: int | None,
+) -> str:
+    session.add(
+        MemberEvent(
+            list_id=mlist.id,
+            address=address,
+            kind=failure.kind,
+            outcome=outcome,
+            status=failure.status,
+            diagnostic=failure.diagnostic,
+            message_id=message_id,
+        )
+    )
+    return f"{address}: {outcome}"
+
+
 def register(
     app: App, session: Session, mlist: MailList, failure: Failure, message_id: int | None
 ) -> str:
@@ -283,18 +305,7 @@ def register(
         if score >= mlist.config.bounce_threshold and not member.probe_digest:
             send_probe(app, session, mlist, member)
             outcome += ": probe sent"
-    session.add(
-        MemberEvent(
-            list_id=mlist.id,
-            address=member.address,
-            kind=failure.kind,
-            outcome=outcome,
-            status=failure.status,
-            diagnostic=failure.diagnostic,
-            message_id=message_id,
-        )
-    )
-    return f"{member.address}: {outcome}"
+    return record(session, mlist, member.address, failure, outcome, message_id)
 
 
 def probe_failed(
@@ -311,18 +322,7 @@ def probe_failed(
     if disables:
         disable(app, session, mlist, member)
     outcome = "probe bounced: disabled" if disables else f"probe {failure.kind}: not counted"
-    session.add(
-        MemberEvent(
-            list_id=mlist.id,
-            address=member.address,
-            kind=failure.kind,
-            outcome=outcome,
-            status=failure.status,
-            diagnostic=failure.diagnostic,
-            message_id=message_id,
-        )
-    )
-    return f"{member.address}: {outcome}"
+    return record(session, mlist, member.address, failure, outcome, message_id)
 
 
 def handle_bounce(app: App, session: Session, mlist: MailList, stored: StoredMessage) -> str:

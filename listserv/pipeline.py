@@ -92,43 +92,28 @@ def decorate(
 def distribute(
     app: App, session: Session, mlist: MailList, message: EmailMessage, message_id: int | None
 ) -> None:
-    """Decorate an accepted post and queue it for every member who gets posts one by one."""
-    if sends_personalized(app):
-        queue_personalized(app, session, mlist, message, message_id)
-        return
-    decorate(app, mlist, message)
-    queue_mail(
-        session,
-        kind="post",
-        mail_from=mlist.address("bounces"),
-        message=message,
-        recipients=recipients(session, mlist.id),
-        batch_size=app.config.delivery.max_recipients,
-        list_id=mlist.id,
-        message_id=message_id,
-    )
-
-
-def queue_personalized(
-    app: App, session: Session, mlist: MailList, message: EmailMessage, message_id: int | None
-) -> None:
-    """Queue a post sent as one copy per member (VERP, one-click links: personalize.py)."""
-    raw, marker = prepare_post(
-        message,
-        lambda m, url: decorate(app, mlist, m, url),
-        one_click=link_maker(app) is not None,
-    )
+    """Decorate an accepted post and queue it for every member who gets posts one by one:
+    stored once, sent as one copy per member when personalized (VERP, one-click links)."""
+    personalized = sends_personalized(app)
+    if personalized:
+        stored, marker = prepare_post(
+            message,
+            lambda m, url: decorate(app, mlist, m, url),
+            one_click=link_maker(app) is not None,
+        )
+    else:
+        stored, marker = decorate(app, mlist, message), ""
     outgoing = queue_mail(
         session,
         kind="post",
         mail_from=mlist.address("bounces"),
-        message=raw,
+        message=stored,
         recipients=recipients(session, mlist.id),
         batch_size=app.config.delivery.max_recipients,
         list_id=mlist.id,
         message_id=message_id,
     )
-    outgoing.personalized = True
+    outgoing.personalized = personalized
     outgoing.footer_marker = marker
 
 

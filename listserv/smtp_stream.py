@@ -41,16 +41,16 @@ class StreamingClient:
         self.extensions: set[str] = set()
 
     async def _reply(self) -> tuple[int, str]:
+        """The next reply; callers bound the wait with ``asyncio.timeout``."""
         assert self.reader is not None
         lines = []
-        async with asyncio.timeout(self.timeout):
-            while True:
-                line = await self.reader.readline()
-                if len(line) < 4 or not line[:3].isdigit():
-                    raise ConnectionLost(f"bad or no reply: {line[:80]!r}")
-                lines.append(line[4:].decode("utf-8", "replace").strip())
-                if line[3:4] != b"-":
-                    break
+        while True:
+            line = await self.reader.readline()
+            if len(line) < 4 or not line[:3].isdigit():
+                raise ConnectionLost(f"bad or no reply: {line[:80]!r}")
+            lines.append(line[4:].decode("utf-8", "replace").strip())
+            if line[3:4] != b"-":
+                break
         code = int(line[:3])
         if code == 421:
             raise ConnectionLost(f"421 {lines[-1]}")
@@ -59,7 +59,8 @@ class StreamingClient:
     async def _command(self, line: bytes) -> tuple[int, str]:
         assert self.writer is not None
         self.writer.write(line + b"\r\n")
-        return await self._reply()
+        async with asyncio.timeout(self.timeout):
+            return await self._reply()
 
     async def _connect(self) -> None:
         if self.writer is not None and not self.writer.is_closing():
@@ -71,7 +72,8 @@ class StreamingClient:
             await self.close()
         async with asyncio.timeout(self.timeout):
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        code, text = await self._reply()
+        async with asyncio.timeout(self.timeout):
+            code, text = await self._reply()
         if code != 220:
             raise ConnectionLost(f"{code} {text}")
         code, text = await self._command(b"EHLO " + self.helo.encode("ascii"))
@@ -109,13 +111,16 @@ class StreamingClient:
             ]
             if pipelining:
                 self.writer.write(content + b"".join(c + b"\r\n" for c in commands))
-                if in_flight:
-                    replies[in_flight] = await self._reply()
-                answers = [await self._reply() for _ in commands]
+                # One deadline for the four replies of a round trip.
+                async with asyncio.timeout(self.timeout):
+                    if in_flight:
+                        replies[in_flight] = await self._reply()
+                    answers = [await self._reply() for _ in commands]
             else:
                 if in_flight:
                     self.writer.write(content)
-                    replies[in_flight] = await self._reply()
+                    async with asyncio.timeout(self.timeout):
+                        replies[in_flight] = await self._reply()
                 answers = []
                 for command in commands:
                     answers.append(await self._command(command))
@@ -129,7 +134,8 @@ class StreamingClient:
                 await self._command(b"RSET")
         if in_flight:
             self.writer.write(content)
-            replies[in_flight] = await self._reply()
+            async with asyncio.timeout(self.timeout):
+                replies[in_flight] = await self._reply()
 
     async def close(self) -> None:
         writer, self.writer, self.reader = self.writer, None, None

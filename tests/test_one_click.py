@@ -11,13 +11,12 @@ from support import (
     DOMAIN,
     RunningServer,
     Sink,
-    cli,
     eventually,
     list_table,
     make_message,
     members_of,
 )
-from test_bounces import events
+from test_bounces import add, events
 
 BASE_URL = "https://lists.example.org/listserv"
 
@@ -31,11 +30,6 @@ def one_click_server(start_server, tmp_path: Path, **settings: object) -> Runnin
             "secret_file": str(tmp_path / "keys" / "web.secret"),
         },
     )
-
-
-def add(server: RunningServer, *addresses: str) -> None:
-    result = cli(server.config_path, "members", "add", "test", *addresses)
-    assert result.exit_code == 0, result.output
 
 
 def local_url(server: RunningServer, url: str) -> str:
