@@ -28,12 +28,12 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from listserv.config import load_config  # noqa: E402
-from listserv.db import transaction  # noqa: E402
-from listserv.delivery import queue_counts  # noqa: E402
-from listserv.models import MailingList, Member, Message  # noqa: E402
-from listserv.router import process  # noqa: E402
-from listserv.server import Server, prepare  # noqa: E402
+from listserv.config import load_config
+from listserv.db import transaction
+from listserv.delivery import queue_counts
+from listserv.models import MailingList, Member, Message
+from listserv.router import process
+from listserv.server import Server, prepare
 
 DOMAIN = "lists.example.org"
 BODY = (
