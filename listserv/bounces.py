@@ -373,7 +373,7 @@ def delivery_failures(
         if kind == "probe":
             member = find_member(session, mlist.id, address)
             probe_failed(app, session, mlist, member, failure, None)
-        elif find_member(session, mlist.id, address) is not None:
+        else:
             register(app, session, mlist, failure, None)
 
 

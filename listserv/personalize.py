@@ -14,6 +14,7 @@ link put where the footer marker stands. No email parsing per recipient.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import secrets
 from collections.abc import Callable
@@ -117,7 +118,10 @@ class Personalized:
         return verp_address(self.list_name, self.domain, address), self.message_for(address)
 
     async def send(self, transport: Transport, recipients: list[str]) -> Replies:
-        return await transport.send_each(recipients, self.envelope_for)
+        # The copies are made (and, once wired, signed) in a thread, off the event loop that
+        # the other connections' round trips wait on.
+        copies = await asyncio.to_thread(lambda: {r: self.envelope_for(r) for r in recipients})
+        return await transport.send_each(recipients, copies.__getitem__)
 
 
 def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:

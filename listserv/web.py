@@ -86,7 +86,13 @@ class Web:
         assert app.config.web is not None
         self.listen = app.config.web.listen
         self.server = EmbeddedServer(
-            uvicorn.Config(make_web_app(app), lifespan="off", access_log=False, log_level="warning")
+            uvicorn.Config(
+                make_web_app(app),
+                lifespan="off",
+                access_log=False,
+                log_config=None,  # leave logging as serve set it up
+                log_level="warning",
+            )
         )
         self.socket: socket.socket | None = None
         self.task: asyncio.Task[None] | None = None
