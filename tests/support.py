@@ -55,7 +55,8 @@ class Sink:
     """A real SMTP server that records every accepted transaction.
 
     ``rcpt_reply`` may map an address to the reply its RCPT gets (``"450 …"``, ``"550 …"``);
-    ``data_reply``, when set, is the reply to every DATA.
+    ``data_reply``, when set, is the reply to every DATA. ``pipelining`` advertises PIPELINING
+    (RFC 2920; aiosmtpd reads pipelined commands in order).
     """
 
     host: str = "127.0.0.1"
@@ -63,9 +64,18 @@ class Sink:
     received: list[Received] = field(default_factory=list)
     rcpt_reply: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
+    pipelining: bool = False
     connections: int = 0
     condition: threading.Condition = field(default_factory=threading.Condition)
     controller: Controller | None = None
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any

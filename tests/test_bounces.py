@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from support import (
     DOMAIN,
@@ -191,7 +192,11 @@ def test_a_5xx_at_delivery_counts_like_a_bounce(start_server, sink: Sink) -> Non
     ]
 
 
-def test_verp_sends_one_envelope_per_member_and_decodes_bounces(start_server, sink: Sink) -> None:
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_verp_sends_one_envelope_per_member_and_decodes_bounces(
+    start_server, sink: Sink, pipelining: bool
+) -> None:
+    sink.pipelining = pipelining
     server = start_server(
         lists=[list_table("test", bounce_score_interval_days=0.0)], delivery={"verp": True}
     )
