@@ -203,3 +203,8 @@ def test_feedback_report_is_recognised() -> None:
     )
     assert is_feedback_report(arf)
     assert not is_feedback_report(sample("dsn_10.txt"))
+
+
+def test_mail_that_is_no_bounce_names_nobody() -> None:
+    assert read_bounce(email.message_from_bytes(b"garbage\r\n\r\n\xff\xfe")) == []
+    assert read_bounce(email.message_from_bytes(b"Content-Type: multipart/report\r\n\r\nx")) == []
