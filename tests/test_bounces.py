@@ -192,6 +192,21 @@ def test_a_5xx_at_delivery_counts_like_a_bounce(start_server, sink: Sink) -> Non
     ]
 
 
+def test_a_probe_refused_at_delivery_disables(start_server, sink: Sink) -> None:
+    server = start_server(lists=[list_table("test", bounce_threshold=1.0)])
+    add(server, "gone@x.example", "ok@y.example")
+    sink.rcpt_reply["gone@x.example"] = "550 5.1.1 <gone@x.example>: user unknown"
+    server.send("ok@y.example", f"test@{DOMAIN}", make_message("ok@y.example"))
+    eventually(
+        lambda: (
+            members_of(server.config_path, "test")["gone@x.example"]["state"] == "disabled: bounces"
+        ),
+        what="the post refused, the probe refused, delivery disabled",
+    )
+    assert [e[2] for e in events(server)][:2] == ["score 1: probe sent", "probe bounced: disabled"]
+    assert members_of(server.config_path, "test")["ok@y.example"]["state"] == "enabled"
+
+
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 def test_verp_sends_one_envelope_per_member_and_decodes_bounces(
     start_server, sink: Sink, pipelining: bool
