@@ -252,12 +252,12 @@ def _first_error(errors: dict[str, tuple[int, str]]) -> str:
 
 
 async def deliver_one(
-    app: App, sender: Sender, batch: Batch, raw: bytes | Personalized, transport: Transport
+    app: App, sender: Sender, batch: Batch, payload: bytes | Personalized, transport: Transport
 ) -> None:
-    if isinstance(raw, Personalized):  # one transaction per recipient (personalize.py)
-        result = Result.from_replies(await raw.send(transport, batch.recipients))
+    if isinstance(payload, Personalized):  # one transaction per recipient (personalize.py)
+        result = Result.from_replies(await payload.send(transport, batch.recipients))
     else:
-        result = await sender.send(batch.mail_from, batch.recipients, raw)
+        result = await sender.send(batch.mail_from, batch.recipients, payload)
     await asyncio.to_thread(record, app, batch, result)
 
 
