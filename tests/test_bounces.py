@@ -234,3 +234,19 @@ def test_verp_sends_one_envelope_per_member_and_decodes_bounces(
     server.send("", verp, dsn_bytes("someone@forwarded.example"))
     eventually(lambda: scores(server)["a+tag@x.example"] == 1.0, what="VERP bounce")
     assert scores(server)["b@y.example"] == 0.0
+
+
+def test_a_refusal_after_data_is_classified_per_member(start_server, sink: Sink) -> None:
+    sink.pipelining = True
+    sink.data_reply = "554 5.7.1 Message rejected under suspicion of SPAM"
+    server = start_server(
+        lists=[list_table("test", bounce_score_interval_days=0.0)], delivery={"verp": True}
+    )
+    add(server, "a@x.example", "b@y.example")
+    server.send("a@x.example", f"test@{DOMAIN}", make_message("a@x.example"))
+    eventually(lambda: len(events(server)) == 2, what="both refusals recorded")
+    assert sorted(events(server)) == [
+        ("a@x.example", "policy", "policy: not counted"),
+        ("b@y.example", "policy", "policy: not counted"),
+    ]
+    assert scores(server) == {"a@x.example": 0.0, "b@y.example": 0.0}
