@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from .addresses import InvalidAddress, normalize, parse_recipient
 from .aliases import list_aliases, revoke
 from .app import App
+from .bounces import enable_delivery, member_state
 from .config import ConfigError, ListConfig, _build, find_config, load_config
 from .db import DatabaseError, describe, transaction
 from .decisions import Decider, NotPending, held_posts, locked_held, settle
@@ -255,6 +256,9 @@ def member_data(member: Member) -> dict[str, Any]:
         "bounce_score": member.bounce_score,
         "disabled_reason": member.disabled_reason,
         "subscribed_at": member.subscribed_at.isoformat(),
+        "state": member_state(member),
+        "last_bounce_at": member.last_bounce_at.isoformat() if member.last_bounce_at else None,
+        "bounce_warnings": member.bounce_warnings,
     }
 
 
@@ -291,7 +295,11 @@ def members_list(context: Context, name: str, pending: bool, as_json: bool) -> N
             select(Member).where(Member.list_id == mlist.id).order_by(Member.address)
         )
         data = [member_data(m) for m in rows]
-    emit(data, as_json, lambda rows: "\n".join(f"{r['address']}  {r['delivery']}" for r in rows))
+    emit(
+        data,
+        as_json,
+        lambda rows: "\n".join(f"{r['address']}  {r['delivery']}  {r['state']}" for r in rows),
+    )
 
 
 delivery_flags = [
@@ -392,9 +400,15 @@ def members_import(context: Context, name: str, file: Path, delivery: str | None
 @click.argument("address")
 @click.option("--delivery", type=click.Choice(DELIVERY_MODES))
 @click.option("--moderated/--unmoderated", default=None, help="Hold this member's posts.")
+@click.option("--enable", is_flag=True, help="Deliver again after bounces; reset the score.")
 @pass_context
 def members_set(
-    context: Context, name: str, address: str, delivery: str | None, moderated: bool | None
+    context: Context,
+    name: str,
+    address: str,
+    delivery: str | None,
+    moderated: bool | None,
+    enable: bool,
 ) -> None:
     """Change a member's settings."""
     with context.session() as session:
@@ -406,7 +420,12 @@ def members_set(
             member.delivery = delivery
         if moderated is not None:
             member.moderated = moderated
-        click.echo(f"{member.address}: delivery {member.delivery}, moderated {member.moderated}")
+        if enable:
+            enable_delivery(member)
+        click.echo(
+            f"{member.address}: delivery {member.delivery}, moderated {member.moderated}, "
+            f"{member_state(member)}"
+        )
 
 
 # ---- queue and inject -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 DEFAULT_CONFIG = "config.toml"
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9._]*(?:-[a-z0-9._]+)*$")
+WEB_BASE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$")
 RESERVED_SUFFIXES = (
     "-request",
     "-join",
@@ -147,6 +148,11 @@ class WebConfig:
 
     def __post_init__(self) -> None:
         host_port(self.listen, "web.listen")
+        # The URL goes into every member's List-Unsubscribe header and footer as it is.
+        if self.base_url and not WEB_BASE_URL.match(self.base_url):
+            raise ConfigError(
+                f"web.base_url: expected http(s)://host[/path] without query, got {self.base_url!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,17 @@ class ListConfig:
     hold_command_like: bool = True
     # Days between reminders to moderators of what is pending (0: no reminders).
     hold_reminder_days: float = 1.0
+    # Bounce scoring (README "Bounces"): a permanent (5.x.x) bounce adds the hard weight, a
+    # temporary failure given up on (4.x.x) the soft one, at most once per score interval.
+    bounce_hard_weight: float = 1.0
+    bounce_soft_weight: float = 0.5
+    bounce_score_interval_days: float = 1.0
+    bounce_reset_days: float = 7.0
+    bounce_probe_days: float = 3.0
+    bounce_warnings: int = 3
+    bounce_warning_interval_days: float = 7.0
+    # A spam complaint (ARF feedback report) unsubscribes the member who made it.
+    feedback_unsubscribe: bool = True
 
     def __post_init__(self) -> None:
         if not LIST_NAME.match(self.name) or self.name.endswith(RESERVED_SUFFIXES):
@@ -214,6 +231,20 @@ class ListConfig:
                 )
         if self.subject_prefix is None:
             object.__setattr__(self, "subject_prefix", f"[{self.name}] ")
+        _positive(self.bounce_threshold, f"{self.name}.bounce_threshold")
+        for key in (
+            "bounce_hard_weight",
+            "bounce_soft_weight",
+            "bounce_score_interval_days",
+            "bounce_reset_days",
+            "bounce_probe_days",
+            "bounce_warnings",
+            "bounce_warning_interval_days",
+        ):
+            if getattr(self, key) < 0:
+                raise ConfigError(
+                    f"{self.name}.{key}: must be 0 or more, got {getattr(self, key)!r}"
+                )
 
     def settings(self) -> dict[str, Any]:
         """The list's settings as plain data, as stored in the database."""

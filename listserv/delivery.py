@@ -21,10 +21,12 @@ from sqlalchemy import case, func, insert, select
 
 from .addresses import domain_of
 from .app import App
+from .bounces import delivery_failures
 from .claims import lock_rows, nap
 from .config import DeliveryConfig, host_port
 from .db import transaction
 from .models import Delivery, Outgoing, RecipientFailure, utcnow
+from .personalize import Personalized, Transport, load_payload, transport_for
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,16 @@ class Result:
     accepted: list[str] = field(default_factory=list)
     temporary: dict[str, tuple[int, str]] = field(default_factory=dict)
     permanent: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_replies(cls, replies: dict[str, tuple[int, str]]) -> Result:
+        result = cls()
+        for rcpt, (code, reason) in replies.items():
+            if code < 400:
+                result.accepted.append(rcpt)
+            else:
+                result.fail_all([rcpt], code, reason)
+        return result
 
     def fail_all(self, recipients: list[str], code: int, reason: str) -> Result:
         target = self.temporary if code < 500 else self.permanent
@@ -169,11 +181,6 @@ def claim(app: App, instance_id: str) -> Batch | None:
         )
 
 
-def load_raw(app: App, outgoing_id: int) -> bytes:
-    with app.sessions() as session:
-        return session.scalar(select(Outgoing.raw).where(Outgoing.id == outgoing_id)) or b""
-
-
 def retry_delay(config: DeliveryConfig, attempts: int) -> float:
     schedule = config.retry_schedule
     return schedule[min(attempts, len(schedule) - 1)]
@@ -237,6 +244,8 @@ def record(app: App, batch: Batch, result: Result) -> None:
                     for address, (code, reason) in failures.items()
                 ],
             )
+            # A refusal at delivery counts against the member like a bounce (bounces.py).
+            delivery_failures(app, session, batch.outgoing_id, failures)
 
 
 def _first_error(errors: dict[str, tuple[int, str]]) -> str:
@@ -244,8 +253,13 @@ def _first_error(errors: dict[str, tuple[int, str]]) -> str:
     return f"{address}: {code} {reason}"[:2000]
 
 
-async def deliver_one(app: App, sender: Sender, batch: Batch, raw: bytes) -> None:
-    result = await sender.send(batch.mail_from, batch.recipients, raw)
+async def deliver_one(
+    app: App, sender: Sender, batch: Batch, payload: bytes | Personalized, transport: Transport
+) -> None:
+    if isinstance(payload, Personalized):  # one transaction per recipient (personalize.py)
+        result = Result.from_replies(await payload.send(transport, batch.recipients))
+    else:
+        result = await sender.send(batch.mail_from, batch.recipients, payload)
     await asyncio.to_thread(record, app, batch, result)
 
 
@@ -253,7 +267,8 @@ async def run_worker(
     app: App, instance_id: str, wakeup: asyncio.Event, claim_lock: asyncio.Lock, poll: float
 ) -> None:
     sender = make_sender(app)
-    cached: tuple[int, bytes] = (0, b"")
+    transport = transport_for(app, sender)
+    cached: tuple[int, bytes | Personalized] = (0, b"")
     try:
         while True:
             async with claim_lock:
@@ -266,11 +281,12 @@ async def run_worker(
             if cached[0] != batch.outgoing_id:
                 cached = (
                     batch.outgoing_id,
-                    await asyncio.to_thread(load_raw, app, batch.outgoing_id),
+                    await asyncio.to_thread(load_payload, app, batch.outgoing_id),
                 )
-            await deliver_one(app, sender, batch, cached[1])
+            await deliver_one(app, sender, batch, cached[1], transport)
     finally:
         await sender.close()
+        await transport.close()
 
 
 async def run_delivery(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:

@@ -82,6 +82,13 @@ class Member(Base):
     # Set when delivery is stopped for a reason other than the member's choice (bounces).
     disabled_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     subscribed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bounce processing (bounces.py): when the score last rose, the probe sent before
+    # disabling (SHA-256 of its token), and the warnings sent since delivery was disabled.
+    last_bounce_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    probe_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    probe_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bounce_warnings: Mapped[int] = mapped_column(Integer, default=0)
+    last_warning_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Instance(Base):
@@ -136,6 +143,10 @@ class Outgoing(Base):
     message_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="SET NULL"), nullable=True
     )
+    # Sent as one message per recipient, each with its own headers and envelope sender
+    # (personalize.py); footer_marker stands in the body where each member's link goes.
+    personalized: Mapped[bool] = mapped_column(Boolean, default=False)
+    footer_marker: Mapped[str] = mapped_column(String(64), default="")
 
 
 class Delivery(Base):
@@ -277,3 +288,26 @@ class PostRecord(Base):
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
     sender: Mapped[str] = mapped_column(String(320))
     posted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MemberEvent(Base):
+    """What happened to a member's mail: a bounce, a refusal at delivery, a complaint (feedback
+    report), a one-click unsubscribe. Kept for the operator; scores live on the member."""
+
+    __tablename__ = "member_events"
+    __table_args__ = (Index("ix_member_events_list_address", "list_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(320))
+    # hard | soft | policy | delayed | unrecognised | complaint | unsubscribe | removed
+    kind: Mapped[str] = mapped_column(String(16))
+    # What it did: "score 2.0", "ignored: scored today", "probe bounced: disabled"…
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(32), default="")
+    diagnostic: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The received bounce or report, when there was one (none for a refusal at delivery).
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True
+    )

@@ -20,6 +20,7 @@ from .decorate import (
     parse,
     set_reply_to,
     subject_of,
+    to_bytes,
 )
 from .dmarc import Mitigation, lookup_policy, mitigate
 from .lists import MailList
@@ -29,8 +30,10 @@ from .models import Message as StoredMessage
 from .moderation import announce_hold
 from .notices import is_automated, notice, send_notice
 from .outbound import queue_mail
+from .personalize import prepare_post, sends_personalized
 from .postlog import WINDOW, log_post, posts_since
 from .rules import Decision, Post, decide
+from .unsubscribe import link_maker
 
 
 def post_sender(message: EmailMessage, envelope_sender: str) -> str:
@@ -86,7 +89,11 @@ def process_post(app: App, session: Session, mlist: MailList, stored: StoredMess
 
 
 def decorate(
-    app: App, mlist: MailList, message: EmailMessage, mitigation: Mitigation | None = None
+    app: App,
+    mlist: MailList,
+    message: EmailMessage,
+    mitigation: Mitigation | None = None,
+    unsubscribe_url: str = "",
 ) -> EmailMessage:
     """The post as members receive it (pure but for reading the footer template)."""
     if mitigation is not None:
@@ -102,6 +109,7 @@ def decorate(
             list_address=mlist.address(),
             request_address=mlist.address("request"),
             leave_address=mlist.address("leave"),
+            unsubscribe_url=unsubscribe_url,
         )
         add_footer(message, footer)
     return message
@@ -117,30 +125,45 @@ def distribute(
 ) -> None:
     """Decorate an accepted post and queue it for every member who gets posts one by one.
     It carries our Authentication-Results of the message as received, and is rewritten when
-    the poster's domain enforces DMARC."""
+    the poster's domain enforces DMARC. It is stored once, and sent as one copy per member
+    when personalized (VERP, one-click links); those copies are signed one by one at
+    sending."""
     if authentication is None and message_id is not None:
-        stored = session.get(StoredMessage, message_id)
-        authentication = authenticate_stored(app, stored, message) if stored else None
+        stored_message = session.get(StoredMessage, message_id)
+        authentication = (
+            authenticate_stored(app, stored_message, message) if stored_message else None
+        )
     if authentication is not None:
         policy = authentication.policy
     else:
         poster = sender_of(message.get("From"))
         policy = lookup_policy(app.resolver, poster.partition("@")[2]) if poster else None
     mitigation = choose_mitigation(app, session, mlist, message, policy)
-    message = decorate(app, mlist, message, mitigation)
-    if authentication is not None:
-        stamp(message, authentication, app.domain)
-    queue_mail(
+
+    def decorated(original: EmailMessage, unsubscribe_url: str) -> EmailMessage:
+        result = decorate(app, mlist, original, mitigation, unsubscribe_url)
+        if authentication is not None:
+            stamp(result, authentication, app.domain)
+        return result
+
+    personalized = sends_personalized(app)
+    if personalized:
+        stored, marker = prepare_post(message, decorated, one_click=link_maker(app) is not None)
+    else:
+        stored, marker = to_bytes(decorated(message, "")), ""
+    outgoing = queue_mail(
         session,
         kind="post",
         mail_from=mlist.address("bounces"),
-        message=message,
+        message=stored,
         recipients=recipients(session, mlist.id),
         batch_size=app.config.delivery.max_recipients,
-        signer=app.signer,
+        signer=None if personalized else app.signer,
         list_id=mlist.id,
         message_id=message_id,
     )
+    outgoing.personalized = personalized
+    outgoing.footer_marker = marker
 
 
 def hold(

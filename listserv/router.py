@@ -19,6 +19,7 @@ from .addresses import parse_recipient
 from .aliases import alias_is_live, forward_to_poster
 from .app import App
 from .authentication import authenticate_stored, stamp
+from .bounces import handle_bounce
 from .claims import lock_rows, nap
 from .confirm import handle_confirm
 from .db import transaction
@@ -55,16 +56,12 @@ def forward_to_owners(app: App, session: Session, mlist: MailList, stored: Messa
     return "forwarded to owners"
 
 
-def record_bounce(app: App, session: Session, mlist: MailList, stored: Message) -> str:
-    return "bounce received"
-
-
 # What each role of a list address does. An address whose role has no handler is refused at
 # RCPT, so the server never accepts mail it cannot act on.
 HANDLERS: dict[str, Handler] = {
     "post": process_post,
     "owner": forward_to_owners,
-    "bounces": record_bounce,
+    "bounces": handle_bounce,
     "confirm": handle_confirm,
     "request": handle_request,
     "join": handle_join,

@@ -12,6 +12,7 @@ import logging
 import signal
 
 from .app import App, make_app
+from .bounces import run_upkeep
 from .claims import beat, register, unregister
 from .config import Config
 from .db import transaction, upgrade
@@ -21,6 +22,7 @@ from .intake import Intake, IntakeHandler
 from .lists import save_list
 from .outbound import wake_delivery
 from .router import HANDLERS, RCPT_CHECKS, run_router
+from .web import Web
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 30.0
@@ -45,6 +47,7 @@ class Server:
         self.tasks: list[asyncio.Task[None]] = []
         self.intake: Intake | None = None
         self.instance_id = ""
+        self.web: Web | None = None
 
     @property
     def poll(self) -> float:
@@ -64,7 +67,13 @@ class Server:
             asyncio.create_task(
                 run_moderation_schedule(self.app, self.app.config.server.moderation_interval)
             ),
+            asyncio.create_task(run_upkeep(self.app, self.app.config.server.heartbeat)),
         ]
+        web = self.app.config.web
+        if web is not None and web.base_url:
+            self.web = Web(self.app)
+            self.tasks.append(self.web.start())
+            log.info("one-click unsubscribe on port %d", self.web.port)
         log.info("listening on port %d (%s)", self.intake.port, self.app.config.server.protocol)
 
     async def _heartbeat(self) -> None:
@@ -81,6 +90,8 @@ class Server:
     async def stop(self) -> None:
         if self.intake is not None:
             await self.intake.stop(DRAIN_SECONDS)
+        if self.web is not None:
+            await self.web.stop()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

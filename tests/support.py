@@ -55,7 +55,8 @@ class Sink:
     """A real SMTP server that records every accepted transaction.
 
     ``rcpt_reply`` may map an address to the reply its RCPT gets (``"450 …"``, ``"550 …"``);
-    ``data_reply``, when set, is the reply to every DATA.
+    ``data_reply``, when set, is the reply to every DATA. ``pipelining`` advertises PIPELINING
+    (RFC 2920; aiosmtpd reads pipelined commands in order).
     """
 
     host: str = "127.0.0.1"
@@ -63,9 +64,18 @@ class Sink:
     received: list[Received] = field(default_factory=list)
     rcpt_reply: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
+    pipelining: bool = False
     connections: int = 0
     condition: threading.Condition = field(default_factory=threading.Condition)
     controller: Controller | None = None
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -253,3 +263,25 @@ def make_message(
 def cli(config_path: Path, *args: str, input: str | bytes | None = None) -> Any:
     """Run the real ``listserv`` command line in-process; returns click's Result."""
     return CliRunner().invoke(main, ["--config", str(config_path), *args], input=input)
+
+
+def eventually(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
+    """Poll *predicate* until it returns something truthy (state with no mail to wait on,
+    such as a database row); fails the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.05)
+
+
+def members_of(config_path: Path, name: str) -> dict[str, dict[str, Any]]:
+    """``listserv members list NAME --json``, by address."""
+    import json
+
+    result = cli(config_path, "members", "list", name, "--json")
+    assert result.exit_code == 0, result.output
+    return {m["address"]: m for m in json.loads(result.output)}

@@ -116,12 +116,12 @@ def test_moderated_member_flag(start_server, sink: Sink) -> None:
     server = start(start_server)
     result = cli(server.config_path, "members", "set", "test", MEMBER, "--moderated")
     assert result.exit_code == 0
-    assert result.output.strip() == f"{MEMBER}: delivery regular, moderated True"
+    assert result.output.strip() == f"{MEMBER}: delivery regular, moderated True, enabled"
     post(server, MEMBER, "while moderated")
     wait_notice(sink, MEMBER, "held_notice")
     assert [row["rule"] for row in held(server)] == ["moderated-member"]
     result = cli(server.config_path, "members", "set", "test", MEMBER, "--unmoderated")
-    assert result.output.strip() == f"{MEMBER}: delivery regular, moderated False"
+    assert result.output.strip() == f"{MEMBER}: delivery regular, moderated False, enabled"
     post(server, MEMBER, "free again")
     wait_post(sink, READER, "free again")
     assert len(held(server)) == 1

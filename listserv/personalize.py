@@ -1,0 +1,182 @@
+"""Personalized posts: one message per recipient, with its own envelope sender and links.
+
+With ``[delivery] verp = true`` each member's copy goes out from
+``NAME-bounces+local=domain@domain`` (VERP), so a bounce names the member whatever its format.
+With ``[web] base_url`` each copy also carries the member's own one-click unsubscribe link
+(RFC 8058) in ``List-Unsubscribe`` and in the footer; that needs one copy per member, so a
+base URL implies per-recipient sending, with VERP.
+
+The post is stored once. Everything that is the same for every member (parsing, decorating,
+serialising) is done once when it is queued; at send time a member's copy is made from bytes
+only: the stored header block, the member's header lines, and the body with the member's
+link put where the footer marker stands. No email parsing per recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from sqlalchemy import select
+
+from .addresses import ATOM, list_address, normalize
+from .app import App
+from .config import host_port
+from .decorate import to_bytes
+from .models import MailingList, Outgoing
+from .smtp_stream import Replies, StreamingClient
+from .unsubscribe import link_maker
+
+# Applied to every finished copy just before it is sent: the place for DKIM signing.
+Finish = Callable[[bytes], bytes]
+
+
+def finisher(app: App) -> Finish:
+    """What each personalized copy passes through last: its own DKIM signature. Copies are
+    not ARC-sealed: a seal per copy would triple the RSA work per member, and the stored post
+    carries our Authentication-Results either way."""
+    if app.signer is None:
+        return lambda raw: raw
+    return app.signer.sign
+
+
+def sends_personalized(app: App) -> bool:
+    web = app.config.web
+    return app.config.delivery.verp or bool(web and web.base_url)
+
+
+def verp_address(list_name: str, domain: str, member: str) -> str:
+    """``NAME-bounces+local=domain@domain``; the plain bounce address for a member whose
+    local part cannot be carried (quoted)."""
+    local, _, member_domain = member.rpartition("@")
+    if not ATOM.match(local):
+        return list_address(list_name, domain, "bounces")
+    return list_address(list_name, domain, "bounces", f"{local}={member_domain}")
+
+
+def verp_decode(detail: str) -> str | None:
+    """The member address a VERP detail (``local=domain``) stands for."""
+    local, sep, domain = detail.rpartition("=")
+    if not sep:
+        return None
+    try:
+        return normalize(f"{local}@{domain}")
+    except ValueError:
+        return None
+
+
+def split_message(raw: bytes) -> tuple[bytes, bytes]:
+    """(header block ending in CRLF, body) of a serialised message."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    return (head + b"\r\n", body) if sep else (raw, b"")
+
+
+Decorate = Callable[[EmailMessage, str], EmailMessage]
+
+
+def prepare_post(message: EmailMessage, decorate: Decorate, one_click: bool) -> tuple[bytes, str]:
+    """The stored form of a personalized post and its footer marker ("" when the footer
+    cannot carry a link: no footer, or a body encoding that would hide the marker)."""
+    if not one_click:
+        return to_bytes(decorate(message, "")), ""
+    marker = "lsvlink" + secrets.token_hex(12)
+    fallback = copy.deepcopy(message)
+    decorated = decorate(message, marker)
+    # The member's own List-Unsubscribe lines are added at send time.
+    del decorated["List-Unsubscribe"]
+    raw = to_bytes(decorated)
+    if marker.encode() in split_message(raw)[1]:
+        return raw, marker
+    plain = decorate(fallback, "")
+    del plain["List-Unsubscribe"]
+    return to_bytes(plain), ""
+
+
+@dataclass(frozen=True)
+class Personalized:
+    """A stored post ready to be copied per member."""
+
+    head: bytes
+    body: list[bytes]  # the body split at the footer marker
+    list_name: str
+    domain: str
+    link: Callable[[str, str], str] | None
+    finish: Finish
+
+    def message_for(self, address: str) -> bytes:
+        if self.link is None:
+            return self.finish(self.head + b"\r\n" + b"".join(self.body))
+        url = self.link(self.list_name, address).encode("ascii")
+        leave = list_address(self.list_name, self.domain, "leave").encode("ascii")
+        headers = (
+            b"List-Unsubscribe: <" + url + b">, <mailto:" + leave + b">\r\n"
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        )
+        return self.finish(self.head + headers + b"\r\n" + url.join(self.body))
+
+    def envelope_for(self, address: str) -> tuple[str, bytes]:
+        return verp_address(self.list_name, self.domain, address), self.message_for(address)
+
+    async def send(self, transport: Transport, recipients: list[str]) -> Replies:
+        # The copies are made (and, once wired, signed) in a thread, off the event loop that
+        # the other connections' round trips wait on.
+        copies = await asyncio.to_thread(lambda: {r: self.envelope_for(r) for r in recipients})
+        return await transport.send_each(recipients, copies.__getitem__)
+
+
+def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:
+    """The stored message, or for a personalized one what copies are made from."""
+    with app.sessions() as session:
+        row = session.execute(
+            select(Outgoing.raw, Outgoing.personalized, Outgoing.footer_marker, MailingList.name)
+            .outerjoin(MailingList, MailingList.id == Outgoing.list_id)
+            .where(Outgoing.id == outgoing_id)
+        ).one_or_none()
+    if row is None:
+        return b""
+    raw, personalized, marker, list_name = row
+    if not personalized or list_name is None:
+        return raw
+    head, body = split_message(raw)
+    return Personalized(
+        head=head,
+        body=body.split(marker.encode()) if marker else [body],
+        list_name=list_name,
+        domain=app.domain,
+        link=link_maker(app),
+        finish=finisher(app),
+    )
+
+
+class PerMessage:
+    """Single-recipient transactions through a batch sender (the outbox directory)."""
+
+    def __init__(self, sender: object) -> None:
+        self.sender = sender
+
+    async def send_each(self, recipients: list[str], envelope_for: Callable) -> Replies:
+        replies: Replies = {}
+        for rcpt in recipients:
+            mail_from, raw = envelope_for(rcpt)
+            result = await self.sender.send(mail_from, [rcpt], raw)  # type: ignore[attr-defined]
+            failed = {**result.temporary, **result.permanent}
+            replies[rcpt] = (250, "OK") if rcpt in result.accepted else failed[rcpt]
+        return replies
+
+    async def close(self) -> None:
+        return None
+
+
+Transport = StreamingClient | PerMessage
+
+
+def transport_for(app: App, sender: object) -> Transport:
+    delivery = app.config.delivery
+    if delivery.outbox:
+        return PerMessage(sender)
+    host, port = host_port(delivery.smarthost, "delivery.smarthost")
+    return StreamingClient(host, port, delivery.timeout, app.domain)

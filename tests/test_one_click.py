@@ -1,0 +1,160 @@
+"""One-click unsubscribe (RFC 8058) over a real socket, personalized copies, and feedback-loop
+(ARF) complaints."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+from support import (
+    DOMAIN,
+    RunningServer,
+    Sink,
+    eventually,
+    list_table,
+    make_message,
+    members_of,
+)
+from test_bounces import add, events
+
+BASE_URL = "https://lists.example.org/listserv"
+
+
+def one_click_server(start_server, tmp_path: Path, **settings: object) -> RunningServer:
+    return start_server(
+        lists=[list_table("test", **settings)],
+        web={
+            "listen": "127.0.0.1:0",
+            "base_url": BASE_URL,
+            "secret_file": str(tmp_path / "keys" / "web.secret"),
+        },
+    )
+
+
+def local_url(server: RunningServer, url: str) -> str:
+    """The member's public link, asked of the endpoint directly (no TLS proxy in tests)."""
+    assert server.server.web is not None
+    return url.replace(BASE_URL, f"http://127.0.0.1:{server.server.web.port}")
+
+
+def post_and_collect_links(server: RunningServer, sink: Sink, members: set[str]) -> dict[str, str]:
+    server.send("a@x.example", f"test@{DOMAIN}", make_message("a@x.example", subject="Новости"))
+    got = sink.wait_for_recipients(members)
+    links = {}
+    for received in got:
+        (rcpt,) = received.rcpt_tos
+        local, domain = rcpt.split("@")
+        assert received.mail_from == f"test-bounces+{local}={domain}@{DOMAIN}"
+        message = received.message
+        header = message["List-Unsubscribe"]
+        match = re.fullmatch(
+            rf"<({re.escape(BASE_URL)}/u/[^>]+)>, <mailto:test-leave@{DOMAIN}>", header
+        )
+        assert match, header
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message["Subject"] == "[test] Новости"
+        assert match.group(1) in message.get_content()  # the footer carries the same link
+        links[rcpt] = match.group(1)
+    assert len(set(links.values())) == len(members)
+    return links
+
+
+def test_one_click_post_unsubscribes_exactly_that_member(
+    start_server, sink: Sink, tmp_path
+) -> None:
+    server = one_click_server(start_server, tmp_path, language="ru")
+    add(server, "a@x.example", "b@y.example", "c@z.example")
+    links = post_and_collect_links(server, sink, {"a@x.example", "b@y.example", "c@z.example"})
+    assert (tmp_path / "keys" / "web.secret").stat().st_mode & 0o777 == 0o600
+
+    with httpx.Client(timeout=10) as client:
+        # Link scanners fetch with GET: a page with a button, nobody unsubscribed.
+        page = client.get(local_url(server, links["b@y.example"]))
+        assert page.status_code == 200
+        assert 'method="post"' in page.text and "Отписаться" in page.text
+        assert "b@y.example" in page.text
+        # Another member's signature on b's address, and a made-up token, are refused.
+        a_payload, a_signature = links["a@x.example"].rsplit("/", 1)[1].split(".")
+        b_payload = links["b@y.example"].rsplit("/", 1)[1].split(".")[0]
+        forged = f"{BASE_URL}/u/{b_payload}.{a_signature}"
+        assert client.post(local_url(server, forged)).status_code == 404
+        made_up = f"{BASE_URL}/u/{a_payload}.AAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        assert client.post(local_url(server, made_up)).status_code == 404
+        assert set(members_of(server.config_path, "test")) == {
+            "a@x.example",
+            "b@y.example",
+            "c@z.example",
+        }
+        # What a mail provider sends when the member presses "Unsubscribe".
+        done = client.post(
+            local_url(server, links["b@y.example"]),
+            content="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert done.status_code == 200 and "Вы отписаны" in done.text
+        assert set(members_of(server.config_path, "test")) == {"a@x.example", "c@z.example"}
+        again = client.post(local_url(server, links["b@y.example"]))
+        assert again.status_code == 200 and "не является" in again.text
+    assert ("b@y.example", "unsubscribe", "one-click link") in events(server)
+
+
+def test_the_page_escapes_what_it_shows(start_server, sink: Sink, tmp_path) -> None:
+    server = one_click_server(start_server, tmp_path, posting="open")
+    add(server, "o'neil&co@x.example")
+    links = post_and_collect_links(server, sink, {"o'neil&co@x.example"})
+    page = httpx.get(local_url(server, links["o'neil&co@x.example"]), timeout=10)
+    assert "o&#39;neil&amp;co@x.example" in page.text and "neil&co" not in page.text
+
+
+def arf(original_rcpt: str = "", returned_headers: str = "") -> bytes:
+    """A feedback report (RFC 5965) as Mail.ru and Yahoo send them."""
+    rcpt_line = f"Original-Rcpt-To: {original_rcpt}\r\n" if original_rcpt else ""
+    return (
+        "From: fbl@mail.example\r\n"
+        f"To: test-bounces@{DOMAIN}\r\n"
+        "Subject: FW: [test] Hello\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="F"\r\n'
+        "\r\n--F\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
+        "\r\n--F\r\nContent-Type: message/feedback-report\r\n\r\n"
+        "Feedback-Type: abuse\r\nUser-Agent: FBL/1.0\r\nVersion: 1\r\n"
+        f"{rcpt_line}Arrival-Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
+        "\r\n--F\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: a@x.example\r\nTo: test@{DOMAIN}\r\nSubject: [test] Hello\r\n{returned_headers}"
+        "\r\n--F--\r\n"
+    ).encode()
+
+
+def test_feedback_reports_unsubscribe_the_complaining_member(
+    start_server, sink: Sink, tmp_path
+) -> None:
+    server = one_click_server(start_server, tmp_path)
+    add(server, "a@x.example", "b@y.example", "c@z.example", "keep@w.example")
+    links = post_and_collect_links(
+        server, sink, {"a@x.example", "b@y.example", "c@z.example", "keep@w.example"}
+    )
+    # Named by the report, by the VERP address, and (redacted report) by the returned link.
+    server.send("", f"test-bounces@{DOMAIN}", arf(original_rcpt="a@x.example"))
+    server.send("", f"test-bounces+b=y.example@{DOMAIN}", arf())
+    returned = f"List-Unsubscribe: <{links['c@z.example']}>,\r\n <mailto:test-leave@{DOMAIN}>\r\n"
+    server.send("", f"test-bounces@{DOMAIN}", arf("redacted@z.example", returned))
+    eventually(
+        lambda: set(members_of(server.config_path, "test")) == {"keep@w.example"},
+        what="three complaints",
+    )
+    complaints = [e for e in events(server) if e[1] == "complaint"]
+    assert complaints == [
+        ("a@x.example", "complaint", "unsubscribed"),
+        ("b@y.example", "complaint", "unsubscribed"),
+        ("c@z.example", "complaint", "unsubscribed"),
+    ]
+
+
+def test_feedback_unsubscribe_can_be_turned_off(start_server, sink: Sink, tmp_path) -> None:
+    server = start_server(lists=[list_table("test", feedback_unsubscribe=False)])
+    add(server, "a@x.example")
+    server.send("", f"test-bounces@{DOMAIN}", arf(original_rcpt="a@x.example"))
+    eventually(lambda: events(server), what="the complaint recorded")
+    assert events(server) == [("a@x.example", "complaint", "recorded")]
+    assert "a@x.example" in members_of(server.config_path, "test")
