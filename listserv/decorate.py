@@ -9,10 +9,12 @@ import copy
 import re
 import secrets
 from email import policy
+from email.header import Header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
 from .lists import MailList
+from .templates import one_line
 
 # Source headers are kept exactly as the sender wrote them; headers we add are folded.
 MAIL_POLICY = policy.SMTP.clone(refold_source="none")
@@ -35,7 +37,12 @@ STRIPPED = (
     "List-Archive",
     "List-Owner",
 )
-REPLY_MARKERS = re.compile(r"^\s*((re|fwd?|aw|sv|ответ|отв|на)\s*(\[\d+\])?\s*:\s*)+", re.I)
+# Reply markers of mail clients in the languages of our members ("Re[2]:", German "AW:",
+# Russian "Ответ:"/"Отв:", Kazakh "Жауап:"); a run of them becomes one "Re:". Forwarding
+# markers ("Fwd:") are kept: the post is not a reply.
+REPLY_MARKERS = re.compile(
+    r"^((re|aw|sv|vs|antw|ответ|отв|жауап)\s*([\[(]\d+[\])])?\s*:\s*)+", re.I
+)
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -55,16 +62,17 @@ def subject_of(message: Message) -> str:
 
 
 def prefixed_subject(subject: str, prefix: str) -> str:
-    """``[list] subject`` with the prefix once, ahead of any ``Re:``, never stacked."""
-    bare = prefix.strip()
-    if not bare:
-        return subject
-    rest = subject.replace(bare, "") if bare in subject else subject
-    rest = re.sub(r"\s+", " ", rest).strip()
-    match = REPLY_MARKERS.match(rest)
-    if match:
-        rest = "Re: " + REPLY_MARKERS.sub("", rest).strip()
-    return f"{bare} {rest}".strip() if rest else bare
+    """``[list] subject`` with the prefix once, ahead of any ``Re:``, never stacked.
+
+    The result is always one line: a subject whose encoded words carry CR or LF cannot
+    smuggle in a header.
+    """
+    bare = one_line(prefix)
+    rest = re.sub(re.escape(bare), " ", subject, flags=re.I) if bare else subject
+    rest = one_line(rest)
+    if REPLY_MARKERS.match(rest):
+        rest = "Re: " + REPLY_MARKERS.sub("", rest)
+    return f"{bare} {rest}".strip()
 
 
 def set_header(message: Message, name: str, value: str) -> None:
@@ -73,7 +81,28 @@ def set_header(message: Message, name: str, value: str) -> None:
 
 
 def add_subject_prefix(message: Message, prefix: str) -> None:
-    set_header(message, "Subject", prefixed_subject(subject_of(message), prefix))
+    set_subject(message, prefixed_subject(subject_of(message), prefix))
+
+
+def set_subject(message: Message, subject: str) -> None:
+    """Set a one-line Subject, RFC 2047-encoding what is not ASCII.
+
+    Non-ASCII subjects are encoded here rather than by the email package, whose folder
+    (CPython 3.11-3.12) drops the space between words that fall into two encoded words, so
+    long Cyrillic subjects reached members with words run together. The ASCII head (the
+    prefix, "Re:") stays readable to filters.
+    """
+    del message["Subject"]
+    if subject.isascii():
+        message["Subject"] = subject
+        return
+    words = subject.split(" ")
+    ascii_words = next((i for i, w in enumerate(words) if not w.isascii()), len(words))
+    header = Header(header_name="Subject")
+    if ascii_words:
+        header.append(" ".join(words[:ascii_words]), "us-ascii")
+    header.append(" ".join(words[ascii_words:]), "utf-8")
+    message.set_raw("Subject", header.encode())
 
 
 def add_list_headers(message: Message, mlist: MailList, unsubscribe_url: str = "") -> None:
@@ -115,33 +144,49 @@ def already_seen(message: Message, mlist: MailList) -> bool:
 def add_footer(message: EmailMessage, footer: str) -> None:
     """Append *footer* to a plain-text body in its own charset, else as a separate part.
 
-    A single text/plain part whose charset can carry the footer keeps its charset and
-    transfer encoding; anything else becomes multipart/mixed with the footer as a last
-    part, so signed, HTML and multipart bodies reach members byte-for-byte intact.
+    A single text/plain body that decodes without loss in a charset that can carry the
+    footer keeps its charset and transfer encoding; anything else becomes multipart/mixed
+    with the footer as a last part, so signed, HTML, multipart and undecodable bodies reach
+    members byte-for-byte intact.
     """
-    if not footer.strip():
+    if not footer.strip() or append_to_text(message, footer):
         return
-    if message.get_content_type() == "text/plain" and not message.is_multipart():
-        charset = message.get_content_charset() or "us-ascii"
-        cte = str(message.get("Content-Transfer-Encoding", "7bit")).lower()
-        try:
-            body = message.get_content()
-            joined = body if body.endswith("\n") else body + "\n"
-            joined += "\n" + footer
-            joined.encode(charset)
-        except (LookupError, UnicodeError, KeyError):
-            pass
-        else:
-            if cte == "7bit" and not joined.isascii():
-                cte = "8bit"
-            params = {k: v for k, v in message.get_params([])[1:] if k != "charset"}
-            message.set_content(joined, charset=charset, cte=cte, params=params)
-            return
-    if message.get_content_type() == "multipart/mixed":
+    # A multipart without a usable boundary parses as text; it is wrapped like one.
+    if message.get_content_type() == "multipart/mixed" and isinstance(message.get_payload(), list):
         message.add_attachment(footer, disposition="inline", charset="utf-8", cte="8bit")
         del message.get_payload()[-1]["Content-Disposition"]
         return
     wrap_with_footer(message, footer)
+
+
+def append_to_text(message: EmailMessage, footer: str) -> bool:
+    """Add *footer* inside a single text/plain body; False when that would lose anything."""
+    if (
+        message.get_content_type() != "text/plain"
+        or message.is_multipart()
+        or message.get_content_disposition() == "attachment"
+    ):
+        return False
+    cte = str(message.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+    if cte not in ("7bit", "8bit", "quoted-printable", "base64"):
+        return False
+    declared = message.get_content_charset() or "us-ascii"
+    # 8-bit text in mail that names no charset (or us-ascii) is UTF-8 in practice, and
+    # ASCII is a subset of it: such a body may take a UTF-8 footer.
+    charset = "utf-8" if declared in ("us-ascii", "ascii") else declared
+    try:
+        body = message.get_payload(decode=True).decode(charset)
+        joined = (body if body.endswith("\n") else body + "\n") + "\n" + footer
+        joined.encode(charset)
+    except (LookupError, UnicodeError):
+        return False
+    if charset == "utf-8" and declared != charset and joined.isascii():
+        charset = "us-ascii"
+    if cte == "7bit" and not joined.isascii():
+        cte = "8bit"
+    params = {k: v for k, v in message.get_params([])[1:] if k != "charset"}
+    message.set_content(joined, charset=charset, cte=cte, params=params)
+    return True
 
 
 def wrap_with_footer(message: EmailMessage, footer: str) -> None:
