@@ -74,12 +74,16 @@ class ServerConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = "sqlite:///var/listserv.db"
+    # Seconds to wait for a locked SQLite database or a PostgreSQL connection before giving
+    # up (intake then answers 451 and the sender retries).
+    timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        if not self.url.startswith(("sqlite:", "postgresql")):
+        if not self.url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
             raise ConfigError(
                 f"database.url: expected sqlite:///PATH or postgresql+psycopg://…, got {self.url!r}"
             )
+        _positive(self.timeout, "database.timeout")
 
 
 @dataclass(frozen=True)
