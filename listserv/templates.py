@@ -64,8 +64,9 @@ class Templates:
                 message["Subject"] = one_line(value)
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = make_msgid(domain=domain)
-        message["Content-Language"] = language
         message.set_content(body, charset="utf-8", cte=body_encoding(body))
+        # After set_content, which drops every Content-* header.
+        message["Content-Language"] = language
         return message
 
 
