@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .addresses import InvalidAddress, normalize
+
 DEFAULT_CONFIG = "config.toml"
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9._]*(?:-[a-z0-9._]+)*$")
 RESERVED_SUFFIXES = (
@@ -122,6 +124,7 @@ class DnsConfig:
         for i, server in enumerate(self.nameservers):
             if ":" in server:
                 host_port(server, f"dns.nameservers[{i}]")
+        _positive(self.timeout, "dns.timeout")
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,8 @@ class WebConfig:
 
     def __post_init__(self) -> None:
         host_port(self.listen, "web.listen")
+        if self.base_url and not self.base_url.startswith(("https://", "http://")):
+            raise ConfigError(f"web.base_url: expected https://…, got {self.base_url!r}")
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,12 @@ class ListConfig:
             )
         if self.subject_prefix is None:
             object.__setattr__(self, "subject_prefix", f"[{self.name}] ")
+        key = f"lists.{self.name}"
+        for role in ("moderators", "owners"):
+            addresses = _addresses(getattr(self, role), f"{key}.{role}")
+            object.__setattr__(self, role, addresses)
+        _positive(self.hold_expiry_days, f"{key}.hold_expiry_days")
+        _positive(self.bounce_threshold, f"{key}.bounce_threshold")
 
     def settings(self) -> dict[str, Any]:
         """The list's settings as plain data, as stored in the database."""
@@ -210,6 +221,14 @@ class Config:
         return url
 
 
+def _addresses(addresses: list[str], key: str) -> list[str]:
+    """The addresses normalised as members are stored (lower case, IDNA A-labels)."""
+    try:
+        return [normalize(a) for a in addresses]
+    except InvalidAddress as error:
+        raise ConfigError(f"{key}: {error}") from None
+
+
 def _positive(value: float, key: str) -> None:
     if value <= 0:
         raise ConfigError(f"{key}: must be greater than 0, got {value!r}")
@@ -239,7 +258,9 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table, got {value!r}")
         return _build(hint, value, key)
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+    if hint is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
@@ -251,7 +272,7 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
 def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields) - {"path"})
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]}: unknown key")
     kwargs = {}
@@ -259,7 +280,7 @@ def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
         kwargs[name] = _convert(value, hints[name], f"{prefix}.{name}")
     for name, f in fields.items():
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if required and name not in kwargs and name != "path":
+        if required and name not in kwargs:
             raise ConfigError(f"{prefix}.{name}: missing")
     try:
         return cls(**kwargs)

@@ -24,7 +24,10 @@ def make_engine(url: str, timeout: float = 30.0) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise DatabaseError(f"database unavailable: {path}: {error.strerror}") from None
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": timeout}, pool_size=8
         )
