@@ -54,11 +54,31 @@ def to_bytes(message: Message) -> bytes:
 
 
 def subject_of(message: Message) -> str:
-    """The decoded Subject, or "" when absent or undecodable."""
+    """The decoded Subject, or "" when absent or undecodable.
+
+    A Subject written as raw 8-bit bytes (old clients in windows-1251 or KOI8-R) is read in
+    UTF-8, else in the charset of the body, which such clients write in the same charset.
+    """
+    raw = next((v for k, v in message.raw_items() if k.lower() == "subject"), None)
+    if isinstance(raw, str) and not raw.isascii():
+        data = raw.encode("ascii", "surrogateescape")
+        for charset in ("utf-8", body_charset(message)):
+            try:
+                return one_line(data.decode(charset))
+            except (LookupError, UnicodeError):
+                continue
     try:
         return str(message.get("Subject", "") or "")
     except (ValueError, LookupError):
         return ""
+
+
+def body_charset(message: Message) -> str:
+    """The charset of the first text part, "" when none is named."""
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            return part.get_content_charset() or ""
+    return ""
 
 
 def prefixed_subject(subject: str, prefix: str) -> str:

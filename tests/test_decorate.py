@@ -354,3 +354,16 @@ def test_malformed_messages_can_still_be_decorated(raw: bytes) -> None:
     got = received(message)
     assert got["List-Id"] is not None
     assert str(got["Subject"]).startswith("[environment-kz]")
+
+
+@pytest.mark.parametrize("charset", ["windows-1251", "koi8-r", "utf-8"])
+def test_unencoded_8bit_subject_is_read_in_the_body_charset(charset: str) -> None:
+    message = parse(
+        b"From: a@x.example\r\nSubject: Re: [environment-kz] "
+        + "Отчёт".encode(charset)
+        + f"\r\nContent-Type: text/plain; charset={charset}\r\n\r\n".encode()
+        + "Текст".encode(charset)
+        + b"\r\n"
+    )
+    add_subject_prefix(message, P)
+    assert str(received(message)["Subject"]) == "[environment-kz] Re: Отчёт"
