@@ -9,7 +9,7 @@ from email.message import EmailMessage
 
 from sqlalchemy import select
 from support import DOMAIN, Received, RunningServer, Sink, cli, list_table, make_message
-from test_decorate import SIGNED, signed_entity
+from test_decorate import SIGNED, assert_list_headers, signed_entity
 
 from listserv.models import Member
 from listserv.models import Message as StoredMessage
@@ -48,13 +48,7 @@ def test_every_list_header_on_a_post(start_server, sink: Sink) -> None:
     for received in got:
         post = received.message
         assert received.mail_from == f"test-bounces@{DOMAIN}"
-        assert post["List-Id"] == f'"Test list test" <test.{DOMAIN}>'
-        assert post["List-Post"] == f"<mailto:test@{DOMAIN}>"
-        assert post["List-Help"] == f"<mailto:test-request@{DOMAIN}?subject=help>"
-        assert post["List-Subscribe"] == f"<mailto:test-join@{DOMAIN}>"
-        assert post["List-Unsubscribe"] == f"<mailto:test-leave@{DOMAIN}>"
-        assert post["List-Owner"] == f"<mailto:test-owner@{DOMAIN}>"
-        assert post.get_all("Precedence") == ["list"]
+        assert_list_headers(post, "test", "Test list test")
         assert post.get_all("Reply-To") == [f"test@{DOMAIN}"]
         assert post["Subject"] == "[test] Hello"
         assert post["From"] == "a@x.example"
