@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 
 from aiosmtpd.lmtp import LMTP
@@ -19,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .addresses import InvalidAddress, normalize, parse_recipient
 from .app import App
-from .config import host_port
+from .config import ConfigError, host_port
 from .db import transaction
 from .models import MailingList, Message, utcnow
 
@@ -166,7 +167,13 @@ class Intake:
 
         host, port = host_port(server.listen, "server.listen")
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(factory, host=host, port=port)
+        try:
+            self.server = await loop.create_server(factory, host=host, port=port)
+        except OSError as error:
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise ConfigError(
+                f"server.listen: cannot listen on {server.listen}: {reason}"
+            ) from None
 
     @property
     def port(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +204,12 @@ def test_real_subprocess(config: Path, tmp_path: Path) -> None:
     )
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == "listserv: no list named 'nosuch'\n"
+
+
+def test_serve_on_a_port_in_use_says_so(config_file, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        config = config_file(server={"listen": f"127.0.0.1:{port}"})
+        assert error(config, "serve") == (
+            f"server.listen: cannot listen on 127.0.0.1:{port}: Address already in use"
+        )
