@@ -52,6 +52,8 @@ class IntakeHandler:
         target = parse_recipient(address, self.app.domain, names)
         if target is None or target.role not in self.roles:
             return "550 5.1.1 No such list address here"
+        if normalize(address) in envelope.rcpt_tos and not self.lmtp:
+            return "250 2.1.5 OK (duplicate recipient, delivered once)"
         envelope.rcpt_tos.append(normalize(address))
         envelope.rcpt_options.append(options)
         return "250 2.1.5 OK"
@@ -71,7 +73,7 @@ class IntakeHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         if len(raw) > self.app.config.server.max_message_size:
-            return "552 5.3.4 Message too big"
+            return "\r\n".join(["552 5.3.4 Message too big"] * self._reply_count(envelope))
         try:
             ids = await asyncio.to_thread(
                 self._store, envelope.mail_from or "", list(envelope.rcpt_tos), raw
@@ -152,12 +154,18 @@ class Intake:
 
     async def start(self) -> None:
         server = self.app.config.server
-        cls = tracked(LMTP if server.protocol == "lmtp" else SMTP, self.connections)
+        lmtp = server.protocol == "lmtp"
+        cls = tracked(LMTP if lmtp else SMTP, self.connections)
+        if lmtp:
+            # aiosmtpd refuses an overlong line or message with a single reply where LMTP owes
+            # one per recipient, which would leave the MTA waiting: let the handler check the
+            # size (a line limit is the MTA's business, which enforces its own).
+            cls.line_length_limit = server.max_message_size + 2
 
         def factory() -> SMTP:
             return cls(
                 self.handler,
-                data_size_limit=server.max_message_size,
+                data_size_limit=None if lmtp else server.max_message_size,
                 enable_SMTPUTF8=True,
                 decode_data=False,
                 hostname=server.domain,

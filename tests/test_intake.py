@@ -118,28 +118,49 @@ def test_idle_connection_is_closed(start_server) -> None:
     assert b"250" in data
 
 
-def test_lmtp_answers_once_per_recipient(start_server, sink: Sink) -> None:
-    server: RunningServer = start_server(
-        lists=[list_table("test", posting="open"), list_table("other", posting="open")],
-        server={"protocol": "lmtp"},
-    )
-    assert cli(server.config_path, "members", "add", "test", "m@x.example").exit_code == 0
-    assert cli(server.config_path, "members", "add", "other", "o@x.example").exit_code == 0
-    client = smtplib.LMTP("127.0.0.1", server.port)
+def lmtp_transaction(port: int, recipients: list[str], raw: bytes) -> tuple[list, list]:
+    """One LMTP transaction: the RCPT reply codes and the DATA replies, one per recipient
+    accepted (smtplib.LMTP reads only the first of them)."""
+    client = smtplib.LMTP("127.0.0.1", port)
     try:
         assert client.ehlo_or_helo_if_needed() is None
         assert client.mail("a@x.example")[0] == 250
-        assert client.rcpt(LIST)[0] == 250
-        assert client.rcpt(f"nosuch@{DOMAIN}")[0] == 550
-        assert client.rcpt(f"other@{DOMAIN}")[0] == 250
+        codes = [client.rcpt(rcpt)[0] for rcpt in recipients]
         assert client.docmd("DATA")[0] == 354
-        client.send(make_message(subject="lmtp").as_bytes(policy=SMTP) + b".\r\n")
-        replies = [client.getreply(), client.getreply()]
+        client.send(raw + b".\r\n")
+        return codes, [client.getreply() for code in codes if code == 250]
     finally:
         client.close()
+
+
+def test_lmtp_answers_once_per_recipient(start_server, sink: Sink) -> None:
+    server: RunningServer = start_server(
+        lists=[list_table("test", posting="open"), list_table("other", posting="open")],
+        server={"protocol": "lmtp", "max_message_size": 4000},
+    )
+    assert cli(server.config_path, "members", "add", "test", "m@x.example").exit_code == 0
+    assert cli(server.config_path, "members", "add", "other", "o@x.example").exit_code == 0
+    recipients = [LIST, f"nosuch@{DOMAIN}", f"other@{DOMAIN}"]
+    big = make_message(subject="too big", body=("y" * 70 + "\n") * 100).as_bytes(policy=SMTP)
+    codes, replies = lmtp_transaction(server.port, recipients, big)
+    assert codes == [250, 550, 250]
+    assert [code for code, _ in replies] == [552, 552]
+    post = make_message(subject="lmtp").as_bytes(policy=SMTP)
+    codes, replies = lmtp_transaction(server.port, recipients, post)
     assert [code for code, _ in replies] == [250, 250]
     assert LIST.encode() in replies[0][1] and f"other@{DOMAIN}".encode() in replies[1][1]
-    sink.wait_for_recipients({"m@x.example", "o@x.example"})
+    got = sink.wait_for_recipients({"m@x.example", "o@x.example"})
+    assert {str(r.message["Subject"]) for r in got} == {"[test] lmtp", "[other] lmtp"}
+
+
+def test_duplicate_recipients_get_one_copy(start_server, sink: Sink) -> None:
+    server = member_server(start_server)
+    server.send("a@x.example", [LIST, LIST.upper(), LIST], make_message(subject="once"))
+    send_marker(server, sink)
+    with server.app.sessions() as session:
+        assert len(session.scalars(select(StoredMessage.id)).all()) == 2
+    got = sink.wait_for(lambda rs: any(b"[test] once" in r.raw for r in rs))
+    assert sum(b"[test] once" in r.raw for r in got) == 1
 
 
 class Proxy:
