@@ -7,13 +7,14 @@ import smtplib
 import socket
 import sqlite3
 import threading
+from collections.abc import Callable
 from contextlib import closing, suppress
 from email.policy import SMTP
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from support import DOMAIN, RunningServer, Sink, cli, list_table, make_message
+from support import DOMAIN, RunningServer, Sink, cli, list_table, make_message, write_config
 
 from listserv.models import Message as StoredMessage
 
@@ -118,7 +119,9 @@ def test_idle_connection_is_closed(start_server) -> None:
     assert b"250" in data
 
 
-def lmtp_transaction(port: int, recipients: list[str], raw: bytes) -> tuple[list, list]:
+def lmtp_transaction(
+    port: int, recipients: list[str], raw: bytes, before_data: Callable[[], None] = lambda: None
+) -> tuple[list, list]:
     """One LMTP transaction: the RCPT reply codes and the DATA replies, one per recipient
     accepted (smtplib.LMTP reads only the first of them)."""
     client = smtplib.LMTP("127.0.0.1", port)
@@ -126,6 +129,7 @@ def lmtp_transaction(port: int, recipients: list[str], raw: bytes) -> tuple[list
         assert client.ehlo_or_helo_if_needed() is None
         assert client.mail("a@x.example")[0] == 250
         codes = [client.rcpt(rcpt)[0] for rcpt in recipients]
+        before_data()
         assert client.docmd("DATA")[0] == 354
         client.send(raw + b".\r\n")
         return codes, [client.getreply() for code in codes if code == 250]
@@ -254,30 +258,41 @@ def outage(database_url: str):  # type: ignore[no-untyped-def]
         outage.proxy.close()
 
 
+@pytest.mark.parametrize("protocol", ["smtp", "lmtp"])
 def test_unavailable_database_at_data_answers_451(
-    tmp_path, outage: DatabaseOutage, sink: Sink
+    tmp_path, outage: DatabaseOutage, sink: Sink, protocol: str
 ) -> None:
-    from support import write_config
-
     path = write_config(
         tmp_path,
         outage.url,
         sink,
-        [list_table("test", posting="open")],
+        [list_table("test", posting="open"), list_table("other", posting="open")],
         database={"timeout": 0.5},
+        server={"protocol": protocol},
     )
     server = RunningServer(path).start()
     try:
         assert cli(path, "members", "add", "test", "m@x.example").exit_code == 0
-        with server.smtp() as client:
-            client.ehlo()
-            assert client.mail("a@x.example")[0] == 250
-            assert client.rcpt(LIST)[0] == 250
-            outage.begin()
-            code, reply = client.data(make_message(subject="during outage").as_bytes(policy=SMTP))
-        assert code == 451, reply
+        during = make_message(subject="during outage").as_bytes(policy=SMTP)
+        if protocol == "lmtp":
+            codes, replies = lmtp_transaction(
+                server.port, [LIST, f"other@{DOMAIN}"], during, before_data=outage.begin
+            )
+            assert codes == [250, 250]
+            assert [code for code, _ in replies] == [451, 451]
+        else:
+            with server.smtp() as client:
+                client.ehlo()
+                assert client.mail("a@x.example")[0] == 250
+                assert client.rcpt(LIST)[0] == 250
+                outage.begin()
+                assert client.data(during)[0] == 451
         outage.end()
-        server.send("a@x.example", LIST, make_message(subject="after outage"))
+        after = make_message(subject="after outage").as_bytes(policy=SMTP)
+        if protocol == "lmtp":
+            assert [code for code, _ in lmtp_transaction(server.port, [LIST], after)[1]] == [250]
+        else:
+            server.send("a@x.example", LIST, after)
         got = sink.wait_for_recipients({"m@x.example"})
         assert [str(r.message["Subject"]) for r in got] == ["[test] after outage"]
     finally:
