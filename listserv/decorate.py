@@ -131,7 +131,7 @@ def add_list_headers(message: Message, mlist: MailList, unsubscribe_url: str = "
         del message[name]
     post = "NO" if mlist.config.posting == "announce" else f"<mailto:{mlist.address()}>"
     request = mlist.address("request")
-    title = mlist.config.title.replace('"', "'")
+    title = one_line(mlist.config.title.replace('"', "'").replace("\\", ""))
     message["List-Id"] = f'"{title}" <{mlist.list_id}>' if title else f"<{mlist.list_id}>"
     message["List-Post"] = post
     message["List-Help"] = f"<mailto:{request}?subject=help>"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import cli, list_table
+from support import cli, list_table, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -179,7 +179,11 @@ def test_db_upgrade(config: Path) -> None:
     assert ok(config, "db", "upgrade", "--config", str(config)) == "database is up to date\n"
 
 
-def test_real_subprocess(config: Path, tmp_path: Path) -> None:
+def test_real_subprocess(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'listserv.db'}"
+    config = write_config(
+        tmp_path, database, None, [list_table("environment-kz"), list_table("news")]
+    )
     ok(config, "members", "add", "news", "a@x.example")
     result = subprocess.run(
         [sys.executable, "-m", "listserv", "--config", str(config), "lists", "list", "--json"],

@@ -371,3 +371,9 @@ def test_unencoded_8bit_subject_is_read_in_the_body_charset(charset: str) -> Non
     )
     add_subject_prefix(message, P)
     assert str(received(message)["Subject"]) == "[environment-kz] Re: Отчёт"
+
+
+def test_a_title_cannot_break_the_list_id() -> None:
+    message = with_subject(b"Hi")
+    add_list_headers(message, mailing_list(title='Two\nlines "quoted" \\'))
+    assert received(message)["List-Id"] == f"\"Two lines 'quoted'\" <environment-kz.{DOMAIN}>"

@@ -34,26 +34,26 @@ def send_marker(server: RunningServer, sink: Sink, subject: str = "marker") -> N
     sink.wait_for(lambda rs: any(f"[test] {subject}" in r.raw.decode("latin-1") for r in rs))
 
 
-@pytest.mark.parametrize(
-    "rcpt",
-    [
-        f"nosuchlist@{DOMAIN}",
-        f"test-admin@{DOMAIN}",
-        f"test+x@{DOMAIN}",
-        "test@other.example.org",
-        "victim@gmail.com",
-        "victim@[127.0.0.1]",
-        f"victim%gmail.com@{DOMAIN}",
-        f"@{DOMAIN}:victim@gmail.com",
-    ],
-)
-def test_foreign_and_unknown_recipients_are_refused(start_server, rcpt: str) -> None:
+FOREIGN = [
+    f"nosuchlist@{DOMAIN}",
+    f"test-admin@{DOMAIN}",
+    f"test+x@{DOMAIN}",
+    "test@other.example.org",
+    "victim@gmail.com",
+    "victim@[127.0.0.1]",
+    f"victim%gmail.com@{DOMAIN}",
+    f"@{DOMAIN}:victim@gmail.com",
+]
+
+
+def test_foreign_and_unknown_recipients_are_refused(start_server) -> None:
     server: RunningServer = start_server()
     with server.smtp() as client:
         client.ehlo()
         assert client.mail("a@x.example")[0] == 250
-        code, _ = client.rcpt(rcpt)
-        assert code in (550, 553, 501), code
+        for rcpt in FOREIGN:
+            # 553 is aiosmtpd refusing a source route before we see it.
+            assert client.rcpt(rcpt)[0] in (550, 553), rcpt
         assert client.rcpt(LIST)[0] == 250
 
 
