@@ -349,8 +349,13 @@ def read_addresses(text: str) -> Iterator[tuple[int, str, str]]:
 @pass_context
 def members_import(context: Context, name: str, file: Path, delivery: str | None) -> None:
     """Subscribe every address in FILE (one per line, "Name <address>" allowed)."""
+    try:
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        fail(f"{file}: not UTF-8 text; save it as UTF-8 and try again")
     entries = []
-    for number, display_name, address in read_addresses(file.read_text(encoding="utf-8")):
+    for number, display_name, address in read_addresses(text):
         try:
             entries.append((display_name, normalize(address)))
         except InvalidAddress:

@@ -151,6 +151,15 @@ def test_members_commands(config: Path, tmp_path: Path) -> None:
     )
     assert "c@z.example" not in ok(config, "members", "list", "environment-kz")
 
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes("\ufeffАлия <aliya@ngo.example.kz>\r\n".encode())
+    assert ok(config, "members", "import", "environment-kz", str(excel)).startswith("imported 1")
+    legacy = tmp_path / "legacy.txt"
+    legacy.write_bytes("Алия <aliya2@ngo.example.kz>\n".encode("cp1251"))
+    assert error(config, "members", "import", "environment-kz", str(legacy)) == (
+        f"{legacy}: not UTF-8 text; save it as UTF-8 and try again"
+    )
+
 
 POST = (
     "From: a@x.example\r\nTo: environment-kz@lists.example.org\r\nSubject: Привет\r\n"
