@@ -109,8 +109,8 @@ def set_subject(message: Message, subject: str) -> None:
 
     Non-ASCII subjects are encoded here rather than by the email package, whose folder
     (CPython 3.11-3.12) drops the space between words that fall into two encoded words, so
-    long Cyrillic subjects reached members with words run together. The ASCII head (the
-    prefix, "Re:") stays readable to filters.
+    long Cyrillic subjects (and List-Id titles) reached members with words run together.
+    The ASCII head (the prefix, "Re:") stays readable to filters.
     """
     del message["Subject"]
     if subject.isascii():
@@ -132,7 +132,12 @@ def add_list_headers(message: Message, mlist: MailList, unsubscribe_url: str = "
     post = "NO" if mlist.config.posting == "announce" else f"<mailto:{mlist.address()}>"
     request = mlist.address("request")
     title = one_line(mlist.config.title.replace('"', "'").replace("\\", ""))
-    message["List-Id"] = f'"{title}" <{mlist.list_id}>' if title else f"<{mlist.list_id}>"
+    if title.isascii():
+        message["List-Id"] = f'"{title}" <{mlist.list_id}>' if title else f"<{mlist.list_id}>"
+    else:
+        # An encoded-word phrase (RFC 2919, 2047), encoded here: see set_subject.
+        phrase = Header(title, "utf-8", header_name="List-Id").encode()
+        message.set_raw("List-Id", f"{phrase} <{mlist.list_id}>")
     message["List-Post"] = post
     message["List-Help"] = f"<mailto:{request}?subject=help>"
     message["List-Subscribe"] = f"<mailto:{mlist.address('join')}>"

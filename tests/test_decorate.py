@@ -136,7 +136,8 @@ def test_list_headers_of_rfc_2369_and_2919() -> None:
 
 def assert_list_headers(got: EmailMessage, name: str, title: str) -> None:
     """The RFC 2369/2919 headers, Precedence and loop marker of list NAME, each once."""
-    assert got.get_all("List-Id") == [f'"{title}" <{name}.{DOMAIN}>']
+    phrase = f'"{title}"' if title.isascii() else title  # RFC 2047 words are never quoted
+    assert got.get_all("List-Id") == [f"{phrase} <{name}.{DOMAIN}>"]
     assert got.get_all("List-Post") == [f"<mailto:{name}@{DOMAIN}>"]
     assert got.get_all("List-Help") == [f"<mailto:{name}-request@{DOMAIN}?subject=help>"]
     assert got.get_all("List-Subscribe") == [f"<mailto:{name}-join@{DOMAIN}>"]
@@ -377,3 +378,13 @@ def test_a_title_cannot_break_the_list_id() -> None:
     message = with_subject(b"Hi")
     add_list_headers(message, mailing_list(title='Two\nlines "quoted" \\'))
     assert received(message)["List-Id"] == f"\"Two lines 'quoted'\" <environment-kz.{DOMAIN}>"
+
+
+def test_long_cyrillic_title_keeps_its_spaces_in_the_list_id() -> None:
+    title = "Окружающая среда и устойчивое развитие — Казахстан, Кыргызстан и Узбекистан"
+    for words in range(1, len(title.split()) + 1):
+        shorter = " ".join(title.split()[:words])
+        message = with_subject(b"Hi")
+        add_list_headers(message, mailing_list(title=shorter))
+        assert received(message)["List-Id"] == f"{shorter} <environment-kz.{DOMAIN}>"
+        assert already_seen(received(message), mailing_list())

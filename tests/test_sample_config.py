@@ -71,8 +71,7 @@ def test_serve_on_the_sample_config_writes_the_outbox(tmp_path: Path) -> None:
         post = BytesParser(policy=default).parsebytes(raw)
         assert post["Subject"] == "[environment-kz] Отчёт"
         assert post["List-Id"] == (
-            '"Окружающая среда и устойчивое развитие — Казахстан" '
-            "<environment-kz.lists.example.org>"
+            "Окружающая среда и устойчивое развитие — Казахстан <environment-kz.lists.example.org>"
         )
         assert post.get_content().startswith("Текст отчёта.")
         assert (tmp_path / "var" / "listserv.db").exists()
