@@ -13,8 +13,8 @@ from email.header import Header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
+from .headers import one_line, set_subject
 from .lists import MailList
-from .templates import one_line
 
 # Source headers are kept exactly as the sender wrote them; headers we add are folded.
 MAIL_POLICY = policy.SMTP.clone(refold_source="none")
@@ -102,27 +102,6 @@ def set_header(message: Message, name: str, value: str) -> None:
 
 def add_subject_prefix(message: Message, prefix: str) -> None:
     set_subject(message, prefixed_subject(subject_of(message), prefix))
-
-
-def set_subject(message: Message, subject: str) -> None:
-    """Set a one-line Subject, RFC 2047-encoding what is not ASCII.
-
-    Non-ASCII subjects are encoded here rather than by the email package, whose folder
-    (CPython 3.11-3.12) drops the space between words that fall into two encoded words, so
-    long Cyrillic subjects (and List-Id titles) reached members with words run together.
-    The ASCII head (the prefix, "Re:") stays readable to filters.
-    """
-    del message["Subject"]
-    if subject.isascii():
-        message["Subject"] = subject
-        return
-    words = subject.split(" ")
-    ascii_words = next((i for i, w in enumerate(words) if not w.isascii()), len(words))
-    header = Header(header_name="Subject")
-    if ascii_words:
-        header.append(" ".join(words[:ascii_words]), "us-ascii")
-    header.append(" ".join(words[ascii_words:]), "utf-8")
-    message.set_raw("Subject", header.encode())
 
 
 def add_list_headers(message: Message, mlist: MailList, unsubscribe_url: str = "") -> None:

@@ -18,6 +18,7 @@ from .decorate import (
     set_reply_to,
     subject_of,
 )
+from .headers import one_line
 from .lists import MailList
 from .members import find_member, recipients
 from .models import HeldMessage
@@ -25,7 +26,6 @@ from .models import Message as StoredMessage
 from .notices import allow_auto_reply, is_automated, notice, send_notice
 from .outbound import queue_mail
 from .rules import Decision, Post, decide
-from .templates import one_line
 
 
 def post_sender(message: EmailMessage, envelope_sender: str) -> str:

@@ -388,3 +388,16 @@ def test_long_cyrillic_title_keeps_its_spaces_in_the_list_id() -> None:
         add_list_headers(message, mailing_list(title=shorter))
         assert received(message)["List-Id"] == f"{shorter} <environment-kz.{DOMAIN}>"
         assert already_seen(received(message), mailing_list())
+
+
+def test_notice_subjects_keep_their_spaces(tmp_path) -> None:
+    from listserv.templates import Templates
+
+    (tmp_path / "ru").mkdir()
+    subject = "Обсуждение проекта закона об охране окружающей среды " * 3
+    (tmp_path / "ru" / "held.txt").write_text("Subject: Задержано: {{ subject }}\n\nТекст\n")
+    message = Templates(tmp_path).mail(
+        "ru", "held.txt", sender="a@x.example", to="b@y.example", domain=DOMAIN, subject=subject
+    )
+    assert received(message)["Subject"] == "Задержано: " + subject.strip()
+    assert received(message)["Content-Language"] == "ru"
