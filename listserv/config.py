@@ -64,8 +64,14 @@ class ServerConfig:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def __post_init__(self) -> None:
-        if not self.domain or "." not in self.domain:
-            raise ConfigError(f"server.domain: expected a domain name, got {self.domain!r}")
+        try:
+            # List addresses are matched in the A-label form recipients are normalised to.
+            domain = normalize(f"list@{self.domain}").partition("@")[2]
+        except InvalidAddress:
+            raise ConfigError(
+                f"server.domain: expected a domain name, got {self.domain!r}"
+            ) from None
+        object.__setattr__(self, "domain", domain)
         host_port(self.listen, "server.listen")
         _positive(self.max_message_size, "server.max_message_size")
         _positive(self.max_recipients, "server.max_recipients")

@@ -100,6 +100,11 @@ def test_every_spec_key_is_accepted() -> None:
     assert lst.hold_expiry_days == 7.0
 
 
+def test_an_idn_server_domain_is_used_in_a_label_form() -> None:
+    cfg = parse_config(config(server={"domain": "Списки.Рф"}), Path("/srv/config.toml"))
+    assert cfg.server.domain == "xn--h1aafsjc.xn--p1ai"
+
+
 def test_defaults() -> None:
     cfg = parse_config(config(lists=[{"name": "x"}]), Path("/srv/config.toml"))
     assert cfg.server.protocol == "smtp"
