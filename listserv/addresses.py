@@ -21,7 +21,9 @@ ROLES = {
 DETAIL_ROLES = {"confirm", "bounces"}
 # ``NAME+p-ALIAS@domain``: a poster's alias (see ``aliases``), the From of a rewritten post.
 ALIAS_PREFIX = "p-"
-ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+# A dot-atom local part (RFC 5322): no leading, trailing or doubled dots.
+ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 class InvalidAddress(ValueError):
@@ -44,7 +46,8 @@ def normalize(address: str) -> str:
         ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
     except UnicodeError:
         raise InvalidAddress(f"not a valid domain: {domain!r}") from None
-    if "." not in ascii_domain or not re.match(r"^[a-z0-9.-]+$", ascii_domain):
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(LABEL.match(label) for label in labels):
         raise InvalidAddress(f"not a valid domain: {domain!r}")
     return f"{local.lower()}@{ascii_domain}"
 

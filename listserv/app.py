@@ -32,7 +32,7 @@ class App:
 
 def make_app(config: Config) -> App:
     signer = load_signer(config)
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, config.database.timeout)
     sessions = session_factory(engine)
     event.listen(sessions, "after_commit", wake_after_commit)
     override = config.server.template_dir

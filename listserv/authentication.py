@@ -81,8 +81,11 @@ class Authentication:
 
 
 def verify_dkim(raw: bytes, resolver: Resolver) -> list[DkimResult]:
-    """One result per DKIM-Signature, top first."""
-    checker = dkim.DKIM(raw)
+    """One result per DKIM-Signature, top first; none for mail dkimpy cannot read."""
+    try:
+        checker = dkim.DKIM(raw)
+    except dkim.MessageFormatError:
+        return []
     count = sum(1 for name, _ in checker.headers if name.lower() == b"dkim-signature")
     results = []
     for index in range(count):

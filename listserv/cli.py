@@ -82,8 +82,32 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
+def remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_object(Context).config_path = value  # type: ignore[union-attr]
+
+
+class ConfigCommand(click.Command):
+    """A command that also takes ``--config`` after its name (``listserv serve --config …``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(
+            click.Option(
+                ["--config"],
+                metavar="PATH",
+                expose_value=False,
+                is_eager=True,
+                callback=remember_config,
+                help="Configuration file (default: $LISTSERV_CONFIG, else ./config.toml).",
+            )
+        )
+
+
 class Group(click.Group):
     """Turns the errors a user can cause into one line and exit status 1."""
+
+    command_class = ConfigCommand
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -229,6 +253,9 @@ def lists_create(context: Context, name: str, **options: Any) -> None:
 @pass_context
 def lists_delete(context: Context, name: str, yes: bool) -> None:
     """Delete a list and its members."""
+    if name in {declared.name for declared in context.app.config.lists}:
+        # It would come back, empty, at the next start: its members would be lost for nothing.
+        fail(f"list {name!r} is declared in {context.app.config.path}; remove it there first")
     with context.session() as session:
         mlist = get_list(session, name, context.app.domain)
         if not yes and sys.stdin.isatty():
@@ -364,7 +391,9 @@ def read_addresses(text: str) -> Iterator[tuple[int, str, str]]:
         if not line or line.startswith("#"):
             continue
         display_name, address = parseaddr(line)
-        yield number, display_name, address or line
+        if not address or (not display_name and address != line.strip("<>")):
+            address = line  # parseaddr dropped part of it: let the whole line be refused
+        yield number, display_name, address
 
 
 @members.command("import")
@@ -374,12 +403,17 @@ def read_addresses(text: str) -> Iterator[tuple[int, str, str]]:
 @pass_context
 def members_import(context: Context, name: str, file: Path, delivery: str | None) -> None:
     """Subscribe every address in FILE (one per line, "Name <address>" allowed)."""
+    try:
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        fail(f"{file}: not UTF-8 text; save it as UTF-8 and try again")
     entries = []
-    for number, display_name, address in read_addresses(file.read_text(encoding="utf-8")):
+    for number, display_name, address in read_addresses(text):
         try:
             entries.append((display_name, normalize(address)))
-        except InvalidAddress as error:
-            fail(f"{file}:{number}: {error}")
+        except InvalidAddress:
+            fail(f"{file}:{number}: not a mail address: {address!r}")
     added = 0
     with context.session() as session:
         mlist = get_list(session, name, context.app.domain)

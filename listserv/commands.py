@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from html.parser import HTMLParser
 
-from .decorate import REPLY_MARKERS, subject_of
+from .decorate import RESPONSE_MARKERS, subject_of
 
 # Each command and the words (English, Russian, Kazakh) that name it, lower-case.
 KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -72,7 +72,7 @@ def is_quote(line: str) -> bool:
 def parse_commands(subject: str, body: str) -> Commands:
     """The commands of a message with this Subject and body text."""
     found = Commands()
-    subject_command = read_command(REPLY_MARKERS.sub("", subject).strip())
+    subject_command = read_command(RESPONSE_MARKERS.sub("", subject).strip())
     # A Subject that is no command ("Question") is ignored, not counted against the body.
     if subject_command is not None:
         if subject_command.name == "end":

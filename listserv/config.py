@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .addresses import InvalidAddress, normalize
+
 DEFAULT_CONFIG = "config.toml"
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9._]*(?:-[a-z0-9._]+)*$")
 WEB_BASE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$")
@@ -68,8 +70,14 @@ class ServerConfig:
     moderation_interval: float = 3600.0
 
     def __post_init__(self) -> None:
-        if not self.domain or "." not in self.domain:
-            raise ConfigError(f"server.domain: expected a domain name, got {self.domain!r}")
+        try:
+            # List addresses are matched in the A-label form recipients are normalised to.
+            domain = normalize(f"list@{self.domain}").partition("@")[2]
+        except InvalidAddress:
+            raise ConfigError(
+                f"server.domain: expected a domain name, got {self.domain!r}"
+            ) from None
+        object.__setattr__(self, "domain", domain)
         host_port(self.listen, "server.listen")
         _positive(self.max_message_size, "server.max_message_size")
         _positive(self.max_recipients, "server.max_recipients")
@@ -82,12 +90,16 @@ class ServerConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = "sqlite:///var/listserv.db"
+    # Seconds to wait for a locked SQLite database or a PostgreSQL connection before giving
+    # up (intake then answers 451 and the sender retries).
+    timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        if not self.url.startswith(("sqlite:", "postgresql")):
+        if not self.url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
             raise ConfigError(
                 f"database.url: expected sqlite:///PATH or postgresql+psycopg://…, got {self.url!r}"
             )
+        _positive(self.timeout, "database.timeout")
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,7 @@ class DnsConfig:
         for i, server in enumerate(self.nameservers):
             if ":" in server:
                 host_port(server, f"dns.nameservers[{i}]")
+        _positive(self.timeout, "dns.timeout")
 
 
 @dataclass(frozen=True)
@@ -216,23 +229,20 @@ class ListConfig:
                 f"lists.name: {self.name!r} is not a valid list name "
                 "(lower-case letters, digits, '.', '_' and '-', not ending in a reserved suffix)"
             )
-        # Named "<list>.<key>" so the loader reports "lists.<list>.<key>".
-        _positive(self.hold_expiry_days, f"{self.name}.hold_expiry_days")
-        for key in (
+        if self.subject_prefix is None:
+            object.__setattr__(self, "subject_prefix", f"[{self.name}] ")
+        key = f"lists.{self.name}"
+        for role in ("moderators", "owners"):
+            addresses = _addresses(getattr(self, role), f"{key}.{role}")
+            object.__setattr__(self, role, addresses)
+        _positive(self.hold_expiry_days, f"{key}.hold_expiry_days")
+        _positive(self.bounce_threshold, f"{key}.bounce_threshold")
+        for name in (
             "max_post_size",
             "max_post_recipients",
             "max_posts_per_day",
             "max_posts_per_sender_per_day",
             "hold_reminder_days",
-        ):
-            if getattr(self, key) < 0:
-                raise ConfigError(
-                    f"{self.name}.{key}: must be 0 or more, got {getattr(self, key)!r}"
-                )
-        if self.subject_prefix is None:
-            object.__setattr__(self, "subject_prefix", f"[{self.name}] ")
-        _positive(self.bounce_threshold, f"{self.name}.bounce_threshold")
-        for key in (
             "bounce_hard_weight",
             "bounce_soft_weight",
             "bounce_score_interval_days",
@@ -241,10 +251,8 @@ class ListConfig:
             "bounce_warnings",
             "bounce_warning_interval_days",
         ):
-            if getattr(self, key) < 0:
-                raise ConfigError(
-                    f"{self.name}.{key}: must be 0 or more, got {getattr(self, key)!r}"
-                )
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{key}.{name}: must be 0 or more, got {getattr(self, name)!r}")
 
     def settings(self) -> dict[str, Any]:
         """The list's settings as plain data, as stored in the database."""
@@ -276,6 +284,14 @@ class Config:
         return url
 
 
+def _addresses(addresses: list[str], key: str) -> list[str]:
+    """The addresses normalised as members are stored (lower case, IDNA A-labels)."""
+    try:
+        return [normalize(a) for a in addresses]
+    except InvalidAddress as error:
+        raise ConfigError(f"{key}: {error}") from None
+
+
 def _positive(value: float, key: str) -> None:
     if value <= 0:
         raise ConfigError(f"{key}: must be greater than 0, got {value!r}")
@@ -305,7 +321,9 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table, got {value!r}")
         return _build(hint, value, key)
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+    if hint is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
@@ -317,7 +335,7 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
 def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields) - {"path"})
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]}: unknown key")
     kwargs = {}
@@ -325,7 +343,7 @@ def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
         kwargs[name] = _convert(value, hints[name], f"{prefix}.{name}")
     for name, f in fields.items():
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if required and name not in kwargs and name != "path":
+        if required and name not in kwargs:
             raise ConfigError(f"{prefix}.{name}: missing")
     try:
         return cls(**kwargs)

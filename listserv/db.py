@@ -20,17 +20,26 @@ class DatabaseError(Exception):
     """The database cannot be reached or used; the message is one line for the operator."""
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, timeout: float = 30.0) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise DatabaseError(f"database unavailable: {path}: {error.strerror}") from None
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
+            url, connect_args={"check_same_thread": False, "timeout": timeout}, pool_size=8
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(
+        url,
+        connect_args={"connect_timeout": max(1, round(timeout))},
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+    )
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

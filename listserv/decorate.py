@@ -9,9 +9,11 @@ import copy
 import re
 import secrets
 from email import policy
+from email.header import Header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
+from .headers import one_line, set_subject
 from .lists import MailList
 
 # Source headers are kept exactly as the sender wrote them; headers we add are folded.
@@ -35,7 +37,16 @@ STRIPPED = (
     "List-Archive",
     "List-Owner",
 )
-REPLY_MARKERS = re.compile(r"^\s*((re|fwd?|aw|sv|ответ|отв|на)\s*(\[\d+\])?\s*:\s*)+", re.I)
+# Reply markers of mail clients in the languages of our members ("Re[2]:", German "AW:",
+# Russian "Ответ:"/"Отв:", Kazakh "Жауап:"); a run of them becomes one "Re:". Forwarding
+# markers ("Fwd:") are kept: the post is not a reply.
+REPLY_MARKERS = re.compile(
+    r"^((re|aw|sv|vs|antw|ответ|отв|жауап)\s*([\[(]\d+[\])])?\s*:\s*)+", re.I
+)
+# Reply and forwarding markers alike: what to skip to reach the words a person wrote.
+RESPONSE_MARKERS = re.compile(
+    r"^((re|fwd?|aw|wg|sv|vs|antw|ответ|отв|пересл|жауап)\s*([\[(]\d+[\])])?\s*:\s*)+", re.I
+)
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -47,24 +58,56 @@ def to_bytes(message: Message) -> bytes:
 
 
 def subject_of(message: Message) -> str:
-    """The decoded Subject, or "" when absent or undecodable."""
+    """The decoded Subject, or "" when absent or undecodable.
+
+    A Subject written as raw 8-bit bytes (old clients in windows-1251 or KOI8-R) is read in
+    UTF-8, else in the charset of the body, which such clients write in the same charset.
+    """
+    raw = next((v for k, v in message.raw_items() if k.lower() == "subject"), None)
+    data = undecoded_bytes(raw)
+    if data:
+        for charset in ("utf-8", body_charset(message)):
+            try:
+                return one_line(data.decode(charset))
+            except (LookupError, UnicodeError):
+                continue
     try:
         return str(message.get("Subject", "") or "")
     except (ValueError, LookupError):
         return ""
 
 
+def undecoded_bytes(value: object) -> bytes:
+    """The raw 8-bit bytes a parsed header value carries, b"" when it carries none (plain
+    ASCII, or text set by the program)."""
+    if not isinstance(value, str) or value.isascii():
+        return b""
+    try:
+        return value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return b""
+
+
+def body_charset(message: Message) -> str:
+    """The charset of the first text part, "" when none is named."""
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            return part.get_content_charset() or ""
+    return ""
+
+
 def prefixed_subject(subject: str, prefix: str) -> str:
-    """``[list] subject`` with the prefix once, ahead of any ``Re:``, never stacked."""
-    bare = prefix.strip()
-    if not bare:
-        return subject
-    rest = subject.replace(bare, "") if bare in subject else subject
-    rest = re.sub(r"\s+", " ", rest).strip()
-    match = REPLY_MARKERS.match(rest)
-    if match:
-        rest = "Re: " + REPLY_MARKERS.sub("", rest).strip()
-    return f"{bare} {rest}".strip() if rest else bare
+    """``[list] subject`` with the prefix once, ahead of any ``Re:``, never stacked.
+
+    The result is always one line: a subject whose encoded words carry CR or LF cannot
+    smuggle in a header.
+    """
+    bare = one_line(prefix)
+    rest = re.sub(re.escape(bare), " ", subject, flags=re.I) if bare else subject
+    rest = one_line(rest)
+    if REPLY_MARKERS.match(rest):
+        rest = "Re: " + REPLY_MARKERS.sub("", rest)
+    return f"{bare} {rest}".strip()
 
 
 def set_header(message: Message, name: str, value: str) -> None:
@@ -73,7 +116,7 @@ def set_header(message: Message, name: str, value: str) -> None:
 
 
 def add_subject_prefix(message: Message, prefix: str) -> None:
-    set_header(message, "Subject", prefixed_subject(subject_of(message), prefix))
+    set_subject(message, prefixed_subject(subject_of(message), prefix))
 
 
 def add_list_headers(message: Message, mlist: MailList, unsubscribe_url: str = "") -> None:
@@ -82,8 +125,13 @@ def add_list_headers(message: Message, mlist: MailList, unsubscribe_url: str = "
         del message[name]
     post = "NO" if mlist.config.posting == "announce" else f"<mailto:{mlist.address()}>"
     request = mlist.address("request")
-    title = mlist.config.title.replace('"', "'")
-    message["List-Id"] = f'"{title}" <{mlist.list_id}>' if title else f"<{mlist.list_id}>"
+    title = one_line(mlist.config.title.replace('"', "'").replace("\\", ""))
+    if title.isascii():
+        message["List-Id"] = f'"{title}" <{mlist.list_id}>' if title else f"<{mlist.list_id}>"
+    else:
+        # An encoded-word phrase (RFC 2919, 2047), encoded here: see set_subject.
+        phrase = Header(title, "utf-8", header_name="List-Id").encode()
+        message.set_raw("List-Id", f"{phrase} <{mlist.list_id}>")
     message["List-Post"] = post
     message["List-Help"] = f"<mailto:{request}?subject=help>"
     message["List-Subscribe"] = f"<mailto:{mlist.address('join')}>"
@@ -115,33 +163,49 @@ def already_seen(message: Message, mlist: MailList) -> bool:
 def add_footer(message: EmailMessage, footer: str) -> None:
     """Append *footer* to a plain-text body in its own charset, else as a separate part.
 
-    A single text/plain part whose charset can carry the footer keeps its charset and
-    transfer encoding; anything else becomes multipart/mixed with the footer as a last
-    part, so signed, HTML and multipart bodies reach members byte-for-byte intact.
+    A single text/plain body that decodes without loss in a charset that can carry the
+    footer keeps its charset and transfer encoding; anything else becomes multipart/mixed
+    with the footer as a last part, so signed, HTML, multipart and undecodable bodies reach
+    members byte-for-byte intact.
     """
-    if not footer.strip():
+    if not footer.strip() or append_to_text(message, footer):
         return
-    if message.get_content_type() == "text/plain" and not message.is_multipart():
-        charset = message.get_content_charset() or "us-ascii"
-        cte = str(message.get("Content-Transfer-Encoding", "7bit")).lower()
-        try:
-            body = message.get_content()
-            joined = body if body.endswith("\n") else body + "\n"
-            joined += "\n" + footer
-            joined.encode(charset)
-        except (LookupError, UnicodeError, KeyError):
-            pass
-        else:
-            if cte == "7bit" and not joined.isascii():
-                cte = "8bit"
-            params = {k: v for k, v in message.get_params([])[1:] if k != "charset"}
-            message.set_content(joined, charset=charset, cte=cte, params=params)
-            return
-    if message.get_content_type() == "multipart/mixed":
+    # A multipart without a usable boundary parses as text; it is wrapped like one.
+    if message.get_content_type() == "multipart/mixed" and isinstance(message.get_payload(), list):
         message.add_attachment(footer, disposition="inline", charset="utf-8", cte="8bit")
         del message.get_payload()[-1]["Content-Disposition"]
         return
     wrap_with_footer(message, footer)
+
+
+def append_to_text(message: EmailMessage, footer: str) -> bool:
+    """Add *footer* inside a single text/plain body; False when that would lose anything."""
+    if (
+        message.get_content_type() != "text/plain"
+        or message.is_multipart()
+        or message.get_content_disposition() == "attachment"
+    ):
+        return False
+    cte = str(message.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+    if cte not in ("7bit", "8bit", "quoted-printable", "base64"):
+        return False
+    declared = message.get_content_charset() or "us-ascii"
+    # 8-bit text in mail that names no charset (or us-ascii) is UTF-8 in practice, and
+    # ASCII is a subset of it: such a body may take a UTF-8 footer.
+    charset = "utf-8" if declared in ("us-ascii", "ascii") else declared
+    try:
+        body = message.get_payload(decode=True).decode(charset)
+        joined = (body if body.endswith("\n") else body + "\n") + "\n" + footer
+        joined.encode(charset)
+    except (LookupError, UnicodeError):
+        return False
+    if charset == "utf-8" and declared != charset and joined.isascii():
+        charset = "us-ascii"
+    if cte == "7bit" and not joined.isascii():
+        cte = "8bit"
+    params = {k: v for k, v in message.get_params([])[1:] if k != "charset"}
+    message.set_content(joined, charset=charset, cte=cte, params=params)
+    return True
 
 
 def wrap_with_footer(message: EmailMessage, footer: str) -> None:

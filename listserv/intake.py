@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 
 from aiosmtpd.lmtp import LMTP
@@ -19,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .addresses import InvalidAddress, Target, normalize, parse_recipient
 from .app import App
-from .config import host_port
+from .config import ConfigError, host_port
 from .db import transaction
 from .models import MailingList, Message, utcnow
 
@@ -63,6 +64,8 @@ class IntakeHandler:
         except SQLAlchemyError:
             log.exception("database unavailable at RCPT")
             return "451 4.3.0 Temporary failure, try again later"
+        if normalize(address) in envelope.rcpt_tos and not self.lmtp:
+            return "250 2.1.5 OK (duplicate recipient, delivered once)"
         envelope.rcpt_tos.append(normalize(address))
         envelope.rcpt_options.append(options)
         return "250 2.1.5 OK"
@@ -82,7 +85,7 @@ class IntakeHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         if len(raw) > self.app.config.server.max_message_size:
-            return "552 5.3.4 Message too big"
+            return "\r\n".join(["552 5.3.4 Message too big"] * self._reply_count(envelope))
         try:
             ids = await asyncio.to_thread(
                 self._store,
@@ -182,12 +185,18 @@ class Intake:
 
     async def start(self) -> None:
         server = self.app.config.server
-        cls = tracked(LMTP if server.protocol == "lmtp" else SMTP, self.connections)
+        lmtp = server.protocol == "lmtp"
+        cls = tracked(LMTP if lmtp else SMTP, self.connections)
+        if lmtp:
+            # aiosmtpd refuses an overlong line or message with a single reply where LMTP owes
+            # one per recipient, which would leave the MTA waiting: let the handler check the
+            # size (a line limit is the MTA's business, which enforces its own).
+            cls.line_length_limit = server.max_message_size + 2
 
         def factory() -> SMTP:
             return cls(
                 self.handler,
-                data_size_limit=server.max_message_size,
+                data_size_limit=None if lmtp else server.max_message_size,
                 enable_SMTPUTF8=True,
                 decode_data=False,
                 hostname=server.domain,
@@ -197,7 +206,13 @@ class Intake:
 
         host, port = host_port(server.listen, "server.listen")
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(factory, host=host, port=port)
+        try:
+            self.server = await loop.create_server(factory, host=host, port=port)
+        except OSError as error:
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise ConfigError(
+                f"server.listen: cannot listen on {server.listen}: {reason}"
+            ) from None
 
     @property
     def port(self) -> int:

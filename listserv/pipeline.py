@@ -23,12 +23,13 @@ from .decorate import (
     to_bytes,
 )
 from .dmarc import Mitigation, lookup_policy, mitigate
+from .headers import one_line
 from .lists import MailList
 from .members import find_member, recipients
 from .models import HeldMessage, utcnow
 from .models import Message as StoredMessage
 from .moderation import announce_hold
-from .notices import is_automated, notice, send_notice
+from .notices import allow_auto_reply, is_automated, notice, send_notice
 from .outbound import queue_mail
 from .personalize import prepare_post, sends_personalized
 from .postlog import WINDOW, log_post, posts_since
@@ -190,15 +191,20 @@ def refuse(
     decision: Decision,
     envelope_sender: str,
 ) -> None:
-    """Tell the sender the post was refused, unless the sender is a machine."""
-    if is_automated(post.message, envelope_sender):
+    """Tell the sender the post was refused, unless the sender is a machine or already had
+    its share of notices today (a forged From must not turn us into a backscatter source)."""
+    if is_automated(post.message, envelope_sender) or "@" not in post.sender:
+        return
+    if not allow_auto_reply(app, session, post.sender):
         return
     reply = notice(
         app,
         mlist,
         "rejected.txt",
         post.sender,
-        subject=subject_of(post.message),
+        subject=one_line(subject_of(post.message)),
+        rule=decision.rule,
+        poster=post.sender,
         reason=decision.reason,
     )
     send_notice(app, session, mlist, reply, [post.sender])

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import decisions  # noqa: F401 - registers the moderation token actions
@@ -22,7 +23,7 @@ from .authentication import authenticate_stored, stamp
 from .bounces import handle_bounce
 from .claims import lock_rows, nap
 from .confirm import handle_confirm
-from .db import transaction
+from .db import describe, transaction
 from .decorate import parse
 from .email_commands import handle_join, handle_leave, handle_request
 from .lists import MailList, get_list, list_names
@@ -84,7 +85,11 @@ def claim(app: App, instance_id: str) -> list[int]:
     with transaction(app.sessions) as session:
         query = (
             select(Message.id)
-            .where(Message.status == "new", Message.claimed_by.is_(None))
+            # Our own claims are left over from a pass the database interrupted.
+            .where(
+                Message.status == "new",
+                Message.claimed_by.is_(None) | (Message.claimed_by == instance_id),
+            )
             .order_by(Message.id)
             .limit(CLAIM_BATCH)
         )
@@ -107,6 +112,9 @@ def process(app: App, message_id: int) -> str:
             stored.status = "failed" if outcome.startswith("failed") else "done"
             stored.outcome = outcome
             stored.processed_at = utcnow()
+    except OperationalError:
+        # The database, not the message, failed: leave it new to be processed again.
+        raise
     except Exception as error:
         log.exception("message %s could not be processed", message_id)
         with transaction(app.sessions) as session:
@@ -123,9 +131,15 @@ async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: fl
     """Process the inbox until cancelled: on each wake-up and every *poll* seconds."""
     while True:
         wakeup.clear()
-        ids = await asyncio.to_thread(claim, app, instance_id)
-        for message_id in ids:
-            await asyncio.to_thread(process, app, message_id)
+        try:
+            ids = await asyncio.to_thread(claim, app, instance_id)
+            for message_id in ids:
+                await asyncio.to_thread(process, app, message_id)
+        except SQLAlchemyError as error:
+            # The database went away: keep the router alive and try again later; the
+            # claimed messages are released by the heartbeat if this process dies.
+            log.warning("router: %s", describe(error))
+            ids = []
         if len(ids) == CLAIM_BATCH:
             continue
         await nap(wakeup, poll)

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from typing import Literal
 
 from .addresses import addresses_in
-from .decorate import REPLY_MARKERS, already_seen, subject_of
+from .decorate import RESPONSE_MARKERS, already_seen, subject_of
 from .lists import MailList
 from .text import own_lines, plain_text
 
@@ -171,7 +171,7 @@ def command_like(post: Post) -> Decision | None:
     prefix = (post.mlist.config.subject_prefix or "").strip()
     if prefix:
         subject = subject.replace(prefix, "")
-    subject = REPLY_MARKERS.sub("", subject)
+    subject = RESPONSE_MARKERS.sub("", subject)
     lines = [subject, *own_lines(plain_text(post.message))[:COMMAND_LINES]]
     if any(is_command_like(line) for line in lines):
         return Decision(

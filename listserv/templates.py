@@ -7,7 +7,6 @@ template_dir``; a template missing in a list's language falls back to English.
 
 from __future__ import annotations
 
-import re
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from .headers import one_line, set_subject
 
 BUILTIN = Path(__file__).resolve().parent.parent / "templates"
 # Headers a template may set; anything else in the head of a template is a mistake.
@@ -61,18 +62,13 @@ class Templates:
             if field.strip().lower() not in TEMPLATE_HEADERS:
                 raise jinja2.TemplateError(f"{language}/{name}: unexpected header line {line!r}")
             if field.strip().lower() == "subject":
-                message["Subject"] = one_line(value)
+                set_subject(message, one_line(value))
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = make_msgid(domain=domain)
         message.set_content(body, charset="utf-8", cte=body_encoding(body))
         # After set_content, which drops every Content-* header set before it.
         message["Content-Language"] = language
         return message
-
-
-def one_line(text: str) -> str:
-    """Fold any line breaks a value carries into spaces, so it cannot add a header."""
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def body_encoding(text: str) -> str:

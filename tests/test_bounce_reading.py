@@ -41,7 +41,7 @@ def sample(name: str) -> email.message.Message:
         ("microsoft_01.txt", "userx@example.com", "hard"),  # Exchange
         ("dsn_13.txt", "userx@example.com", "hard"),  # Exchange DSN, 5.1.1
         ("simple_17.txt", "userx@example.com", "hard"),  # Gmail
-        ("simple_42.txt", "david...@gmail.com", "policy"),  # Gmail 5.7.1 spam refusal
+        ("simple_42.txt", "david.r@gmail.com", "policy"),  # Gmail 5.7.1 spam refusal
         ("qmail_01.txt", "userx@example.de", "hard"),
         ("yahoo_01.txt", "userx@example.com", "soft"),  # gave up after 4.4.1
         ("dsn_01.txt", "userx@example.com", "soft"),  # over quota: a live mailbox
