@@ -25,6 +25,7 @@ from .config import ConfigError, ListConfig, _build, find_config, load_config
 from .db import DatabaseError, describe, transaction
 from .decorate import parse
 from .delivery import queue_counts, resend_failed
+from .digests import request_new_volume, send_due
 from .lists import UnknownList, all_lists, get_list, member_count, save_list
 from .members import DELIVERY_MODES, add_member, find_member, remove_member
 from .models import MailingList, Member, Message
@@ -258,6 +259,7 @@ def members_list(context: Context, name: str, as_json: bool) -> None:
 delivery_flags = [
     click.option("--digest", "delivery", flag_value="digest", help="Digest (MIME) delivery."),
     click.option("--plain", "delivery", flag_value="plain", help="Plain-text digest delivery."),
+    click.option("--html", "delivery", flag_value="html", help="HTML digest delivery."),
 ]
 
 
@@ -419,3 +421,32 @@ def inject(context: Context, name: str, file: Any) -> None:
     if outcome.startswith("failed"):
         fail(outcome)
     click.echo(f"message {message_id}: {outcome}")
+
+
+# ---- digests --------------------------------------------------------------------------------
+
+
+@main.group(cls=Group)
+def digest() -> None:
+    """Digest issues."""
+
+
+@digest.command("send")
+@click.argument("name", required=False)
+@click.option("--new-volume", is_flag=True, help="Start a new volume with this issue (NAME only).")
+@pass_context
+def digest_send(context: Context, name: str | None, new_volume: bool) -> None:
+    """Send the pending digest of NAME (or of every list) now."""
+    if new_volume and not name:
+        fail("--new-volume needs a list NAME")
+    if new_volume:
+        request_new_volume(context.app, name or "")
+    sent = send_due(context.app, [name] if name else None, force=True)
+    for list_name, issue in sent.items():
+        if issue or name:
+            click.echo(f"{list_name}: {issue or 'no posts pending'}")
+    failed = [n for n, issue in sent.items() if issue and issue.startswith("failed")]
+    if failed:
+        fail(f"digest of {failed[0]} not sent")
+    if not any(sent.values()) and not name:
+        click.echo("no posts pending")

@@ -18,6 +18,7 @@ from .decorate import (
     set_reply_to,
     subject_of,
 )
+from .digests import add_to_digest
 from .lists import MailList
 from .members import find_member, recipients
 from .models import HeldMessage
@@ -87,9 +88,10 @@ def decorate(app: App, mlist: MailList, message: EmailMessage) -> EmailMessage:
 def distribute(
     app: App, session: Session, mlist: MailList, message: EmailMessage, message_id: int | None
 ) -> None:
-    """Decorate an accepted post and queue it for every member who gets posts one by one."""
+    """Decorate an accepted post, queue it for every member who gets posts one by one and
+    keep it for the list's next digest."""
     decorate(app, mlist, message)
-    queue_mail(
+    outgoing = queue_mail(
         session,
         kind="post",
         mail_from=mlist.address("bounces"),
@@ -99,6 +101,7 @@ def distribute(
         list_id=mlist.id,
         message_id=message_id,
     )
+    add_to_digest(session, mlist.id, outgoing.raw, message_id)
 
 
 def hold(

@@ -11,11 +11,14 @@ import asyncio
 import logging
 import signal
 
+from sqlalchemy import event
+
 from .app import App, make_app
 from .claims import beat, register, unregister
 from .config import Config
 from .db import transaction, upgrade
 from .delivery import run_delivery
+from .digests import run_digests, wake_digests, wake_digests_after_commit
 from .intake import Intake, IntakeHandler
 from .lists import save_list
 from .outbound import wake_delivery
@@ -41,6 +44,7 @@ class Server:
         self.stopping = asyncio.Event()
         self.inbox = asyncio.Event()
         self.outbox = asyncio.Event()
+        self.digests = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.intake: Intake | None = None
         self.instance_id = ""
@@ -52,6 +56,9 @@ class Server:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         wake_delivery.bind(loop, self.outbox)
+        wake_digests.bind(loop, self.digests)
+        if not event.contains(self.app.sessions, "after_commit", wake_digests_after_commit):
+            event.listen(self.app.sessions, "after_commit", wake_digests_after_commit)
         self.instance_id = await asyncio.to_thread(register, self.app.sessions)
         handler = IntakeHandler(self.app, set(HANDLERS), self.inbox.set)
         self.intake = Intake(self.app, handler)
@@ -60,6 +67,7 @@ class Server:
             asyncio.create_task(run_router(self.app, self.instance_id, self.inbox, self.poll)),
             asyncio.create_task(run_delivery(self.app, self.instance_id, self.outbox, self.poll)),
             asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(run_digests(self.app, self.digests)),
         ]
         log.info("listening on port %d (%s)", self.intake.port, self.app.config.server.protocol)
 
