@@ -174,6 +174,13 @@ def footer_text(templates: Templates, issue: Issue) -> str:
     return render(templates, issue, "digest_footer.txt")
 
 
+def list_footer(templates: Templates, issue: Issue) -> str:
+    """The footer the list adds to each post (see ``pipeline.decorate``), as it reads there."""
+    if not issue.mlist.config.footer:
+        return ""
+    return render(templates, issue, "footer.txt").strip()
+
+
 # ---- readable bodies -------------------------------------------------------------------------
 
 
@@ -206,6 +213,13 @@ class BodyStyle:
     html: Callable[[str], str]
     omitted: Callable[[Message], str]
     prefer: str  # the alternative to show when a post offers both
+    # The list footer each post carries; the digest shows it once, at its end.
+    footer: str = ""
+
+
+def without_footer(text: str, footer: str) -> str:
+    body = text.rstrip()
+    return body[: -len(footer)].rstrip() if footer and body.endswith(footer) else text
 
 
 def readable(part: Message, style: BodyStyle) -> list[str]:
@@ -225,7 +239,8 @@ def readable(part: Message, style: BodyStyle) -> list[str]:
         assert isinstance(subparts, list)
         return [piece for sub in subparts for piece in readable(sub, style)]
     if ctype == "text/plain" and not is_attachment(part):
-        return [style.text(decoded_text(part))]
+        text = without_footer(decoded_text(part).replace("\r\n", "\n"), style.footer)
+        return [style.text(text)] if text.strip() else []
     if ctype == "text/html" and not is_attachment(part):
         return [style.html(decoded_text(part))]
     return [style.omitted(part)]
@@ -358,6 +373,7 @@ def plain_text(issue: Issue, templates: Templates) -> str:
         html=html_to_text,
         omitted=omitted_note(templates, language),
         prefer="text/plain",
+        footer=list_footer(templates, issue),
     )
     out = [render(templates, issue, "digest_masthead.txt").rstrip("\n"), ""]
     out += [render(templates, issue, "digest_toc.txt").rstrip("\n"), "", PREAMBLE_SEPARATOR, ""]
@@ -386,13 +402,14 @@ def plain_digest(issue: Issue, templates: Templates) -> EmailMessage:
 # ---- HTML ------------------------------------------------------------------------------------
 
 
-def post_html(post: Message, note: Callable[[Message], str]) -> Markup:
+def post_html(post: Message, note: Callable[[Message], str], footer: str) -> Markup:
     """A post's body as safe HTML: HTML sanitised, text escaped, the rest a note."""
     style = BodyStyle(
         text=lambda s: f'<div style="white-space:pre-wrap">{html.escape(s.strip())}</div>',
         html=sanitize_html,
         omitted=lambda part: f"<p><em>{html.escape(note(part))}</em></p>",
         prefer="text/html",
+        footer=footer,
     )
     # Every piece is escaped or sanitised above.
     return Markup("\n".join(readable(post, style)))
@@ -401,6 +418,7 @@ def post_html(post: Message, note: Callable[[Message], str]) -> Markup:
 def html_digest(issue: Issue, templates: Templates) -> EmailMessage:
     """multipart/alternative: the plain digest, and the same issue as a page for phones."""
     note = omitted_note(templates, issue.mlist.config.language)
+    footer = list_footer(templates, issue)
     page = render(
         templates,
         issue,
@@ -408,7 +426,7 @@ def html_digest(issue: Issue, templates: Templates) -> EmailMessage:
         subject=one_line(render(templates, issue, "digest_subject.txt")),
         masthead=render(templates, issue, "digest_masthead.txt"),
         footer=footer_text(templates, issue),
-        bodies=[post_html(post, note) for post in issue.posts],
+        bodies=[post_html(post, note, footer) for post in issue.posts],
     )
     message = EmailMessage(policy=MAIL_POLICY)
     message["Content-Type"] = "multipart/alternative"

@@ -117,14 +117,17 @@ def test_digest_members_get_one_issue_in_their_format(start_server, sink: Sink) 
 
     plain = burst(sink.messages_to(PLAIN)[0].message.get_content())
     assert [h["Subject"] for h, _ in plain.messages] == [p["Subject"] for p in posts]
-    assert plain.messages[0][1].startswith("Уровень воды снова упал.")
-    assert plain.messages[1][1].startswith("Report text.")
+    # The list footer each post carries is shown once, at the end.
+    assert plain.messages[0][1] == "Уровень воды снова упал."
+    assert plain.messages[1][1] == "Report text."
+    assert "To unsubscribe" in plain.trailer
 
     page, text = html_and_text(sink.messages_to(HTML)[0].message)
     assert burst(text).messages == plain.messages
     assert "<script" not in page and "alert(1)" not in page and "track.example" not in page
     assert "&lt;b&gt;Report&lt;/b&gt; &amp; data" in page
     assert "Уровень воды снова упал." in page
+    assert page.count("To unsubscribe") == 1
 
 
 def test_issue_numbers_increase_and_survive_restart(start_server, sink: Sink) -> None:
