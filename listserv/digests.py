@@ -86,6 +86,7 @@ class Pending:
     count: int
     size: int
     last_sent: datetime
+    oldest: datetime  # when the first waiting post arrived
 
 
 def is_due(pending: Pending, config: DigestConfig, now: datetime) -> bool:
@@ -93,7 +94,9 @@ def is_due(pending: Pending, config: DigestConfig, now: datetime) -> bool:
         return False
     if pending.count >= config.max_messages or pending.size >= config.max_size:
         return True
-    return now >= next_due(pending.last_sent, config)
+    # A scheduled time that passed while nothing waited sends nothing: the first post after
+    # a quiet spell waits for the next one.
+    return now >= next_due(max(pending.last_sent, pending.oldest), config)
 
 
 def advance(state: DigestState, now: datetime, zone: ZoneInfo) -> None:
@@ -145,12 +148,15 @@ def pending_by_list(session: Session) -> dict[int, Pending]:
         row.list_id: row.last_sent_at
         for row in session.execute(select(DigestState.list_id, DigestState.last_sent_at))
     }
-    totals = select(DigestEntry.list_id, func.count(), func.sum(DigestEntry.size)).group_by(
-        DigestEntry.list_id
-    )
+    totals = select(
+        DigestEntry.list_id,
+        func.count(),
+        func.sum(DigestEntry.size),
+        func.min(DigestEntry.added_at),
+    ).group_by(DigestEntry.list_id)
     return {
-        list_id: Pending(count, int(size or 0), last_sent[list_id])
-        for list_id, count, size in session.execute(totals)
+        list_id: Pending(count, int(size or 0), last_sent[list_id], oldest)
+        for list_id, count, size, oldest in session.execute(totals)
         if list_id in last_sent
     }
 
@@ -176,8 +182,12 @@ def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str 
                 select(DigestEntry).where(DigestEntry.list_id == mlist.id).order_by(DigestEntry.id)
             )
         )
-        pending = Pending(len(entries), sum(e.size for e in entries), state.last_sent_at)
-        if not entries or not (force or is_due(pending, mlist.config.digest, now)):
+        if not entries:
+            return None
+        pending = Pending(
+            len(entries), sum(e.size for e in entries), state.last_sent_at, entries[0].added_at
+        )
+        if not (force or is_due(pending, mlist.config.digest, now)):
             return None
         advance(state, now, ZoneInfo(mlist.config.digest.timezone))
         issue = Issue(mlist, state.volume, state.issue, now, [parse(e.raw) for e in entries])

@@ -216,12 +216,19 @@ def test_weekly_monthly_and_interval_schedules() -> None:
 
 def test_issue_is_due_on_schedule_count_or_size_but_never_empty() -> None:
     config = DigestConfig(frequency="daily", max_messages=3, max_size=1000)
-    last = at("2026-11-23T01:00")
-    assert not is_due(Pending(2, 500, last), config, at("2026-11-23T23:00"))
-    assert is_due(Pending(2, 500, last), config, at("2026-11-24T00:00"))
-    assert is_due(Pending(3, 500, last), config, at("2026-11-23T02:00"))
-    assert is_due(Pending(1, 1000, last), config, at("2026-11-23T02:00"))
-    assert not is_due(Pending(0, 0, last), config, at("2026-12-24T00:00"))
+    last, first_post = at("2026-11-23T01:00"), at("2026-11-23T02:00")
+    assert not is_due(Pending(2, 500, last, first_post), config, at("2026-11-23T23:00"))
+    assert is_due(Pending(2, 500, last, first_post), config, at("2026-11-24T00:00"))
+    assert is_due(Pending(3, 500, last, first_post), config, at("2026-11-23T02:00"))
+    assert is_due(Pending(1, 1000, last, first_post), config, at("2026-11-23T02:00"))
+    assert not is_due(Pending(0, 0, last, last), config, at("2026-12-24T00:00"))
+
+
+def test_first_post_after_a_quiet_spell_waits_for_the_next_scheduled_time() -> None:
+    config = DigestConfig(frequency="daily", hour=6)
+    last, first_post = at("2026-11-01T06:00"), at("2026-11-23T14:00")
+    assert not is_due(Pending(1, 100, last, first_post), config, at("2026-11-23T14:01"))
+    assert is_due(Pending(1, 100, last, first_post), config, at("2026-11-24T06:00"))
 
 
 def test_numbering_starts_a_volume_each_year_or_on_request() -> None:
