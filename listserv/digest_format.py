@@ -18,6 +18,7 @@ from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid, parseaddr
 from html.parser import HTMLParser
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import nh3
 from markupsafe import Markup
@@ -90,7 +91,7 @@ def context(issue: Issue) -> dict[str, Any]:
         "title": mlist.config.title or mlist.name,
         "volume": issue.volume,
         "number": issue.number,
-        "date": format_datetime(issue.date),
+        "date": format_datetime(issue.date.astimezone(ZoneInfo(mlist.config.digest.timezone))),
         "posts": [toc_entry(i, post) for i, post in enumerate(issue.posts, 1)],
         "list_address": mlist.address(),
         "request_address": mlist.address("request"),
@@ -226,18 +227,16 @@ def readable(part: Message, style: BodyStyle) -> list[str]:
     """A post's body as pieces in the output format: text shown, HTML converted or
     sanitised, anything else (images, attachments) replaced by a one-line note."""
     ctype = part.get_content_type()
-    if ctype == "multipart/alternative":
-        choices = part.get_payload()
-        assert isinstance(choices, list)
+    # is_multipart() is false for a multipart whose boundary is missing: it is shown as a note.
+    if part.is_multipart() and ctype == "multipart/alternative":
+        choices = list(part.iter_parts())  # type: ignore[attr-defined]
         chosen = next((p for p in choices if p.get_content_type() == style.prefer), None)
         chosen = chosen or next(
             (p for p in choices if p.get_content_type() in ("text/plain", "text/html")), None
         )
         return readable(chosen, style) if chosen is not None else [style.omitted(part)]
     if part.is_multipart() and ctype != "message/rfc822":
-        subparts = part.get_payload()
-        assert isinstance(subparts, list)
-        return [piece for sub in subparts for piece in readable(sub, style)]
+        return [piece for sub in part.iter_parts() for piece in readable(sub, style)]  # type: ignore[attr-defined]
     if ctype == "text/plain" and not is_attachment(part):
         text = without_footer(decoded_text(part).replace("\r\n", "\n"), style.footer)
         return [style.text(text)] if text.strip() else []
@@ -380,7 +379,8 @@ def plain_text(issue: Issue, templates: Templates) -> str:
     for post in issue.posts:
         for name in KEPT_HEADERS:
             value = header_text(post, name)
-            if value:
+            # Every message of an RFC 1153 digest starts with headers; Subject is always there.
+            if value or name == "Subject":
                 out.append(f"{name}: {value}")
         body = "\n\n".join(piece.strip("\n") for piece in readable(post, style))
         out += ["", stuffed(body), "", MESSAGE_SEPARATOR, ""]

@@ -250,3 +250,20 @@ def test_digest_settings_are_checked() -> None:
         DigestConfig(timezone="Mars/Olympus")
     with pytest.raises(ConfigError, match=r"digest\.hour"):
         DigestConfig(hour=24)
+
+
+def test_malformed_posts_still_make_every_format() -> None:
+    raws = [
+        b"From: x@example.com\r\nSubject: =?x-bogus?q?broken?=\r\n"
+        b"Content-Type: multipart/alternative\r\n\r\nno boundary at all\r\n",
+        b"From: y@example.com\r\nContent-Type: text/plain; charset=x-unknown\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n!!not base64!!\r\n",
+        b"Subject: bare\r\nContent-Type: text/html; charset=koi8-r\r\n\r\n<p>\xf0\xd2\xc9</p>\r\n",
+        b"no headers at all\r\n",
+    ]
+    broken = Issue(mlist(), 1, 1, WHEN, [parse(raw) for raw in raws])
+    for build in (mime_digest, plain_digest, html_digest):
+        assert reread(build(broken, TEMPLATES))["Subject"] == "eco Digest, Vol 1, Issue 1"
+    parsed = burst(plain_digest(broken, TEMPLATES).get_content())
+    assert len(parsed.messages) == 4
+    assert parsed.messages[2][1] == "При"
