@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid, parseaddr
+from functools import cached_property
 from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +25,7 @@ import nh3
 from markupsafe import Markup
 
 from .addresses import format_address
-from .decorate import MAIL_POLICY, add_list_headers, subject_of, to_bytes
+from .decorate import MAIL_POLICY, add_list_headers, subject_of
 from .lists import MailList
 from .templates import Templates, body_encoding, one_line
 
@@ -48,6 +49,10 @@ class Issue:
     number: int
     date: datetime
     posts: list[EmailMessage]
+
+    @cached_property
+    def contents(self) -> list[TocEntry]:
+        return [toc_entry(i, post) for i, post in enumerate(self.posts, 1)]
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ def context(issue: Issue) -> dict[str, Any]:
         "volume": issue.volume,
         "number": issue.number,
         "date": format_datetime(issue.date.astimezone(ZoneInfo(mlist.config.digest.timezone))),
-        "posts": [toc_entry(i, post) for i, post in enumerate(issue.posts, 1)],
+        "posts": issue.contents,
         "list_address": mlist.address(),
         "request_address": mlist.address("request"),
         "join_address": mlist.address("join"),
@@ -159,10 +164,9 @@ def mime_digest(issue: Issue, templates: Templates) -> EmailMessage:
     for post in issue.posts:
         part = EmailMessage(policy=MAIL_POLICY)
         part["Content-Type"] = "message/rfc822"
-        kept = kept_post(post)
-        if not to_bytes(kept).isascii():
-            part["Content-Transfer-Encoding"] = "8bit"
-        part.set_payload([kept])
+        # Posts may carry 8-bit bodies; the declaration also allows plain 7-bit ones.
+        part["Content-Transfer-Encoding"] = "8bit"
+        part.set_payload([kept_post(post)])
         posts.attach(part)
     message = EmailMessage(policy=MAIL_POLICY)
     message["Content-Type"] = "multipart/mixed"
