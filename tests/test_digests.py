@@ -248,3 +248,15 @@ def test_two_servers_never_build_the_same_issue(
     assert sorted(issue_of(r)[1] for r in issues) == list(range(1, len(issues) + 1))
     got = [p["Subject"] for r in issues for p in digest_parts(r.message)[1]]
     assert sorted(got) == sorted(f"[test] {s}" for s in subjects)
+
+
+def test_digest_send_names_what_is_wrong(config_file) -> None:
+    path = config_file(lists=[list_table("test")])
+    unknown = cli(path, "digest", "send", "nope")
+    assert unknown.exit_code == 1
+    assert unknown.output.strip() == "listserv: no list named 'nope'"
+    no_name = cli(path, "digest", "send", "--new-volume")
+    assert no_name.exit_code == 1
+    assert no_name.output.strip() == "listserv: --new-volume needs a list NAME"
+    nothing = cli(path, "digest", "send")
+    assert (nothing.exit_code, nothing.output) == (0, "no posts pending\n")
