@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import copy
 import html
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from functools import cached_property
-from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import nh3
 from markupsafe import Markup
 
 from .addresses import format_address
 from .decorate import MAIL_POLICY, add_list_headers, subject_of
+from .html_content import html_to_text, sanitize_html
 from .lists import MailList
 from .templates import Templates, body_encoding, one_line
 
@@ -36,10 +34,6 @@ MESSAGE_SEPARATOR = "-" * 30
 KEPT_HEADERS = ("Date", "From", "To", "Cc", "Subject", "Message-ID", "Keywords", "Summary")
 # A MIME digest keeps those, what threading needs, and what describes the body.
 MIME_KEPT_HEADERS = (*KEPT_HEADERS, "In-Reply-To", "References", "Reply-To", "MIME-Version")
-# No images (remote ones would report the reader), forms, frames or styles in an HTML digest.
-HTML_TAGS = nh3.ALLOWED_TAGS - {"img", "map", "area"}
-HTML_URL_SCHEMES = {"http", "https", "mailto"}
-HTML_DROPPED_WITH_CONTENT = {"script", "style", "title", "head"}
 
 
 @dataclass(frozen=True)
@@ -65,12 +59,12 @@ class TocEntry:
     date: str
 
 
-def toc_entry(number: int, post: Message) -> TocEntry:
+def toc_entry(number: int, post: EmailMessage) -> TocEntry:
     subject = one_line(subject_of(post))
     return TocEntry(number, subject, author(post), header_text(post, "Date"))
 
 
-def author(post: Message) -> str:
+def author(post: EmailMessage) -> str:
     """The poster as one readable line: the display name and address."""
     value = header_text(post, "From")
     name, address = parseaddr(value)
@@ -79,7 +73,7 @@ def author(post: Message) -> str:
     return f"{name} <{address}>" if name else address
 
 
-def header_text(message: Message, name: str) -> str:
+def header_text(message: EmailMessage, name: str) -> str:
     """A header's decoded value on one line, "" when absent or undecodable."""
     try:
         return one_line(str(message.get(name, "") or ""))
@@ -189,10 +183,10 @@ def list_footer(templates: Templates, issue: Issue) -> str:
 # ---- readable bodies -------------------------------------------------------------------------
 
 
-def decoded_text(part: Message) -> str:
+def decoded_text(part: EmailMessage) -> str:
     """A text part's content as str, whatever (or however wrongly) its charset is declared."""
     try:
-        content = part.get_content()  # type: ignore[attr-defined]
+        content = part.get_content()
         if isinstance(content, str):
             return content
     except (LookupError, UnicodeError, KeyError, AttributeError):
@@ -206,7 +200,7 @@ def decoded_text(part: Message) -> str:
         return raw.decode("utf-8", errors="replace")
 
 
-def is_attachment(part: Message) -> bool:
+def is_attachment(part: EmailMessage) -> bool:
     return str(part.get("Content-Disposition", "")).strip().lower().startswith("attachment")
 
 
@@ -216,7 +210,7 @@ class BodyStyle:
 
     text: Callable[[str], str]
     html: Callable[[str], str]
-    omitted: Callable[[Message], str]
+    omitted: Callable[[EmailMessage], str]
     prefer: str  # the alternative to show when a post offers both
     # The list footer each post carries; the digest shows it once, at its end.
     footer: str = ""
@@ -227,20 +221,20 @@ def without_footer(text: str, footer: str) -> str:
     return body[: -len(footer)].rstrip() if footer and body.endswith(footer) else text
 
 
-def readable(part: Message, style: BodyStyle) -> list[str]:
+def readable(part: EmailMessage, style: BodyStyle) -> list[str]:
     """A post's body as pieces in the output format: text shown, HTML converted or
     sanitised, anything else (images, attachments) replaced by a one-line note."""
     ctype = part.get_content_type()
     # is_multipart() is false for a multipart whose boundary is missing: it is shown as a note.
     if part.is_multipart() and ctype == "multipart/alternative":
-        choices = list(part.iter_parts())  # type: ignore[attr-defined]
+        choices = list(part.iter_parts())
         chosen = next((p for p in choices if p.get_content_type() == style.prefer), None)
         chosen = chosen or next(
             (p for p in choices if p.get_content_type() in ("text/plain", "text/html")), None
         )
         return readable(chosen, style) if chosen is not None else [style.omitted(part)]
     if part.is_multipart() and ctype != "message/rfc822":
-        return [piece for sub in part.iter_parts() for piece in readable(sub, style)]  # type: ignore[attr-defined]
+        return [piece for sub in part.iter_parts() for piece in readable(sub, style)]
     if ctype == "text/plain" and not is_attachment(part):
         text = without_footer(decoded_text(part).replace("\r\n", "\n"), style.footer)
         return [style.text(text)] if text.strip() else []
@@ -249,8 +243,8 @@ def readable(part: Message, style: BodyStyle) -> list[str]:
     return [style.omitted(part)]
 
 
-def omitted_note(templates: Templates, language: str) -> Callable[[Message], str]:
-    def note(part: Message) -> str:
+def omitted_note(templates: Templates, language: str) -> Callable[[EmailMessage], str]:
+    def note(part: EmailMessage) -> str:
         payload = part.get_payload(decode=True)
         size = len(payload) if isinstance(payload, bytes) else len(str(part))
         return one_line(
@@ -264,97 +258,6 @@ def omitted_note(templates: Templates, language: str) -> Callable[[Message], str
         )
 
     return note
-
-
-class TextFromHtml(HTMLParser):
-    """Readable text from HTML: blocks on their own lines, links with their address."""
-
-    BLOCKS = frozenset(
-        [
-            "p",
-            "div",
-            "br",
-            "tr",
-            "li",
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-            "h5",
-            "h6",
-            "blockquote",
-            "pre",
-            "table",
-            "ul",
-            "ol",
-            "hr",
-            "dt",
-            "dd",
-            "section",
-            "article",
-            "header",
-            "footer",
-        ]
-    )
-    SKIPPED = frozenset(("script", "style", "head", "title"))
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skipping = 0
-        self.pre = 0
-        self.href: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIPPED:
-            self.skipping += 1
-        elif tag in self.BLOCKS:
-            self.out.append("\n")
-        if tag == "li":
-            self.out.append("* ")
-        if tag == "pre":
-            self.pre += 1
-        if tag == "a":
-            self.href.append(dict(attrs).get("href") or "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIPPED:
-            self.skipping = max(0, self.skipping - 1)
-        elif tag in self.BLOCKS:
-            self.out.append("\n")
-        if tag == "pre":
-            self.pre = max(0, self.pre - 1)
-        if tag == "a" and self.href:
-            href = self.href.pop()
-            if href.startswith(("http://", "https://", "mailto:")) and href not in self.out[-1:]:
-                self.out.append(f" <{href}>")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skipping:
-            self.out.append(data if self.pre else re.sub(r"\s+", " ", data))
-
-    def text(self) -> str:
-        lines = (line.strip() for line in "".join(self.out).splitlines())
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
-
-
-def html_to_text(source: str) -> str:
-    parser = TextFromHtml()
-    parser.feed(source)
-    parser.close()
-    return parser.text()
-
-
-def sanitize_html(source: str) -> str:
-    """HTML safe to show inside the digest: no scripts, styles, images or remote content."""
-    return nh3.clean(
-        source,
-        tags=HTML_TAGS,
-        clean_content_tags=HTML_DROPPED_WITH_CONTENT,
-        url_schemes=HTML_URL_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-    )
 
 
 # ---- plain (RFC 1153) ------------------------------------------------------------------------
@@ -406,7 +309,7 @@ def plain_digest(issue: Issue, templates: Templates) -> EmailMessage:
 # ---- HTML ------------------------------------------------------------------------------------
 
 
-def post_html(post: Message, note: Callable[[Message], str], footer: str) -> Markup:
+def post_html(post: EmailMessage, note: Callable[[EmailMessage], str], footer: str) -> Markup:
     """A post's body as safe HTML: HTML sanitised, text escaped, the rest a note."""
     style = BodyStyle(
         text=lambda s: f'<div style="white-space:pre-wrap">{html.escape(s.strip())}</div>',
