@@ -30,6 +30,7 @@ from .db import DatabaseError, describe, transaction
 from .decisions import Decider, NotPending, held_posts, locked_held, settle
 from .decorate import parse
 from .delivery import queue_counts, resend_failed
+from .digests import request_new_volume, send_due
 from .dkim import dns_record, generate_key, signing_domain
 from .expiry import run_schedule
 from .lists import (
@@ -332,6 +333,7 @@ def members_list(context: Context, name: str, pending: bool, as_json: bool) -> N
 delivery_flags = [
     click.option("--digest", "delivery", flag_value="digest", help="Digest (MIME) delivery."),
     click.option("--plain", "delivery", flag_value="plain", help="Plain-text digest delivery."),
+    click.option("--html", "delivery", flag_value="html", help="HTML digest delivery."),
 ]
 
 
@@ -726,3 +728,32 @@ def held_expire(context: Context, at: datetime | None) -> None:
     """Expire overdue held posts and send due reminders now (serve does it on a schedule)."""
     run = run_schedule(context.app, at.replace(tzinfo=UTC) if at else None)
     click.echo(f"expired {run.expired} held messages, sent {run.reminders} reminders")
+
+
+# ---- digests --------------------------------------------------------------------------------
+
+
+@main.group(cls=Group)
+def digest() -> None:
+    """Digest issues."""
+
+
+@digest.command("send")
+@click.argument("name", required=False)
+@click.option("--new-volume", is_flag=True, help="Start a new volume with this issue (NAME only).")
+@pass_context
+def digest_send(context: Context, name: str | None, new_volume: bool) -> None:
+    """Send the pending digest of NAME (or of every list) now."""
+    if new_volume and not name:
+        fail("--new-volume needs a list NAME")
+    if new_volume:
+        request_new_volume(context.app, name or "")
+    sent = send_due(context.app, [name] if name else None, force=True)
+    for list_name, issue in sent.items():
+        if issue or name:
+            click.echo(f"{list_name}: {issue or 'no posts pending'}")
+    failed = [n for n, issue in sent.items() if issue and issue.startswith("failed")]
+    if failed:
+        fail(f"digest of {failed[0]} not sent")
+    if not any(sent.values()) and not name:
+        click.echo("no posts pending")

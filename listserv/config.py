@@ -13,6 +13,7 @@ import re
 import tomllib
 import types
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +69,8 @@ class ServerConfig:
     confirmation_expiry_days: float = 3.0
     # Seconds between runs of the moderation schedule (expiring held posts, reminders).
     moderation_interval: float = 3600.0
+    # Seconds between checks whether a list's digest is due (posts also wake the check).
+    digest_check_interval: float = 60.0
 
     def __post_init__(self) -> None:
         try:
@@ -85,6 +88,7 @@ class ServerConfig:
         _positive(self.heartbeat, "server.heartbeat")
         _positive(self.confirmation_expiry_days, "server.confirmation_expiry_days")
         _positive(self.moderation_interval, "server.moderation_interval")
+        _positive(self.digest_check_interval, "server.digest_check_interval")
 
 
 @dataclass(frozen=True)
@@ -172,9 +176,33 @@ class WebConfig:
 class DigestConfig:
     frequency: Literal["daily", "weekly", "monthly"] = "daily"
     max_messages: int = 30
+    # An issue goes out at once when its posts (as distributed) reach this many bytes.
+    max_size: int = 100 * 1024
+    # When scheduled issues go out, in the list's time zone: at ``hour`` every day, on
+    # ``weekday`` every week, on day ``day`` of every month.
+    hour: int = 0
+    weekday: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ] = "monday"
+    day: int = 1
+    timezone: str = "UTC"
+    # Seconds between issues instead of the calendar schedule (e.g. 43200: twice a day); 0 = use
+    # ``frequency``.
+    interval: float = 0.0
 
     def __post_init__(self) -> None:
         _positive(self.max_messages, "digest.max_messages")
+        _positive(self.max_size, "digest.max_size")
+        if not 0 <= self.hour <= 23:
+            raise ConfigError(f"digest.hour: expected 0 to 23, got {self.hour!r}")
+        if not 1 <= self.day <= 28:
+            raise ConfigError(f"digest.day: expected 1 to 28, got {self.day!r}")
+        if self.interval < 0:
+            raise ConfigError(f"digest.interval: must be 0 or more, got {self.interval!r}")
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"digest.timezone: unknown time zone {self.timezone!r}") from None
 
 
 @dataclass(frozen=True)

@@ -311,3 +311,37 @@ class MemberEvent(Base):
     message_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="SET NULL"), nullable=True
     )
+
+
+class DigestState(Base):
+    """A list's digest numbering and when its last issue went out."""
+
+    __tablename__ = "digest_states"
+
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    volume: Mapped[int] = mapped_column(Integer, default=1)
+    # The number of the last issue of this volume; 0 before the first.
+    issue: Mapped[int] = mapped_column(Integer, default=0)
+    # The last issue's time; before the first, when the list started collecting.
+    last_sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by ``digest send --new-volume``: the next issue starts a new volume.
+    new_volume: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DigestEntry(Base):
+    """A distributed post waiting for the list's next digest issue."""
+
+    __tablename__ = "digest_entries"
+    __table_args__ = (Index("ix_digest_entries_list", "list_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True
+    )
+    # The post as members received it (after decoration).
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -32,7 +32,8 @@ class Wakeup:
         self.loop, self.event = loop, event
 
     def __call__(self) -> None:
-        if self.loop is not None and self.event is not None:
+        # A loop that has stopped has nobody left to wake (a server stopped in this process).
+        if self.loop is not None and self.event is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.event.set)
 
 

@@ -22,6 +22,7 @@ from .decorate import (
     subject_of,
     to_bytes,
 )
+from .digests import add_to_digest
 from .dmarc import Mitigation, lookup_policy, mitigate
 from .headers import one_line
 from .lists import MailList
@@ -152,6 +153,9 @@ def distribute(
         stored, marker = prepare_post(message, decorated, one_click=link_maker(app) is not None)
     else:
         stored, marker = to_bytes(decorated(message, "")), ""
+    """Decorate an accepted post, queue it for every member who gets posts one by one and
+    keep it for the list's next digest."""
+    decorate(app, mlist, message)
     outgoing = queue_mail(
         session,
         kind="post",
@@ -165,6 +169,12 @@ def distribute(
     )
     outgoing.personalized = personalized
     outgoing.footer_marker = marker
+    # The digest keeps the post as members read it, with the list's leave address where each
+    # member's own link would be.
+    leave = mlist.address("leave").encode()
+    add_to_digest(
+        session, mlist.id, stored.replace(marker.encode(), leave) if marker else stored, message_id
+    )
 
 
 def hold(

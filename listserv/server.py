@@ -11,12 +11,15 @@ import asyncio
 import logging
 import signal
 
+from sqlalchemy import event
+
 from .app import App, make_app
 from .bounces import run_upkeep
 from .claims import beat, register, unregister
 from .config import Config
 from .db import transaction, upgrade
 from .delivery import run_delivery
+from .digests import run_digests, wake_digests, wake_digests_after_commit
 from .expiry import run_moderation_schedule
 from .intake import Intake, IntakeHandler
 from .lists import save_list
@@ -44,6 +47,7 @@ class Server:
         self.stopping = asyncio.Event()
         self.inbox = asyncio.Event()
         self.outbox = asyncio.Event()
+        self.digests = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.intake: Intake | None = None
         self.instance_id = ""
@@ -56,6 +60,9 @@ class Server:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         wake_delivery.bind(loop, self.outbox)
+        wake_digests.bind(loop, self.digests)
+        if not event.contains(self.app.sessions, "after_commit", wake_digests_after_commit):
+            event.listen(self.app.sessions, "after_commit", wake_digests_after_commit)
         self.instance_id = await asyncio.to_thread(register, self.app.sessions)
         handler = IntakeHandler(self.app, set(HANDLERS), self.inbox.set, RCPT_CHECKS)
         self.intake = Intake(self.app, handler)
@@ -68,6 +75,7 @@ class Server:
                 run_moderation_schedule(self.app, self.app.config.server.moderation_interval)
             ),
             asyncio.create_task(run_upkeep(self.app, self.app.config.server.heartbeat)),
+            asyncio.create_task(run_digests(self.app, self.digests)),
         ]
         web = self.app.config.web
         if web is not None and web.base_url:

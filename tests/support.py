@@ -225,6 +225,8 @@ class RunningServer:
         return self.server.intake.port
 
     def stop(self) -> None:
+        if self.loop.is_closed():  # stopped already (a test restarting the server)
+            return
         asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(WAIT)

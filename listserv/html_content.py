@@ -1,0 +1,81 @@
+"""HTML in mail as something safe to show or read: sanitised for an HTML page (no scripts,
+styles, images or other remote content) or turned into plain text."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import nh3
+
+# No images (remote ones would report the reader), forms, frames or styles.
+SAFE_TAGS = nh3.ALLOWED_TAGS - {"img", "map", "area"}
+SAFE_URL_SCHEMES = {"http", "https", "mailto"}
+DROPPED_WITH_CONTENT = {"script", "style", "title", "head"}
+
+
+class TextFromHtml(HTMLParser):
+    """Readable text from HTML: blocks on their own lines, links with their address."""
+
+    HEADINGS = frozenset(f"h{level}" for level in range(1, 7))
+    BLOCKS = HEADINGS | {"p", "div", "br", "hr", "pre", "blockquote", "section", "article"}
+    BLOCKS |= {"table", "tr", "ul", "ol", "li", "dt", "dd", "header", "footer"}
+    SKIPPED = DROPPED_WITH_CONTENT
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skipping = 0
+        self.pre = 0
+        self.href: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIPPED:
+            self.skipping += 1
+        elif tag in self.BLOCKS:
+            self.out.append("\n")
+        if tag == "li":
+            self.out.append("* ")
+        if tag == "pre":
+            self.pre += 1
+        if tag == "a":
+            self.href.append(dict(attrs).get("href") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIPPED:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self.BLOCKS:
+            self.out.append("\n")
+        if tag == "pre":
+            self.pre = max(0, self.pre - 1)
+        if tag == "a" and self.href:
+            href = self.href.pop()
+            if href.startswith(("http://", "https://", "mailto:")) and href not in self.out[-1:]:
+                self.out.append(f" <{href}>")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.out.append(data if self.pre else re.sub(r"\s+", " ", data))
+
+    def text(self) -> str:
+        lines = (line.strip() for line in "".join(self.out).splitlines())
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def html_to_text(source: str) -> str:
+    parser = TextFromHtml()
+    parser.feed(source)
+    parser.close()
+    return parser.text()
+
+
+def sanitize_html(source: str) -> str:
+    """HTML safe to show inside the digest: no scripts, styles, images or remote content."""
+    return nh3.clean(
+        source,
+        tags=SAFE_TAGS,
+        clean_content_tags=DROPPED_WITH_CONTENT,
+        url_schemes=SAFE_URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
