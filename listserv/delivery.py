@@ -13,10 +13,9 @@ import itertools
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-import aiosmtplib
 from sqlalchemy import case, func, insert, select
 
 from .addresses import domain_of
@@ -25,23 +24,9 @@ from .claims import lock_rows, nap
 from .config import DeliveryConfig, host_port
 from .db import transaction
 from .models import Delivery, Outgoing, RecipientFailure, utcnow
+from .smtp_client import LOST, Result, SmtpConnection, SmtpError, data_payload
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Result:
-    """What the receiving server said of each recipient of one transaction."""
-
-    accepted: list[str] = field(default_factory=list)
-    temporary: dict[str, tuple[int, str]] = field(default_factory=dict)
-    permanent: dict[str, tuple[int, str]] = field(default_factory=dict)
-
-    def fail_all(self, recipients: list[str], code: int, reason: str) -> Result:
-        target = self.temporary if code < 500 else self.permanent
-        for rcpt in recipients:
-            target[rcpt] = (code, reason)
-        return self
 
 
 @dataclass(frozen=True)
@@ -51,63 +36,63 @@ class Batch:
     mail_from: str
     recipients: list[str]
     attempts: int
-    created_at: object
+    created_at: datetime
 
 
 class SmtpSender:
-    """One connection to the smarthost, reused across transactions."""
+    """One connection to the smarthost, kept open across transactions."""
 
-    def __init__(self, config: DeliveryConfig) -> None:
+    def __init__(self, config: DeliveryConfig, helo_name: str) -> None:
         self.host, self.port = host_port(config.smarthost, "delivery.smarthost")
         self.timeout = config.timeout
-        self.client: aiosmtplib.SMTP | None = None
+        self.helo_name = helo_name
+        self.connection: SmtpConnection | None = None
+        self.raw = b""
+        self.payload = b""
 
-    async def _connect(self) -> aiosmtplib.SMTP:
-        if self.client is None or not self.client.is_connected:
-            self.client = aiosmtplib.SMTP(
-                hostname=self.host, port=self.port, timeout=self.timeout, start_tls=False
-            )
-            await self.client.connect()
-            await self.client.ehlo()
-        return self.client
+    def _payload(self, raw: bytes) -> bytes:
+        # Workers hand in the same bytes object for every batch of a message.
+        if raw is not self.raw:
+            self.raw, self.payload = raw, data_payload(raw)
+        return self.payload
 
     async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> Result:
+        payload = self._payload(raw)
         result = Result()
-        try:
-            client = await self._connect()
-            await client.mail(mail_from)
-            for rcpt in recipients:
-                try:
-                    await client.rcpt(rcpt)
-                    result.accepted.append(rcpt)
-                except aiosmtplib.SMTPRecipientRefused as refused:
-                    target = result.temporary if refused.code < 500 else result.permanent
-                    target[rcpt] = (refused.code, refused.message)
-            if result.accepted:
-                await client.data(raw)
-            else:
-                await client.rset()
-        except aiosmtplib.SMTPResponseException as error:
-            await self.close()
-            pending = [r for r in recipients if r not in result.permanent]
-            result.accepted.clear()
-            for rcpt in pending:
-                result.temporary.pop(rcpt, None)
-            return result.fail_all(pending, error.code, error.message)
-        except (aiosmtplib.SMTPException, OSError) as error:
-            await self.close()
-            pending = [r for r in recipients if r not in result.permanent]
-            result.accepted.clear()
-            return result.fail_all(pending, 451, f"connection failed: {error}")
-        return result
+        while True:
+            fresh = self.connection is None
+            try:
+                if self.connection is None:
+                    self.connection = await SmtpConnection.connect(
+                        self.host, self.port, self.timeout, self.helo_name
+                    )
+                replies_before = self.connection.replies.count
+                await self.connection.send(mail_from, recipients, payload, result)
+                return result
+            except (SmtpError, OSError, TimeoutError) as error:
+                stale = not fresh and self.connection.replies.count == replies_before  # type: ignore[union-attr]
+                self.abort()
+                if stale:
+                    continue  # the server had closed the idle connection: use a new one now
+                return result.fail(result.undecided(recipients), *_temporary(error))
+
+    def abort(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.abort()
 
     async def close(self) -> None:
-        client, self.client = self.client, None
-        if client is not None and client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            await connection.quit()
+
+
+def _temporary(error: Exception) -> tuple[int, str]:
+    """A broken connection or an unusable smarthost says nothing about the recipients: their
+    delivery is retried whatever the code."""
+    if isinstance(error, SmtpError):
+        return (error.code if error.code < 500 else LOST), error.text
+    return LOST, f"connection failed: {error or type(error).__name__}"
 
 
 class OutboxSender:
@@ -136,7 +121,7 @@ def make_sender(app: App) -> Sender:
     delivery = app.config.delivery
     if delivery.outbox:
         return OutboxSender(app.config.resolve(delivery.outbox))
-    return SmtpSender(delivery)
+    return SmtpSender(delivery, app.domain)
 
 
 def claim(app: App, instance_id: str) -> Batch | None:
@@ -247,19 +232,34 @@ async def deliver_one(app: App, sender: Sender, batch: Batch, raw: bytes) -> Non
     await asyncio.to_thread(record, app, batch, result)
 
 
-async def run_worker(
-    app: App, instance_id: str, wakeup: asyncio.Event, claim_lock: asyncio.Lock, poll: float
-) -> None:
+@dataclass
+class Workers:
+    """What the delivery workers of one process share."""
+
+    app: App
+    instance_id: str
+    wakeup: asyncio.Event
+    stopping: asyncio.Event
+    poll: float
+    claim_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+async def run_worker(workers: Workers) -> None:
+    """Claim and send batches until *stopping* is set; a batch under way is finished first,
+    so a clean stop sends nothing twice."""
+    app = workers.app
     sender = make_sender(app)
     cached: tuple[int, bytes] = (0, b"")
     try:
-        while True:
-            async with claim_lock:
-                batch = await asyncio.to_thread(claim, app, instance_id)
+        while not workers.stopping.is_set():
+            async with workers.claim_lock:
+                batch = await asyncio.to_thread(claim, app, workers.instance_id)
                 if batch is None:
-                    wakeup.clear()
+                    workers.wakeup.clear()
             if batch is None:
-                await nap(wakeup, poll)
+                # Nothing to do: let the smarthost have its connection back meanwhile.
+                await sender.close()
+                await nap(workers.wakeup, workers.poll)
                 continue
             if cached[0] != batch.outgoing_id:
                 cached = (
@@ -271,12 +271,13 @@ async def run_worker(
         await sender.close()
 
 
-async def run_delivery(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:
-    """Run ``[delivery] connections`` workers until cancelled."""
-    claim_lock = asyncio.Lock()
+async def run_delivery(
+    app: App, instance_id: str, wakeup: asyncio.Event, stopping: asyncio.Event, poll: float
+) -> None:
+    """Run ``[delivery] connections`` workers until *stopping* is set (or cancelled)."""
+    shared = Workers(app, instance_id, wakeup, stopping, poll)
     workers = [
-        asyncio.create_task(run_worker(app, instance_id, wakeup, claim_lock, poll))
-        for _ in range(app.config.delivery.connections)
+        asyncio.create_task(run_worker(shared)) for _ in range(app.config.delivery.connections)
     ]
     try:
         await asyncio.gather(*workers)

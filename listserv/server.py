@@ -43,6 +43,7 @@ class Server:
         self.outbox = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.intake: Intake | None = None
+        self.delivery: asyncio.Task[None] | None = None
         self.instance_id = ""
 
     @property
@@ -56,9 +57,12 @@ class Server:
         handler = IntakeHandler(self.app, set(HANDLERS), self.inbox.set)
         self.intake = Intake(self.app, handler)
         await self.intake.start()
+        self.delivery = asyncio.create_task(
+            run_delivery(self.app, self.instance_id, self.outbox, self.stopping, self.poll)
+        )
         self.tasks = [
             asyncio.create_task(run_router(self.app, self.instance_id, self.inbox, self.poll)),
-            asyncio.create_task(run_delivery(self.app, self.instance_id, self.outbox, self.poll)),
+            self.delivery,
             asyncio.create_task(self._heartbeat()),
         ]
         log.info("listening on port %d (%s)", self.intake.port, self.app.config.server.protocol)
@@ -77,6 +81,12 @@ class Server:
     async def stop(self) -> None:
         if self.intake is not None:
             await self.intake.stop(DRAIN_SECONDS)
+        # Delivery workers finish the transactions under way (so nothing is sent twice),
+        # up to a limit; whatever is cut short is given back by ``unregister``.
+        self.stopping.set()
+        self.outbox.set()
+        if self.delivery is not None:
+            await asyncio.wait([self.delivery], timeout=DRAIN_SECONDS)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
