@@ -183,6 +183,7 @@ def main() -> None:
     parser.add_argument("members", type=int)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--profile", metavar="FILE", help="record the server with py-spy")
     args = parser.parse_args()
 
     directory = Path(tempfile.mkdtemp(prefix="listserv-bench-"))
@@ -193,17 +194,19 @@ def main() -> None:
     listen, sink_port = free_port(), free_port()
     config_path = directory / "config.toml"
     write_config(config_path, url, listen, sink_port, args.connections)
-    sink = server = None
+    sink = server = profiler = None
     try:
         add_members(config_path, args.members)
         sink = start_sink(sink_port, dump)
         counter = SinkCounter(sink, math.ceil(args.members / BATCH))
         wait_for_port(sink_port, sink, "smtp-sink")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "listserv", "--config", str(config_path), "serve"], env=env
-        )
+        command = [sys.executable, "-m", "listserv", "--config", str(config_path), "serve"]
+        server = subprocess.Popen(command, env=env)
         wait_for_port(listen, server, "listserv serve")
+        if args.profile:
+            spy = ["py-spy", "record", "-r", "200", "-f", "raw", "-d", "15"]
+            profiler = subprocess.Popen([*spy, "-o", args.profile, "--pid", str(server.pid)])
         message = post(listen)
         with smtplib.SMTP("127.0.0.1", listen) as client:
             client.ehlo()
@@ -224,6 +227,8 @@ def main() -> None:
         print(f"RCPTs per second: {args.members / seconds:,.0f}")
         print(f"server peak RSS: {rss:.0f} MB")
         print(check_dump(dump, args.members))
+        if args.profile:
+            profiler.wait()
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)

@@ -12,11 +12,12 @@ import asyncio
 import itertools
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from .addresses import domain_of
 from .app import App
@@ -124,32 +125,44 @@ def make_sender(app: App) -> Sender:
     return SmtpSender(delivery, app.domain)
 
 
-def claim(app: App, instance_id: str) -> Batch | None:
+def claim(app: App, instance_id: str, limit: int) -> list[Batch]:
+    """Take up to *limit* due batches for this process, in one short transaction."""
+    now = utcnow()
     with transaction(app.sessions) as session:
-        query = (
+        due = (
             select(Delivery.id)
-            .where(Delivery.status == "queued", Delivery.next_attempt_at <= utcnow())
+            .where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
             .order_by(Delivery.next_attempt_at, Delivery.id)
-            .limit(1)
+            .limit(limit)
         )
-        delivery_id = session.scalar(lock_rows(query, session))
-        if delivery_id is None:
-            return None
-        delivery = session.get(Delivery, delivery_id)
-        assert delivery is not None
-        delivery.status = "sending"
-        delivery.claimed_by = instance_id
-        mail_from = session.scalar(
-            select(Outgoing.mail_from).where(Outgoing.id == delivery.outgoing_id)
+        candidates = list(session.scalars(lock_rows(due, session)))
+        if not candidates:
+            return []
+        # Still queued: on SQLite another process may have taken some since the select.
+        ids = session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(candidates), Delivery.status == "queued")
+            .values(status="sending", claimed_by=instance_id)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        rows = session.execute(
+            select(
+                Delivery.id,
+                Delivery.outgoing_id,
+                Outgoing.mail_from,
+                Delivery.recipients,
+                Delivery.attempts,
+                Delivery.created_at,
+            )
+            .join(Outgoing, Outgoing.id == Delivery.outgoing_id)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.next_attempt_at, Delivery.id)
         )
-        return Batch(
-            delivery.id,
-            delivery.outgoing_id,
-            mail_from or "",
-            delivery.recipients.split("\n"),
-            delivery.attempts,
-            delivery.created_at,
-        )
+        return [
+            Batch(id, outgoing_id, mail_from, recipients.split("\n"), attempts, created_at)
+            for id, outgoing_id, mail_from, recipients, attempts, created_at in rows
+        ]
 
 
 def load_raw(app: App, outgoing_id: int) -> bytes:
@@ -163,63 +176,94 @@ def retry_delay(config: DeliveryConfig, attempts: int) -> float:
 
 
 def record(app: App, batch: Batch, result: Result) -> None:
-    """Store the outcome of one transaction for every recipient of the batch."""
+    """Store the outcome of one transaction for every recipient of the batch: accepted ones
+    are done, temporary failures are queued again with back-off (or given up on), permanent
+    ones are recorded per recipient."""
     config = app.config.delivery
     now = utcnow()
     attempts = batch.attempts + 1
-    gave_up = (now - batch.created_at).total_seconds() >= config.give_up_after  # type: ignore[operator]
+    gave_up = (now - batch.created_at).total_seconds() >= config.give_up_after
     failures = dict(result.permanent)
-    retry = {}
+    retry: dict[str, tuple[int, str]] = {}
     if gave_up:
         failures.update(
             {r: (c, f"gave up retrying: {m}") for r, (c, m) in result.temporary.items()}
         )
     else:
         retry = result.temporary
+    next_attempt_at = now + timedelta(seconds=retry_delay(config, batch.attempts))
+    this_batch = update(Delivery).where(Delivery.id == batch.id)
     with transaction(app.sessions) as session:
-        delivery = session.get(Delivery, batch.id)
-        if delivery is None:
-            return
         if retry and not result.accepted and not failures:
-            delivery.status = "queued"
-            delivery.attempts = attempts
-            delivery.claimed_by = None
-            delivery.next_attempt_at = now + timedelta(seconds=retry_delay(config, batch.attempts))
-            delivery.last_error = _first_error(retry)
+            # Nobody got it and nothing is final: the same batch waits for its next attempt.
+            session.execute(
+                this_batch.values(
+                    status="queued",
+                    attempts=attempts,
+                    claimed_by=None,
+                    next_attempt_at=next_attempt_at,
+                    last_error=_first_error(retry),
+                )
+            )
             return
-        delivery.status = "sent" if result.accepted else "failed"
-        delivery.attempts = attempts
-        delivery.finished_at = now
-        delivery.claimed_by = None
+        done = session.execute(
+            this_batch.values(
+                status="sent" if result.accepted else "failed",
+                attempts=attempts,
+                finished_at=now,
+                claimed_by=None,
+                last_error=_first_error(failures) if failures else "",
+            )
+        )
+        if not done.rowcount:  # type: ignore[attr-defined]
+            return  # its message was deleted meanwhile
         if retry:
-            session.add(
-                Delivery(
+            session.execute(
+                insert(Delivery).values(
                     outgoing_id=batch.outgoing_id,
                     recipients="\n".join(retry),
                     count=len(retry),
+                    status="queued",
                     attempts=attempts,
                     created_at=batch.created_at,
-                    next_attempt_at=now + timedelta(seconds=retry_delay(config, batch.attempts)),
+                    next_attempt_at=next_attempt_at,
                     last_error=_first_error(retry),
                 )
             )
         if failures:
-            delivery.last_error = _first_error(failures)
-            session.execute(
-                insert(RecipientFailure),
-                [
-                    {
-                        "outgoing_id": batch.outgoing_id,
-                        "address": address,
-                        "domain": domain_of(address),
-                        "code": code,
-                        "reason": reason[:2000],
-                        "failed_at": now,
-                        "resent": False,
-                    }
-                    for address, (code, reason) in failures.items()
-                ],
-            )
+            record_failures(session, batch.outgoing_id, failures, now)
+
+
+def record_failures(
+    session: Session, outgoing_id: int, failures: dict[str, tuple[int, str]], now: datetime
+) -> None:
+    """Recipients that will not get this message: kept for ``queue status`` and
+    ``queue retry``. Whatever else a permanent failure should cause belongs here."""
+    session.execute(
+        insert(RecipientFailure),
+        [
+            {
+                "outgoing_id": outgoing_id,
+                "address": address,
+                "domain": domain_of(address),
+                "code": code,
+                "reason": reason[:2000],
+                "failed_at": now,
+                "resent": False,
+            }
+            for address, (code, reason) in failures.items()
+        ],
+    )
+
+
+def release(app: App, batch: Batch) -> None:
+    """Give a batch back to the queue after an unexpected error, for another attempt."""
+    with transaction(app.sessions) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == batch.id, Delivery.status == "sending")
+            .values(status="queued", claimed_by=None)
+        )
 
 
 def _first_error(errors: dict[str, tuple[int, str]]) -> str:
@@ -228,45 +272,58 @@ def _first_error(errors: dict[str, tuple[int, str]]) -> str:
 
 
 async def deliver_one(app: App, sender: Sender, batch: Batch, raw: bytes) -> None:
+    """Send one batch and record the outcome. A later VERP/personalised mode sends one
+    envelope per recipient here and merges the results before recording."""
     result = await sender.send(batch.mail_from, batch.recipients, raw)
     await asyncio.to_thread(record, app, batch, result)
 
 
-@dataclass
-class Workers:
-    """What the delivery workers of one process share."""
+async def run_claimer(
+    app: App,
+    instance_id: str,
+    queue: asyncio.Queue[Batch | None],
+    wakeup: asyncio.Event,
+    stopping: asyncio.Event,
+    poll: float,
+) -> None:
+    """Keep the workers' queue filled: claim as many batches as there are connections in one
+    transaction, hand them over as the workers take them, and nap when nothing is due."""
+    limit = queue.maxsize
+    # Checked as well as cancelled: on Python 3.11 a cancel that lands as the nap's event
+    # fires is swallowed by ``wait_for``.
+    while not stopping.is_set():
+        wakeup.clear()
+        try:
+            batches = await asyncio.to_thread(claim, app, instance_id, limit)
+        except Exception:
+            log.exception("could not claim deliveries")
+            batches = []
+        for batch in batches:
+            await queue.put(batch)
+        if len(batches) < limit:
+            await nap(wakeup, poll)
 
-    app: App
-    instance_id: str
-    wakeup: asyncio.Event
-    stopping: asyncio.Event
-    poll: float
-    claim_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-
-async def run_worker(workers: Workers) -> None:
-    """Claim and send batches until *stopping* is set; a batch under way is finished first,
-    so a clean stop sends nothing twice."""
-    app = workers.app
+async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
+    """Send the batches handed over on *queue* over one connection, until ``None``."""
     sender = make_sender(app)
     cached: tuple[int, bytes] = (0, b"")
     try:
-        while not workers.stopping.is_set():
-            async with workers.claim_lock:
-                batch = await asyncio.to_thread(claim, app, workers.instance_id)
-                if batch is None:
-                    workers.wakeup.clear()
-            if batch is None:
+        while True:
+            if queue.empty():
                 # Nothing to do: let the smarthost have its connection back meanwhile.
                 await sender.close()
-                await nap(workers.wakeup, workers.poll)
-                continue
-            if cached[0] != batch.outgoing_id:
-                cached = (
-                    batch.outgoing_id,
-                    await asyncio.to_thread(load_raw, app, batch.outgoing_id),
-                )
-            await deliver_one(app, sender, batch, cached[1])
+            batch = await queue.get()
+            if batch is None:
+                return
+            try:
+                if cached[0] != batch.outgoing_id:
+                    raw = await asyncio.to_thread(load_raw, app, batch.outgoing_id)
+                    cached = (batch.outgoing_id, raw)
+                await deliver_one(app, sender, batch, cached[1])
+            except Exception:
+                log.exception("delivery %s failed unexpectedly", batch.id)
+                await asyncio.to_thread(release, app, batch)
     finally:
         await sender.close()
 
@@ -274,17 +331,24 @@ async def run_worker(workers: Workers) -> None:
 async def run_delivery(
     app: App, instance_id: str, wakeup: asyncio.Event, stopping: asyncio.Event, poll: float
 ) -> None:
-    """Run ``[delivery] connections`` workers until *stopping* is set (or cancelled)."""
-    shared = Workers(app, instance_id, wakeup, stopping, poll)
-    workers = [
-        asyncio.create_task(run_worker(shared)) for _ in range(app.config.delivery.connections)
-    ]
+    """Run ``[delivery] connections`` workers fed by one claimer until *stopping* is set;
+    then the batches already claimed are sent (so a clean stop sends nothing twice) and the
+    workers end. Cancelling cuts that short; ``unregister`` gives back what is left."""
+    connections = app.config.delivery.connections
+    queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=connections)
+    claimer = asyncio.create_task(run_claimer(app, instance_id, queue, wakeup, stopping, poll))
+    workers = [asyncio.create_task(run_worker(app, queue)) for _ in range(connections)]
     try:
+        await stopping.wait()
+        claimer.cancel()
+        await asyncio.gather(claimer, return_exceptions=True)
+        for _ in workers:
+            await queue.put(None)
         await asyncio.gather(*workers)
     finally:
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        for task in [claimer, *workers]:
+            task.cancel()
+        await asyncio.gather(claimer, *workers, return_exceptions=True)
 
 
 def resend_failed(app: App, domain: str | None = None) -> int:

@@ -19,7 +19,7 @@ from .decorate import (
     subject_of,
 )
 from .lists import MailList
-from .members import find_member, recipients
+from .members import find_member, recipients_query
 from .models import HeldMessage
 from .models import Message as StoredMessage
 from .notices import is_automated, notice, send_notice
@@ -94,7 +94,7 @@ def distribute(
         kind="post",
         mail_from=mlist.address("bounces"),
         message=message,
-        recipients=recipients(session, mlist.id),
+        recipients=recipients_query(mlist.id),
         batch_size=app.config.delivery.max_recipients,
         list_id=mlist.id,
         message_id=message_id,
