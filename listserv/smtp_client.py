@@ -88,11 +88,15 @@ class ReplyReader:
         self.position = 0
         self.lines.extend(parts)
 
-    async def read(self, count: int) -> list[tuple[int, str]]:
-        """The next *count* replies as (code, text)."""
-        replies: list[tuple[int, str]] = []
+    async def read(
+        self, count: int, replies: list[tuple[int, str]] | None = None
+    ) -> list[tuple[int, str]]:
+        """The next *count* replies as (code, text), appended to *replies* as they are read
+        (so the caller keeps them when the connection breaks half-way)."""
+        replies = [] if replies is None else replies
+        wanted = len(replies) + count
         text: list[bytes] = []
-        while len(replies) < count:
+        while len(replies) < wanted:
             if self.position == len(self.lines):
                 await self._fill()
                 continue
@@ -158,17 +162,37 @@ class SmtpConnection:
         (reply,) = await self.replies.read(1)
         return reply
 
-    async def _envelope(self, lines: list[bytes]) -> list[tuple[int, str]]:
-        """Send MAIL and the RCPTs, with DATA appended when pipelining, and read the replies:
-        in one write and one pass when pipelining, else one command at a time."""
+    async def _envelope(self, lines: list[bytes], replies: list[tuple[int, str]]) -> None:
+        """Send MAIL and the RCPTs, with DATA appended when pipelining, reading the replies
+        into *replies*: in one write and one pass when pipelining, else one at a time."""
         if self.pipelining:
             self.writer.write(b"".join(lines) + b"DATA\r\n")
-            return await self.replies.read(len(lines) + 1)
-        replies = [await self.command(lines[0])]
+            await self.replies.read(len(lines) + 1, replies)
+            return
+        replies.append(await self.command(lines[0]))
         if replies[0][0] < 300:
             for line in lines[1:]:
                 replies.append(await self.command(line))
-        return replies
+
+    @staticmethod
+    def _answers(
+        recipients: list[str], replies: list[tuple[int, str]], result: Result
+    ) -> list[str]:
+        """Record the refusals among *replies* (MAIL's, then one per RCPT in order) and
+        return the recipients accepted so far."""
+        if not replies:
+            return []
+        code, text = replies[0]
+        if code >= 300:
+            result.fail(recipients, code, f"MAIL FROM: {text}")
+            return []
+        accepted = []
+        for rcpt, (code, text) in zip(recipients, replies[1:], strict=False):
+            if code < 300:
+                accepted.append(rcpt)
+            else:
+                result.fail([rcpt], code, text)
+        return accepted
 
     def _mail_command(self, mail_from: str, recipients: list[str], payload: bytes) -> bytes:
         params = ""
@@ -187,20 +211,15 @@ class SmtpConnection:
         *result* as they arrive, so a broken connection keeps the ones already given."""
         lines = [self._mail_command(mail_from, recipients, payload)]
         lines.extend(f"RCPT TO:<{r}>\r\n".encode() for r in recipients)
-        replies = await self._envelope(lines)
+        replies: list[tuple[int, str]] = []
+        try:
+            await self._envelope(lines, replies)
+        except BaseException:
+            self._answers(recipients, replies, result)
+            raise
+        accepted = self._answers(recipients, replies, result)
         data_sent = len(replies) > len(lines)
         data_open = data_sent and replies[-1][0] == 354
-        code, text = replies[0]
-        if code >= 300:
-            result.fail(recipients, code, f"MAIL FROM: {text}")
-            await self._reset(data_open)
-            return
-        accepted = []
-        for rcpt, (code, text) in zip(recipients, replies[1 : len(lines)], strict=True):
-            if code < 300:
-                accepted.append(rcpt)
-            else:
-                result.fail([rcpt], code, text)
         if not accepted:
             await self._reset(data_open)
             return
