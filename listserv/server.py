@@ -8,6 +8,7 @@ accepted stays in the database for the next start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -90,8 +91,13 @@ class Server:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Database work the cancelled tasks left running in threads (a claim, a message being
+        # routed) ends before the claims are given back, or a late claim would outlive us.
+        with contextlib.suppress(TimeoutError):
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(loop.shutdown_default_executor(), DRAIN_SECONDS)
         if self.instance_id:
-            await asyncio.to_thread(unregister, self.app.sessions, self.instance_id)
+            unregister(self.app.sessions, self.instance_id)
         self.app.engine.dispose()
 
     async def run_until_signalled(self) -> None:
