@@ -61,7 +61,8 @@ class Sink:
     ``data_reply``, when set, is the reply to every DATA. ``pipelining`` says whether EHLO
     offers PIPELINING; ``reads`` counts the reads of client data, so a test can tell whether
     commands came pipelined. ``drop_after_rcpts`` (once) drops the connection when a
-    transaction has that many accepted RCPTs; ``data_gate`` (once) holds the next DATA until
+    transaction has that many accepted RCPTs, ``drop_at_data`` (once) when the message has
+    been received but not yet answered; ``data_gate`` (once) holds the next DATA until
     the event is set, counting it in ``held``. ``rcpt_log`` has every RCPT address seen.
     """
 
@@ -72,6 +73,7 @@ class Sink:
     data_reply: str | None = None
     pipelining: bool = True
     drop_after_rcpts: int | None = None
+    drop_at_data: bool = False
     data_gate: threading.Event | None = None
     held: int = 0
     reads: int = 0
@@ -106,6 +108,10 @@ class Sink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.data_reply:
             return self.data_reply
+        if self.drop_at_data:
+            self.drop_at_data = False
+            server.transport.close()
+            return "421 Closing"
         gate, self.data_gate = self.data_gate, None
         if gate is not None:
             with self.condition:

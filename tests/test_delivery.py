@@ -103,10 +103,16 @@ def test_temporary_failure_is_retried_then_delivered(start_server, sink: Sink) -
     assert delivered(sink) == Counter({POSTER: 1, "busy@y.example": 1})
 
 
-def test_dropped_connection_retries_exactly_the_unaccepted(start_server, sink: Sink) -> None:
+@pytest.mark.parametrize("dropped_at", ["rcpt", "data"])
+def test_dropped_connection_retries_exactly_the_unaccepted(
+    start_server, sink: Sink, dropped_at: str
+) -> None:
     everyone = [POSTER, *members(11)]
     sink.rcpt_reply[everyone[2]] = "550 5.1.1 No such user"
-    sink.drop_after_rcpts = 5
+    if dropped_at == "rcpt":
+        sink.drop_after_rcpts = 5
+    else:
+        sink.drop_at_data = True
     server = start_server(delivery={"connections": 1})
     subscribe(server, *everyone)
     post(server)
