@@ -296,15 +296,12 @@ async def run_claimer(
     instance_id: str,
     queue: asyncio.Queue[Batch | None],
     wakeup: asyncio.Event,
-    stopping: asyncio.Event,
     poll: float,
 ) -> None:
     """Keep the workers' queue filled: claim as many batches as there are connections in one
     transaction, hand them over as the workers take them, and nap when nothing is due."""
     limit = queue.maxsize
-    # Checked as well as cancelled: on Python 3.11 a cancel that lands as the nap's event
-    # fires is swallowed by ``wait_for``.
-    while not stopping.is_set():
+    while True:
         wakeup.clear()
         try:
             batches = await asyncio.to_thread(claim, app, instance_id, limit)
@@ -349,7 +346,7 @@ async def run_delivery(
     workers end. Cancelling cuts that short; ``unregister`` gives back what is left."""
     connections = app.config.delivery.connections
     queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=connections)
-    claimer = asyncio.create_task(run_claimer(app, instance_id, queue, wakeup, stopping, poll))
+    claimer = asyncio.create_task(run_claimer(app, instance_id, queue, wakeup, poll))
     workers = [asyncio.create_task(run_worker(app, queue)) for _ in range(connections)]
     try:
         await stopping.wait()
