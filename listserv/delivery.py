@@ -1,19 +1,23 @@
-"""Delivery: workers claim queued batches, send each in one SMTP transaction to the smarthost
-(or write it to the outbox directory), and record what became of every recipient.
+"""Delivery: one claimer takes due batches from the queue (several per transaction) and hands
+them to ``[delivery] connections`` workers; each worker sends a batch in one SMTP transaction
+over its own kept-open connection to the smarthost (``smtp_client``, pipelined) or writes it to
+the outbox directory, then records what became of every recipient.
 
 A refused RCPT never fails the rest of its batch. A temporary failure (4xx, a dropped
-connection) queues the recipients that were not accepted again, with back-off; a permanent one
-(5xx) is recorded against the recipient and never retried on its own.
+connection) queues the recipients that were not refused again, with back-off, until
+``give_up_after``; a permanent one (5xx) is recorded against the recipient
+(``record_failures``) and never retried on its own. ``deliver_one`` is where one batch becomes
+SMTP transactions (one per batch today; one per recipient for personalised mail).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -127,7 +131,7 @@ def make_sender(app: App) -> Sender:
     return SmtpSender(delivery, app.domain)
 
 
-@contextmanager
+@contextlib.contextmanager
 def bookkeeping(app: App) -> Iterator[Session]:
     """A transaction recording delivery progress. On PostgreSQL its commit does not wait for
     the WAL flush (two per batch would otherwise bound the send rate): a database crash can
@@ -333,7 +337,10 @@ async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
                 await deliver_one(app, sender, batch, cached[1])
             except Exception:
                 log.exception("delivery %s failed unexpectedly", batch.id)
-                await asyncio.to_thread(release, app, batch)
+                # Should the database be what failed, the batch stays claimed until
+                # this process stops or is found dead, and is sent then.
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(release, app, batch)
     finally:
         await sender.close()
 
