@@ -9,7 +9,6 @@ mail survive ``kill -9`` with several processes sharing one database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import uuid
@@ -91,6 +90,11 @@ def lock_rows(statement, session: Session):  # type: ignore[no-untyped-def]
 
 
 async def nap(wakeup: asyncio.Event, seconds: float) -> None:
-    """Wait until *wakeup* is set or *seconds* pass, whichever comes first."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wakeup.wait(), seconds)
+    """Wait until *wakeup* is set or *seconds* pass, whichever comes first. (Not
+    ``wait_for``: on Python 3.11 it swallows a cancel that lands as the event fires, and a
+    stopping server would wait for that task forever.)"""
+    waiter = asyncio.ensure_future(wakeup.wait())
+    try:
+        await asyncio.wait([waiter], timeout=seconds)
+    finally:
+        waiter.cancel()

@@ -1,23 +1,29 @@
-"""Delivery: workers claim queued batches, send each in one SMTP transaction to the smarthost
-(or write it to the outbox directory), and record what became of every recipient.
+"""Delivery: one claimer takes due batches from the queue (several per transaction) and hands
+them to ``[delivery] connections`` workers; each worker sends a batch in one SMTP transaction
+over its own kept-open connection to the smarthost (``smtp_client``, pipelined) or writes it to
+the outbox directory, then records what became of every recipient.
 
 A refused RCPT never fails the rest of its batch. A temporary failure (4xx, a dropped
-connection) queues the recipients that were not accepted again, with back-off; a permanent one
-(5xx) is recorded against the recipient and never retried on its own.
+connection) queues the recipients that were not refused again, with back-off, until
+``give_up_after``; a permanent one (5xx) is recorded against the recipient
+(``record_failures``) and never retried on its own. ``deliver_one`` is where one batch becomes
+SMTP transactions (one per batch today; one per recipient for personalised mail).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
-import aiosmtplib
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import case, func, insert, select, text, update
+from sqlalchemy.orm import Session
 
 from .addresses import domain_of
 from .app import App
@@ -27,33 +33,9 @@ from .config import DeliveryConfig, host_port
 from .db import transaction
 from .models import Delivery, Outgoing, RecipientFailure, utcnow
 from .personalize import Personalized, Transport, load_payload, transport_for
+from .smtp_client import LOST, Result, SmtpConnection, SmtpError, data_payload
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Result:
-    """What the receiving server said of each recipient of one transaction."""
-
-    accepted: list[str] = field(default_factory=list)
-    temporary: dict[str, tuple[int, str]] = field(default_factory=dict)
-    permanent: dict[str, tuple[int, str]] = field(default_factory=dict)
-
-    @classmethod
-    def from_replies(cls, replies: dict[str, tuple[int, str]]) -> Result:
-        result = cls()
-        for rcpt, (code, reason) in replies.items():
-            if code < 400:
-                result.accepted.append(rcpt)
-            else:
-                result.fail_all([rcpt], code, reason)
-        return result
-
-    def fail_all(self, recipients: list[str], code: int, reason: str) -> Result:
-        target = self.temporary if code < 500 else self.permanent
-        for rcpt in recipients:
-            target[rcpt] = (code, reason)
-        return self
 
 
 @dataclass(frozen=True)
@@ -63,74 +45,72 @@ class Batch:
     mail_from: str
     recipients: list[str]
     attempts: int
-    created_at: object
+    created_at: datetime
 
 
 class SmtpSender:
-    """One connection to the smarthost, reused across transactions."""
+    """One connection to the smarthost, kept open across transactions."""
 
-    def __init__(self, config: DeliveryConfig) -> None:
+    def __init__(self, config: DeliveryConfig, helo_name: str) -> None:
         self.host, self.port = host_port(config.smarthost, "delivery.smarthost")
         self.timeout = config.timeout
-        self.client: aiosmtplib.SMTP | None = None
+        self.helo_name = helo_name
+        self.connection: SmtpConnection | None = None
+        self.raw = b""
+        self.payload = b""
 
-    async def _connect(self) -> aiosmtplib.SMTP:
-        if self.client is None or not self.client.is_connected:
-            self.client = aiosmtplib.SMTP(
-                hostname=self.host, port=self.port, timeout=self.timeout, start_tls=False
-            )
-            await self.client.connect()
-            await self.client.ehlo()
-        return self.client
+    def _payload(self, raw: bytes) -> bytes:
+        # Workers hand in the same bytes object for every batch of a message.
+        if raw is not self.raw:
+            self.raw, self.payload = raw, data_payload(raw)
+        return self.payload
 
     async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> Result:
+        payload = self._payload(raw)
         result = Result()
-        try:
-            client = await self._connect()
-            await client.mail(mail_from)
-            for rcpt in recipients:
-                try:
-                    await client.rcpt(rcpt)
-                    result.accepted.append(rcpt)
-                except aiosmtplib.SMTPRecipientRefused as refused:
-                    target = result.temporary if refused.code < 500 else result.permanent
-                    target[rcpt] = (refused.code, refused.message)
-            if result.accepted:
-                await client.data(raw)
-            else:
-                await client.rset()
-        except aiosmtplib.SMTPResponseException as error:
-            await self.close()
-            pending = [r for r in recipients if r not in result.permanent]
-            result.accepted.clear()
-            for rcpt in pending:
-                result.temporary.pop(rcpt, None)
-            return result.fail_all(pending, error.code, error.message)
-        except (aiosmtplib.SMTPException, OSError) as error:
-            await self.close()
-            pending = [r for r in recipients if r not in result.permanent]
-            result.accepted.clear()
-            return result.fail_all(pending, 451, f"connection failed: {error}")
-        return result
+        while True:
+            fresh = self.connection is None
+            try:
+                if self.connection is None:
+                    self.connection = await SmtpConnection.connect(
+                        self.host, self.port, self.timeout, self.helo_name
+                    )
+                replies_before = self.connection.replies.count
+                await self.connection.send(mail_from, recipients, payload, result)
+                return result
+            except (SmtpError, OSError, TimeoutError) as error:
+                stale = not fresh and self.connection.replies.count == replies_before  # type: ignore[union-attr]
+                self.abort()
+                if stale:
+                    continue  # the server had closed the idle connection: use a new one now
+                return result.fail(result.undecided(recipients), *_temporary(error))
+
+    def abort(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.abort()
 
     async def close(self) -> None:
-        client, self.client = self.client, None
-        if client is not None and client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            await connection.quit()
+
+
+def _temporary(error: Exception) -> tuple[int, str]:
+    """A broken connection or an unusable smarthost says nothing about the recipients: their
+    delivery is retried whatever the code."""
+    if isinstance(error, SmtpError):
+        return (error.code if error.code < 500 else LOST), error.text
+    return LOST, f"connection failed: {error or type(error).__name__}"
 
 
 class OutboxSender:
     """Writes each transaction to a file in a directory, envelope first: for trying the
     server where there is no MTA."""
 
-    # Shared by every worker of the process: names made in the same second must differ.
-    counter = itertools.count(1)
-
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.counter = itertools.count(1)
         directory.mkdir(parents=True, exist_ok=True)
 
     async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> Result:
@@ -150,35 +130,58 @@ def make_sender(app: App) -> Sender:
     delivery = app.config.delivery
     if delivery.outbox:
         return OutboxSender(app.config.resolve(delivery.outbox))
-    return SmtpSender(delivery)
+    return SmtpSender(delivery, app.domain)
 
 
-def claim(app: App, instance_id: str) -> Batch | None:
+@contextlib.contextmanager
+def bookkeeping(app: App) -> Iterator[Session]:
+    """A transaction recording delivery progress. On PostgreSQL its commit does not wait for
+    the WAL flush (two per batch would otherwise bound the send rate): a database crash can
+    only lose the latest progress, and that means sending a batch again, never losing one."""
     with transaction(app.sessions) as session:
-        query = (
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        yield session
+
+
+def claim(app: App, instance_id: str, limit: int) -> list[Batch]:
+    """Take up to *limit* due batches for this process, in one short transaction."""
+    now = utcnow()
+    with bookkeeping(app) as session:
+        due = (
             select(Delivery.id)
-            .where(Delivery.status == "queued", Delivery.next_attempt_at <= utcnow())
+            .where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
             .order_by(Delivery.next_attempt_at, Delivery.id)
-            .limit(1)
+            .limit(limit)
         )
-        delivery_id = session.scalar(lock_rows(query, session))
-        if delivery_id is None:
-            return None
-        delivery = session.get(Delivery, delivery_id)
-        assert delivery is not None
-        delivery.status = "sending"
-        delivery.claimed_by = instance_id
-        mail_from = session.scalar(
-            select(Outgoing.mail_from).where(Outgoing.id == delivery.outgoing_id)
+        candidates = list(session.scalars(lock_rows(due, session)))
+        if not candidates:
+            return []
+        # Still queued: on SQLite another process may have taken some since the select.
+        ids = session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(candidates), Delivery.status == "queued")
+            .values(status="sending", claimed_by=instance_id)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        rows = session.execute(
+            select(
+                Delivery.id,
+                Delivery.outgoing_id,
+                Outgoing.mail_from,
+                Delivery.recipients,
+                Delivery.attempts,
+                Delivery.created_at,
+            )
+            .join(Outgoing, Outgoing.id == Delivery.outgoing_id)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.next_attempt_at, Delivery.id)
         )
-        return Batch(
-            delivery.id,
-            delivery.outgoing_id,
-            mail_from or "",
-            delivery.recipients.split("\n"),
-            delivery.attempts,
-            delivery.created_at,
-        )
+        return [
+            Batch(id, outgoing_id, mail_from, recipients.split("\n"), attempts, created_at)
+            for id, outgoing_id, mail_from, recipients, attempts, created_at in rows
+        ]
 
 
 def retry_delay(config: DeliveryConfig, attempts: int) -> float:
@@ -187,65 +190,99 @@ def retry_delay(config: DeliveryConfig, attempts: int) -> float:
 
 
 def record(app: App, batch: Batch, result: Result) -> None:
-    """Store the outcome of one transaction for every recipient of the batch."""
+    """Store the outcome of one transaction for every recipient of the batch: accepted ones
+    are done, temporary failures are queued again with back-off (or given up on), permanent
+    ones are recorded per recipient."""
     config = app.config.delivery
     now = utcnow()
     attempts = batch.attempts + 1
-    gave_up = (now - batch.created_at).total_seconds() >= config.give_up_after  # type: ignore[operator]
+    gave_up = (now - batch.created_at).total_seconds() >= config.give_up_after
     failures = dict(result.permanent)
-    retry = {}
+    retry: dict[str, tuple[int, str]] = {}
     if gave_up:
         failures.update(
             {r: (c, f"gave up retrying: {m}") for r, (c, m) in result.temporary.items()}
         )
     else:
         retry = result.temporary
-    with transaction(app.sessions) as session:
-        delivery = session.get(Delivery, batch.id)
-        if delivery is None:
-            return
+    next_attempt_at = now + timedelta(seconds=retry_delay(config, batch.attempts))
+    this_batch = update(Delivery).where(Delivery.id == batch.id)
+    with bookkeeping(app) as session:
         if retry and not result.accepted and not failures:
-            delivery.status = "queued"
-            delivery.attempts = attempts
-            delivery.claimed_by = None
-            delivery.next_attempt_at = now + timedelta(seconds=retry_delay(config, batch.attempts))
-            delivery.last_error = _first_error(retry)
+            # Nobody got it and nothing is final: the same batch waits for its next attempt.
+            session.execute(
+                this_batch.values(
+                    status="queued",
+                    attempts=attempts,
+                    claimed_by=None,
+                    next_attempt_at=next_attempt_at,
+                    last_error=_first_error(retry),
+                )
+            )
             return
-        delivery.status = "sent" if result.accepted else "failed"
-        delivery.attempts = attempts
-        delivery.finished_at = now
-        delivery.claimed_by = None
+        done = session.execute(
+            this_batch.values(
+                status="sent" if result.accepted else "failed",
+                attempts=attempts,
+                finished_at=now,
+                claimed_by=None,
+                last_error=_first_error(failures) if failures else "",
+            )
+        )
+        if not done.rowcount:  # type: ignore[attr-defined]
+            return  # its message was deleted meanwhile
         if retry:
-            session.add(
-                Delivery(
+            session.execute(
+                insert(Delivery).values(
                     outgoing_id=batch.outgoing_id,
                     recipients="\n".join(retry),
                     count=len(retry),
+                    status="queued",
                     attempts=attempts,
                     created_at=batch.created_at,
-                    next_attempt_at=now + timedelta(seconds=retry_delay(config, batch.attempts)),
+                    next_attempt_at=next_attempt_at,
                     last_error=_first_error(retry),
                 )
             )
         if failures:
-            delivery.last_error = _first_error(failures)
-            session.execute(
-                insert(RecipientFailure),
-                [
-                    {
-                        "outgoing_id": batch.outgoing_id,
-                        "address": address,
-                        "domain": domain_of(address),
-                        "code": code,
-                        "reason": reason[:2000],
-                        "failed_at": now,
-                        "resent": False,
-                    }
-                    for address, (code, reason) in failures.items()
-                ],
-            )
-            # A refusal at delivery counts against the member like a bounce (bounces.py).
-            delivery_failures(app, session, batch.outgoing_id, failures)
+            record_failures(app, session, batch.outgoing_id, failures, now)
+
+
+def record_failures(
+    app: App,
+    session: Session,
+    outgoing_id: int,
+    failures: dict[str, tuple[int, str]],
+    now: datetime,
+) -> None:
+    """Recipients that will not get this message: kept for ``queue status`` and
+    ``queue retry``, and counted against the member like a bounce (bounces.py)."""
+    session.execute(
+        insert(RecipientFailure),
+        [
+            {
+                "outgoing_id": outgoing_id,
+                "address": address,
+                "domain": domain_of(address),
+                "code": code,
+                "reason": reason[:2000],
+                "failed_at": now,
+                "resent": False,
+            }
+            for address, (code, reason) in failures.items()
+        ],
+    )
+    delivery_failures(app, session, outgoing_id, failures)
+
+
+def release(app: App, batch: Batch) -> None:
+    """Give a batch back to the queue after an unexpected error, for another attempt."""
+    with transaction(app.sessions) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == batch.id, Delivery.status == "sending")
+            .values(status="queued", claimed_by=None)
+        )
 
 
 def _first_error(errors: dict[str, tuple[int, str]]) -> str:
@@ -256,52 +293,98 @@ def _first_error(errors: dict[str, tuple[int, str]]) -> str:
 async def deliver_one(
     app: App, sender: Sender, batch: Batch, payload: bytes | Personalized, transport: Transport
 ) -> None:
-    if isinstance(payload, Personalized):  # one transaction per recipient (personalize.py)
-        result = Result.from_replies(await payload.send(transport, batch.recipients))
+    """Send one batch and record the outcome: one transaction for the batch, or one per
+    recipient for a personalized post (personalize.py)."""
+    if isinstance(payload, Personalized):
+        result = replies_result(await payload.send(transport, batch.recipients))
     else:
         result = await sender.send(batch.mail_from, batch.recipients, payload)
     await asyncio.to_thread(record, app, batch, result)
 
 
-async def run_worker(
-    app: App, instance_id: str, wakeup: asyncio.Event, claim_lock: asyncio.Lock, poll: float
+def replies_result(replies: dict[str, tuple[int, str]]) -> Result:
+    result = Result()
+    for rcpt, (code, reason) in replies.items():
+        if code < 400:
+            result.accepted.append(rcpt)
+        else:
+            result.fail([rcpt], code, reason)
+    return result
+
+
+async def run_claimer(
+    app: App,
+    instance_id: str,
+    queue: asyncio.Queue[Batch | None],
+    wakeup: asyncio.Event,
+    poll: float,
 ) -> None:
+    """Keep the workers' queue filled: claim as many batches as there are connections in one
+    transaction, hand them over as the workers take them, and nap when nothing is due."""
+    limit = queue.maxsize
+    while True:
+        wakeup.clear()
+        try:
+            batches = await asyncio.to_thread(claim, app, instance_id, limit)
+        except Exception:
+            log.exception("could not claim deliveries")
+            batches = []
+        for batch in batches:
+            await queue.put(batch)
+        if len(batches) < limit:
+            await nap(wakeup, poll)
+
+
+async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
+    """Send the batches handed over on *queue* over one connection, until ``None``."""
     sender = make_sender(app)
     transport = transport_for(app, sender)
     cached: tuple[int, bytes | Personalized] = (0, b"")
     try:
         while True:
-            async with claim_lock:
-                batch = await asyncio.to_thread(claim, app, instance_id)
-                if batch is None:
-                    wakeup.clear()
+            if queue.empty():
+                # Nothing to do: let the smarthost have its connection back meanwhile.
+                await sender.close()
+            batch = await queue.get()
             if batch is None:
-                await nap(wakeup, poll)
-                continue
-            if cached[0] != batch.outgoing_id:
-                cached = (
-                    batch.outgoing_id,
-                    await asyncio.to_thread(load_payload, app, batch.outgoing_id),
-                )
-            await deliver_one(app, sender, batch, cached[1], transport)
+                return
+            try:
+                if cached[0] != batch.outgoing_id:
+                    payload = await asyncio.to_thread(load_payload, app, batch.outgoing_id)
+                    cached = (batch.outgoing_id, payload)
+                await deliver_one(app, sender, batch, cached[1], transport)
+            except Exception:
+                log.exception("delivery %s failed unexpectedly", batch.id)
+                # Should the database be what failed, the batch stays claimed until
+                # this process stops or is found dead, and is sent then.
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(release, app, batch)
     finally:
         await sender.close()
         await transport.close()
 
 
-async def run_delivery(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:
-    """Run ``[delivery] connections`` workers until cancelled."""
-    claim_lock = asyncio.Lock()
-    workers = [
-        asyncio.create_task(run_worker(app, instance_id, wakeup, claim_lock, poll))
-        for _ in range(app.config.delivery.connections)
-    ]
+async def run_delivery(
+    app: App, instance_id: str, wakeup: asyncio.Event, stopping: asyncio.Event, poll: float
+) -> None:
+    """Run ``[delivery] connections`` workers fed by one claimer until *stopping* is set;
+    then the batches already claimed are sent (so a clean stop sends nothing twice) and the
+    workers end. Cancelling cuts that short; ``unregister`` gives back what is left."""
+    connections = app.config.delivery.connections
+    queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=connections)
+    claimer = asyncio.create_task(run_claimer(app, instance_id, queue, wakeup, poll))
+    workers = [asyncio.create_task(run_worker(app, queue)) for _ in range(connections)]
     try:
+        await stopping.wait()
+        claimer.cancel()
+        await asyncio.gather(claimer, return_exceptions=True)
+        for _ in workers:
+            await queue.put(None)
         await asyncio.gather(*workers)
     finally:
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        for task in [claimer, *workers]:
+            task.cancel()
+        await asyncio.gather(claimer, *workers, return_exceptions=True)
 
 
 def resend_failed(app: App, domain: str | None = None) -> int:

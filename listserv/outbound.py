@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from datetime import datetime
 from email.message import Message
 
-from sqlalchemy import insert
+from sqlalchemy import Insert, Select, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from .decorate import to_bytes
 from .dkim import Signer
-from .models import Delivery, Outgoing, utcnow
+from .models import Delivery, Outgoing, UTCDateTime, utcnow
 
 
 class Wakeup:
@@ -49,14 +50,15 @@ def queue_mail(
     kind: str,
     mail_from: str,
     message: Message | bytes,
-    recipients: Iterable[str],
+    recipients: Iterable[str] | Select[tuple[str]],
     batch_size: int,
     signer: Signer | None,
     list_id: int | None = None,
     message_id: int | None = None,
 ) -> Outgoing:
     """Store *message* once (signed) and its *recipients* in batches; returns the outgoing
-    row."""
+    row. *recipients* may be a query selecting addresses: it is then batched by the
+    database."""
     raw = message if isinstance(message, bytes) else to_bytes(message)
     if signer is not None:
         raw = signer.sign(raw)
@@ -68,6 +70,10 @@ def queue_mail(
     session.add(outgoing)
     session.flush()
     now = utcnow()
+    if isinstance(recipients, Select):
+        session.execute(_batches_from_query(outgoing.id, recipients, batch_size, now))
+        session.info["wake_delivery"] = True
+        return outgoing
     rows: list[dict] = []
     batch: list[str] = []
     for address in recipients:
@@ -94,6 +100,36 @@ def _batch_row(outgoing_id: int, batch: list[str], now: object) -> dict:
         "next_attempt_at": now,
         "last_error": "",
     }
+
+
+def _batches_from_query(
+    outgoing_id: int, recipients: Select[tuple[str]], batch_size: int, now: datetime
+) -> Insert:
+    """``INSERT … SELECT`` of one delivery row per *batch_size* addresses of *recipients*,
+    joined with newlines like ``_batch_row``. Which addresses share a batch does not
+    matter, so rows are numbered in whatever order the database finds them."""
+    numbered = (
+        recipients.order_by(None)
+        .add_columns(((func.row_number().over() - 1) // batch_size).label("batch"))
+        .subquery()
+    )
+    address = numbered.c[0]
+    batches = (
+        select(
+            literal(outgoing_id),
+            func.aggregate_strings(address, "\n"),
+            func.count(),
+            literal("queued"),
+            literal(0),
+            literal(now, UTCDateTime),
+            literal(now, UTCDateTime),
+            literal(""),
+        )
+        .group_by(numbered.c.batch)
+        .order_by(numbered.c.batch)
+    )
+    columns = ["outgoing_id", "recipients", "count", "status", "attempts", "created_at"]
+    return insert(Delivery).from_select([*columns, "next_attempt_at", "last_error"], batches)
 
 
 def wake_after_commit(session: Session) -> None:

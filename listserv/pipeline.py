@@ -26,7 +26,7 @@ from .digests import add_to_digest
 from .dmarc import Mitigation, lookup_policy, mitigate
 from .headers import one_line
 from .lists import MailList
-from .members import find_member, recipients
+from .members import find_member, recipients_query
 from .models import HeldMessage, utcnow
 from .models import Message as StoredMessage
 from .moderation import announce_hold
@@ -161,7 +161,7 @@ def distribute(
         kind="post",
         mail_from=mlist.address("bounces"),
         message=stored,
-        recipients=recipients(session, mlist.id),
+        recipients=recipients_query(mlist.id),
         batch_size=app.config.delivery.max_recipients,
         signer=None if personalized else app.signer,
         list_id=mlist.id,

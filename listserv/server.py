@@ -8,6 +8,7 @@ accepted stays in the database for the next start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -50,6 +51,7 @@ class Server:
         self.digests = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.intake: Intake | None = None
+        self.delivery: asyncio.Task[None] | None = None
         self.instance_id = ""
         self.web: Web | None = None
 
@@ -67,9 +69,12 @@ class Server:
         handler = IntakeHandler(self.app, set(HANDLERS), self.inbox.set, RCPT_CHECKS)
         self.intake = Intake(self.app, handler)
         await self.intake.start()
+        self.delivery = asyncio.create_task(
+            run_delivery(self.app, self.instance_id, self.outbox, self.stopping, self.poll)
+        )
         self.tasks = [
             asyncio.create_task(run_router(self.app, self.instance_id, self.inbox, self.poll)),
-            asyncio.create_task(run_delivery(self.app, self.instance_id, self.outbox, self.poll)),
+            self.delivery,
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(
                 run_moderation_schedule(self.app, self.app.config.server.moderation_interval)
@@ -100,11 +105,22 @@ class Server:
             await self.intake.stop(DRAIN_SECONDS)
         if self.web is not None:
             await self.web.stop()
+        # Delivery workers finish the transactions under way (so nothing is sent twice),
+        # up to a limit; whatever is cut short is given back by ``unregister``.
+        self.stopping.set()
+        self.outbox.set()
+        if self.delivery is not None:
+            await asyncio.wait([self.delivery], timeout=DRAIN_SECONDS)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Database work the cancelled tasks left running in threads (a claim, a message being
+        # routed) ends before the claims are given back, or a late claim would outlive us.
+        with contextlib.suppress(TimeoutError):
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(loop.shutdown_default_executor(), DRAIN_SECONDS)
         if self.instance_id:
-            await asyncio.to_thread(unregister, self.app.sessions, self.instance_id)
+            unregister(self.app.sessions, self.instance_id)
         self.app.engine.dispose()
 
     async def run_until_signalled(self) -> None:

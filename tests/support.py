@@ -8,8 +8,11 @@ thread, talking to a real SQLite or PostgreSQL database.
 from __future__ import annotations
 
 import asyncio
+import os
 import smtplib
 import socket
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -55,8 +58,12 @@ class Sink:
     """A real SMTP server that records every accepted transaction.
 
     ``rcpt_reply`` may map an address to the reply its RCPT gets (``"450 …"``, ``"550 …"``);
-    ``data_reply``, when set, is the reply to every DATA. ``pipelining`` advertises PIPELINING
-    (RFC 2920; aiosmtpd reads pipelined commands in order).
+    ``data_reply``, when set, is the reply to every DATA. ``pipelining`` says whether EHLO
+    offers PIPELINING; ``reads`` counts the reads of client data, so a test can tell whether
+    commands came pipelined. ``drop_after_rcpts`` (once) drops the connection when a
+    transaction has that many accepted RCPTs, ``drop_at_data`` (once) when the message has
+    been received but not yet answered; ``data_gate`` (once) holds the next DATA until
+    the event is set, counting it in ``held``. ``rcpt_log`` has every RCPT address seen.
     """
 
     host: str = "127.0.0.1"
@@ -64,7 +71,13 @@ class Sink:
     received: list[Received] = field(default_factory=list)
     rcpt_reply: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
-    pipelining: bool = False
+    pipelining: bool = True
+    drop_after_rcpts: int | None = None
+    drop_at_data: bool = False
+    data_gate: threading.Event | None = None
+    held: int = 0
+    reads: int = 0
+    rcpt_log: list[str] = field(default_factory=list)
     connections: int = 0
     condition: threading.Condition = field(default_factory=threading.Condition)
     controller: Controller | None = None
@@ -74,21 +87,37 @@ class Sink:
     ) -> list[str]:
         session.host_name = hostname
         if self.pipelining:
-            responses.insert(-1, "250-PIPELINING")
+            responses.insert(1, "250-PIPELINING")
         return responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
+        with self.condition:
+            self.rcpt_log.append(address.lower())
+            self.condition.notify_all()
         reply = self.rcpt_reply.get(address.lower())
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
+        if len(envelope.rcpt_tos) == self.drop_after_rcpts:
+            self.drop_after_rcpts = None
+            server.transport.close()
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.data_reply:
             return self.data_reply
+        if self.drop_at_data:
+            self.drop_at_data = False
+            server.transport.close()
+            return "421 Closing"
+        gate, self.data_gate = self.data_gate, None
+        if gate is not None:
+            with self.condition:
+                self.held += 1
+                self.condition.notify_all()
+            await asyncio.to_thread(gate.wait, WAIT)
         with self.condition:
             self.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
@@ -104,6 +133,10 @@ class Sink:
             def connection_made(self, transport: Any) -> None:
                 sink.connections += 1
                 super().connection_made(transport)
+
+            def data_received(self, data: bytes) -> None:
+                sink.reads += 1
+                super().data_received(data)
 
         class SinkController(Controller):
             def factory(self) -> SMTPServer:
@@ -125,9 +158,15 @@ class Sink:
         self, predicate: Callable[[list[Received]], bool], timeout: float = WAIT
     ) -> list[Received]:
         """Block until *predicate* holds for what was received; fails the test on timeout."""
+        self.wait_until(lambda sink: predicate(sink.received), timeout)
+        with self.condition:
+            return list(self.received)
+
+    def wait_until(self, predicate: Callable[[Sink], bool], timeout: float = WAIT) -> None:
+        """Block until *predicate* holds for the sink (``held``, ``rcpt_log``…)."""
         deadline = time.monotonic() + timeout
         with self.condition:
-            while not predicate(self.received):
+            while not predicate(self):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise AssertionError(
@@ -135,7 +174,6 @@ class Sink:
                         + "; ".join(f"{r.mail_from}->{r.rcpt_tos}" for r in self.received)
                     )
                 self.condition.wait(remaining)
-            return list(self.received)
 
     def wait_for_recipients(self, addresses: set[str], timeout: float = WAIT) -> list[Received]:
         """Block until every address in *addresses* got at least one message."""
@@ -287,3 +325,48 @@ def members_of(config_path: Path, name: str) -> dict[str, dict[str, Any]]:
     result = cli(config_path, "members", "list", name, "--json")
     assert result.exit_code == 0, result.output
     return {m["address"]: m for m in json.loads(result.output)}
+
+
+class ServeProcess:
+    """``python -m listserv serve`` as a real subprocess (for kill -9 and SIGTERM), its log
+    followed so a test can wait for a line instead of sleeping."""
+
+    def __init__(self, config_path: Path) -> None:
+        root = Path(__file__).resolve().parent.parent
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "listserv", "--config", str(config_path), "serve"],
+            env={**os.environ, "PYTHONPATH": str(root)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log: list[str] = []
+        self.condition = threading.Condition()
+        threading.Thread(target=self._follow, daemon=True).start()
+        self.wait_for_log("listening on port")
+
+    def _follow(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self.condition:
+                self.log.append(line)
+                self.condition.notify_all()
+
+    def wait_for_log(self, text: str, timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        with self.condition:
+            while not any(text in line for line in self.log):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.process.poll() is not None:
+                    raise AssertionError(f"no {text!r} in the log:\n" + "".join(self.log[-20:]))
+                self.condition.wait(min(remaining, 0.5))
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 60) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -27,7 +27,15 @@ NOT_SCHEDULED = {"interval": 86400.0}
 
 
 def add_members(server: RunningServer, *addresses: str, flag: str = "") -> None:
-    result = cli(server.config_path, "members", "add", "--no-welcome", "test", *addresses, *[flag] * bool(flag))
+    result = cli(
+        server.config_path,
+        "members",
+        "add",
+        "--no-welcome",
+        "test",
+        *addresses,
+        *[flag] * bool(flag),
+    )
     assert result.exit_code == 0, result.output
 
 

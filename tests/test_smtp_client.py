@@ -1,0 +1,58 @@
+"""The delivery client's pure parts: the DATA payload and the reading of SMTP replies."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from listserv.smtp_client import ReplyReader, Result, SmtpError, data_payload
+
+
+def test_payload_is_dot_stuffed_with_crlf_line_ends() -> None:
+    raw = b"Subject: x\n\n.hidden\r\nline\n..two\n."
+    assert data_payload(raw) == b"Subject: x\r\n\r\n..hidden\r\nline\r\n...two\r\n..\r\n.\r\n"
+
+
+def test_payload_keeps_8bit_bytes() -> None:
+    raw = "Subject: привет\r\n\r\nСәлем\r\n".encode()
+    assert data_payload(raw) == raw + b".\r\n"
+
+
+def read_replies(chunks: list[bytes], count: int) -> list[tuple[int, str]]:
+    async def run() -> list[tuple[int, str]]:
+        stream = asyncio.StreamReader()
+        for chunk in chunks:
+            stream.feed_data(chunk)
+        stream.feed_eof()
+        return await ReplyReader(stream, timeout=5).read(count)
+
+    return asyncio.run(run())
+
+
+def test_replies_split_across_reads_and_multiline() -> None:
+    chunks = [b"250-smtp.example\r\n250-PIPE", b"LINING\r\n250 8BITMIME\r\n25", b"0 2.1.0 Ok\r\n"]
+    assert read_replies(chunks, 2) == [
+        (250, "smtp.example\nPIPELINING\n8BITMIME"),
+        (250, "2.1.0 Ok"),
+    ]
+
+
+def test_replies_kept_when_the_connection_closes_half_way() -> None:
+    async def run() -> list[tuple[int, str]]:
+        stream = asyncio.StreamReader()
+        stream.feed_data(b"250 Ok\r\n550 5.1.1 No such user\r\n")
+        stream.feed_eof()
+        replies: list[tuple[int, str]] = []
+        with pytest.raises(SmtpError):
+            await ReplyReader(stream, timeout=5).read(4, replies)
+        return replies
+
+    assert asyncio.run(run()) == [(250, "Ok"), (550, "5.1.1 No such user")]
+
+
+def test_undecided_recipients_are_those_without_an_answer() -> None:
+    result = Result().fail(["a@x.example"], 550, "no").fail(["b@x.example"], 450, "later")
+    assert result.undecided(["a@x.example", "b@x.example", "c@x.example"]) == ["c@x.example"]
+    assert result.permanent == {"a@x.example": (550, "no")}
+    assert result.temporary == {"b@x.example": (450, "later")}
