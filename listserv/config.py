@@ -143,7 +143,6 @@ class DnsConfig:
         for i, server in enumerate(self.nameservers):
             if ":" in server:
                 host_port(server, f"dns.nameservers[{i}]")
-        _positive(self.timeout, "dns.timeout")
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def distribute(
     It carries our Authentication-Results of the message as received, and is rewritten when
     the poster's domain enforces DMARC. It is stored once, and sent as one copy per member
     when personalized (VERP, one-click links); those copies are signed one by one at
-    sending."""
+    sending. It is also kept for the list's next digest."""
     if authentication is None and message_id is not None:
         stored_message = session.get(StoredMessage, message_id)
         authentication = (
@@ -153,9 +153,6 @@ def distribute(
         stored, marker = prepare_post(message, decorated, one_click=link_maker(app) is not None)
     else:
         stored, marker = to_bytes(decorated(message, "")), ""
-    """Decorate an accepted post, queue it for every member who gets posts one by one and
-    keep it for the list's next digest."""
-    decorate(app, mlist, message)
     outgoing = queue_mail(
         session,
         kind="post",
