@@ -10,11 +10,16 @@ The post is stored once. Everything that is the same for every member (parsing, 
 serialising) is done once when it is queued; at send time a member's copy is made from bytes
 only: the stored header block, the member's header lines, and the body with the member's
 link put where the footer marker stands. No email parsing per recipient.
+
+With ``[dkim]`` every copy is signed on its own (its List-Unsubscribe lines are signed too).
+The footer link makes every body different, yet its body hash costs next to nothing: the hash
+state of the body up to the link is computed once per post and only the link and what follows
+it are hashed per copy (``dkim.body_hasher``), which leaves the RSA step as the cost of a
+copy. The copies of a batch are made in a worker thread (``delivery.deliver_one``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import secrets
 from collections.abc import Callable
@@ -25,23 +30,26 @@ from sqlalchemy import select
 
 from .addresses import ATOM, list_address, normalize
 from .app import App
-from .config import host_port
 from .decorate import to_bytes
+from .dkim import body_hasher
 from .models import MailingList, Outgoing
-from .smtp_stream import Replies, StreamingClient
 from .unsubscribe import link_maker
 
-# Applied to every finished copy just before it is sent: the place for DKIM signing.
-Finish = Callable[[bytes], bytes]
+# Applied to every finished copy, given the link its body carries (b"" for none), just before
+# it is sent: the place for DKIM signing.
+Finish = Callable[[bytes, bytes], bytes]
 
 
-def finisher(app: App) -> Finish:
-    """What each personalized copy passes through last: its own DKIM signature. Copies are
-    not ARC-sealed: a seal per copy would triple the RSA work per member, and the stored post
-    carries our Authentication-Results either way."""
-    if app.signer is None:
-        return lambda raw: raw
-    return app.signer.sign
+def finisher(app: App, body: list[bytes], marker: bytes) -> Finish:
+    """What each personalized copy of the post whose body is *body* split at *marker* passes
+    through last: its own DKIM signature. Copies are not ARC-sealed: a seal per copy would
+    triple the RSA work per member, and the stored post carries our Authentication-Results
+    either way."""
+    signer = app.signer
+    if signer is None:
+        return lambda raw, link: raw
+    body_hash = body_hasher(body, marker)
+    return lambda raw, link: signer.sign(raw, body_hash(link))
 
 
 def sends_personalized(app: App) -> bool:
@@ -109,23 +117,21 @@ class Personalized:
 
     def message_for(self, address: str) -> bytes:
         if self.link is None:
-            return self.finish(self.head + b"\r\n" + b"".join(self.body))
+            return self.finish(self.head + b"\r\n" + b"".join(self.body), b"")
         url = self.link(self.list_name, address).encode("ascii")
         leave = list_address(self.list_name, self.domain, "leave").encode("ascii")
         headers = (
             b"List-Unsubscribe: <" + url + b">, <mailto:" + leave + b">\r\n"
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
         )
-        return self.finish(self.head + headers + b"\r\n" + url.join(self.body))
+        return self.finish(self.head + headers + b"\r\n" + url.join(self.body), url)
 
-    def envelope_for(self, address: str) -> tuple[str, bytes]:
-        return verp_address(self.list_name, self.domain, address), self.message_for(address)
-
-    async def send(self, transport: Transport, recipients: list[str]) -> Replies:
-        # The copies are made (and, once wired, signed) in a thread, off the event loop that
-        # the other connections' round trips wait on.
-        copies = await asyncio.to_thread(lambda: {r: self.envelope_for(r) for r in recipients})
-        return await transport.send_each(recipients, copies.__getitem__)
+    def copies(self, recipients: list[str]) -> list[tuple[str, str, bytes]]:
+        """(VERP envelope sender, recipient, message) of every recipient's copy."""
+        return [
+            (verp_address(self.list_name, self.domain, rcpt), rcpt, self.message_for(rcpt))
+            for rcpt in recipients
+        ]
 
 
 def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:
@@ -142,41 +148,12 @@ def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:
     if not personalized or list_name is None:
         return raw
     head, body = split_message(raw)
+    parts = body.split(marker.encode()) if marker else [body]
     return Personalized(
         head=head,
-        body=body.split(marker.encode()) if marker else [body],
+        body=parts,
         list_name=list_name,
         domain=app.domain,
         link=link_maker(app),
-        finish=finisher(app),
+        finish=finisher(app, parts, marker.encode()),
     )
-
-
-class PerMessage:
-    """Single-recipient transactions through a batch sender (the outbox directory)."""
-
-    def __init__(self, sender: object) -> None:
-        self.sender = sender
-
-    async def send_each(self, recipients: list[str], envelope_for: Callable) -> Replies:
-        replies: Replies = {}
-        for rcpt in recipients:
-            mail_from, raw = envelope_for(rcpt)
-            result = await self.sender.send(mail_from, [rcpt], raw)  # type: ignore[attr-defined]
-            failed = {**result.temporary, **result.permanent}
-            replies[rcpt] = (250, "OK") if rcpt in result.accepted else failed[rcpt]
-        return replies
-
-    async def close(self) -> None:
-        return None
-
-
-Transport = StreamingClient | PerMessage
-
-
-def transport_for(app: App, sender: object) -> Transport:
-    delivery = app.config.delivery
-    if delivery.outbox:
-        return PerMessage(sender)
-    host, port = host_port(delivery.smarthost, "delivery.smarthost")
-    return StreamingClient(host, port, delivery.timeout, app.domain)

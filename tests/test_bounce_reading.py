@@ -21,7 +21,6 @@ from listserv.personalize import (
     verp_address,
     verp_decode,
 )
-from listserv.smtp_stream import dot_stuffed
 from listserv.unsubscribe import load_secret, make_token, read_token
 
 SAMPLES = Path(__file__).parent / "data" / "bounces"
@@ -168,7 +167,7 @@ def personalized(raw: bytes, marker: str) -> Personalized:
         list_name="test",
         domain=DOMAIN,
         link=lambda name, address: f"https://{DOMAIN}/u/{name}.{address}",
-        finish=lambda raw: raw,
+        finish=lambda raw, link: raw,
     )
 
 
@@ -191,10 +190,6 @@ def test_a_body_that_would_hide_the_marker_gets_the_plain_footer() -> None:
     copy = parse(personalized(raw, marker).message_for("a@x.example"))
     assert copy.get_content().replace("\r\n", "\n") == "Привет\n\nUnsubscribe by mail\n"
     assert copy["List-Unsubscribe"].startswith(f"<https://{DOMAIN}/u/test.a@x.example>")
-
-
-def test_dot_stuffing() -> None:
-    assert dot_stuffed(b".a\r\nb\r\n.c") == b"..a\r\nb\r\n..c\r\n.\r\n"
 
 
 def test_feedback_report_is_recognised() -> None:
