@@ -64,36 +64,47 @@ CANONICALIZED = re.compile(rb"[ \t\r\n]")
 SIGNATURE = b"DKIM-Signature"
 
 
+def signed_header_value(  # type: ignore[no-untyped-def]
+    key: rsa.RSAPrivateKey,
+    fields: list[tuple[bytes, bytes]],
+    headers,
+    include_headers: list[bytes],
+    canon_policy,
+    header_name: bytes,
+    standardize: bool = False,
+) -> bytes:
+    """The value of a signature header: the same steps as dkimpy's DomainSigner.gen_header,
+    minus its RSA, on *headers* already canonicalized."""
+    value = b"; ".join(b"=".join(x) for x in fields)
+    if not standardize:
+        value = dkim.fold(value, namelen=len(header_name), linesep=b"\r\n")
+    value = dkim.RE_BTAG.sub(b"\\1", value)
+    hasher = hashlib.sha256()
+    dkim.hash_headers(
+        hasher, canon_policy, headers, include_headers, (header_name, b" " + value), {}
+    )
+    signature = key.sign(hasher.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+    index = next(i for i, (tag, _) in enumerate(fields) if tag == b"b")
+    fields[index] = (b"b", base64.b64encode(signature))
+    value = b"; ".join(b"=".join(x) for x in fields) + b"\r\n"
+    if not standardize:
+        value = dkim.fold(value, namelen=len(header_name), linesep=b"\r\n")
+    return value
+
+
 class OpenSSLSigning:
     """Replaces dkimpy's pure-Python RSA in ``gen_header`` with OpenSSL's; mixed into dkimpy's
-    DKIM and ARC so that everything else they do is theirs."""
+    ARC so that everything else it does is its own."""
 
     key: rsa.RSAPrivateKey
 
     def gen_header(  # type: ignore[no-untyped-def]
         self, fields, include_headers, canon_policy, header_name, pk, standardize=False
     ) -> bytes:
-        # The same steps as dkimpy's DomainSigner.gen_header, minus its RSA.
-        value = b"; ".join(b"=".join(x) for x in fields)
-        if not standardize:
-            value = dkim.fold(value, namelen=len(header_name), linesep=b"\r\n")
-        value = dkim.RE_BTAG.sub(b"\\1", value)
-        hasher = hashlib.sha256()
         headers = canon_policy.canonicalize_headers(self.headers)  # type: ignore[attr-defined]
-        dkim.hash_headers(
-            hasher, canon_policy, headers, include_headers, (header_name, b" " + value), {}
+        return signed_header_value(
+            self.key, fields, headers, include_headers, canon_policy, header_name, standardize
         )
-        signature = self.key.sign(hasher.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
-        index = next(i for i, (tag, _) in enumerate(fields) if tag == b"b")
-        fields[index] = (b"b", base64.b64encode(signature))
-        value = b"; ".join(b"=".join(x) for x in fields) + b"\r\n"
-        if not standardize:
-            value = dkim.fold(value, namelen=len(header_name), linesep=b"\r\n")
-        return value
-
-
-class _DKIM(OpenSSLSigning, dkim.DKIM):
-    pass
 
 
 class _ARC(OpenSSLSigning, dkim.ARC):
@@ -147,9 +158,33 @@ class Signer:
         # would cost as much as the RSA step.
         match = HEAD_END.search(raw)
         head, body = (raw[: match.start()], raw[match.end() :]) if match else (raw, b"")
-        signer = _DKIM(head + b"\r\n\r\n", linesep=b"\r\n")
-        signer.key = self.key
-        present = {name.lower() for name, _ in signer.headers}
+        headers = canonical_headers(head + b"\r\n")
+        return self.signature(headers, body_hash or self.body_hash(body)) + raw
+
+    def copy_signer(self, head: bytes) -> Callable[[bytes, bytes], bytes]:
+        """``(lines, body hash) → DKIM-Signature header`` for copies of a message made of
+        *head*, then header *lines* of their own, then a body: the common head is parsed and
+        canonicalized once (per copy that is as much Python work as the rest of signing). A
+        head dkimpy cannot read gives unsigned copies, as ``sign`` does."""
+        try:
+            common = canonical_headers(head)
+        except dkim.DKIMException as error:
+            log.warning("not DKIM-signed: %s", error)
+            return lambda lines, body_hash: b""
+
+        def signature(lines: bytes, body_hash: bytes) -> bytes:
+            try:
+                return self.signature(common + canonical_headers(lines), body_hash)
+            except dkim.DKIMException as error:
+                log.warning("not DKIM-signed: %s", error)
+                return b""
+
+        return signature
+
+    def signature(self, headers: list[tuple[bytes, bytes]], body_hash: bytes) -> bytes:
+        """The DKIM-Signature header line of a message with the relaxed canonical *headers*
+        and body hash *body_hash*."""
+        present = {name for name, _ in headers}
         include = [h for h in SIGNED_HEADERS if h in present] + [b"from"]
         fields = [
             (b"v", b"1"),
@@ -159,12 +194,12 @@ class Signer:
             (b"s", self.selector),
             (b"t", str(int(time.time())).encode("ascii")),
             (b"h", b" : ".join(include)),
-            (b"bh", body_hash or self.body_hash(body)),
+            (b"bh", body_hash),
             # A long placeholder puts b= on a line of its own, as dkimpy does.
             (b"b", b"0" * 60),
         ]
-        header = signer.gen_header(fields, include, RELAXED, SIGNATURE, None)
-        return SIGNATURE + b": " + header + raw
+        value = signed_header_value(self.key, fields, headers, include, RELAXED, SIGNATURE)
+        return SIGNATURE + b": " + value
 
     def seal(self, raw: bytes) -> bytes:
         """*raw* with an ARC set (RFC 8617) on top, recording the Authentication-Results of
@@ -180,6 +215,11 @@ class Signer:
             log.warning("not ARC-sealed: %s", error)
             return raw
         return b"".join(arc_set) + raw
+
+
+def canonical_headers(head: bytes) -> list[tuple[bytes, bytes]]:
+    """The header lines *head* (each ending in CRLF) in relaxed canonical form."""
+    return RELAXED.canonicalize_headers(dkim.rfc822_parse(head)[0])
 
 
 def canonical_body(body: bytes) -> bytes:

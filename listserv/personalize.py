@@ -35,21 +35,21 @@ from .dkim import body_hasher
 from .models import MailingList, Outgoing
 from .unsubscribe import link_maker
 
-# Applied to every finished copy, given the link its body carries (b"" for none), just before
-# it is sent: the place for DKIM signing.
+# The header lines put on top of a finished copy, given its own header lines and the link its
+# body carries (b"" for none): the place for its DKIM signature.
 Finish = Callable[[bytes, bytes], bytes]
 
 
-def finisher(app: App, body: list[bytes], marker: bytes) -> Finish:
-    """What each personalized copy of the post whose body is *body* split at *marker* passes
-    through last: its own DKIM signature. Copies are not ARC-sealed: a seal per copy would
+def finisher(app: App, head: bytes, body: list[bytes], marker: bytes) -> Finish:
+    """What each personalized copy of the post made of *head* and *body* split at *marker*
+    gets last: its own DKIM signature. Copies are not ARC-sealed: a seal per copy would
     triple the RSA work per member, and the stored post carries our Authentication-Results
     either way."""
-    signer = app.signer
-    if signer is None:
-        return lambda raw, link: raw
+    if app.signer is None:
+        return lambda lines, link: b""
+    signature = app.signer.copy_signer(head)
     body_hash = body_hasher(body, marker)
-    return lambda raw, link: signer.sign(raw, body_hash(link))
+    return lambda lines, link: signature(lines, body_hash(link))
 
 
 def sends_personalized(app: App) -> bool:
@@ -117,14 +117,14 @@ class Personalized:
 
     def message_for(self, address: str) -> bytes:
         if self.link is None:
-            return self.finish(self.head + b"\r\n" + b"".join(self.body), b"")
+            return self.finish(b"", b"") + self.head + b"\r\n" + b"".join(self.body)
         url = self.link(self.list_name, address).encode("ascii")
         leave = list_address(self.list_name, self.domain, "leave").encode("ascii")
         headers = (
             b"List-Unsubscribe: <" + url + b">, <mailto:" + leave + b">\r\n"
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
         )
-        return self.finish(self.head + headers + b"\r\n" + url.join(self.body), url)
+        return self.finish(headers, url) + self.head + headers + b"\r\n" + url.join(self.body)
 
     def copies(self, recipients: list[str]) -> list[tuple[str, str, bytes]]:
         """(VERP envelope sender, recipient, message) of every recipient's copy."""
@@ -155,5 +155,5 @@ def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:
         list_name=list_name,
         domain=app.domain,
         link=link_maker(app),
-        finish=finisher(app, parts, marker.encode()),
+        finish=finisher(app, head, parts, marker.encode()),
     )
