@@ -14,8 +14,11 @@ link put where the footer marker stands. No email parsing per recipient.
 With ``[dkim]`` every copy is signed on its own (its List-Unsubscribe lines are signed too).
 The footer link makes every body different, yet its body hash costs next to nothing: the hash
 state of the body up to the link is computed once per post and only the link and what follows
-it are hashed per copy (``dkim.body_hasher``), which leaves the RSA step as the cost of a
-copy. The copies of a batch are made in a worker thread (``delivery.deliver_one``).
+it are hashed per copy (``dkim.body_hasher``); the common head is parsed and canonicalized
+once too (``Signer.copy_signer``), which leaves the RSA step as most of the cost of a copy.
+The copies of a batch are made in a worker thread (``delivery.deliver_one``), and the
+delivery workers' threads sign on both cores at once, OpenSSL releasing the GIL. With VERP
+but no links every copy is the same message, signed once.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from functools import cached_property
 
 from sqlalchemy import select
 
@@ -115,9 +119,14 @@ class Personalized:
     link: Callable[[str, str], str] | None
     finish: Finish
 
+    @cached_property
+    def same_for_all(self) -> bytes:
+        """The copy every member gets when there are no links (VERP only): signed once."""
+        return self.finish(b"", b"") + self.head + b"\r\n" + b"".join(self.body)
+
     def message_for(self, address: str) -> bytes:
         if self.link is None:
-            return self.finish(b"", b"") + self.head + b"\r\n" + b"".join(self.body)
+            return self.same_for_all
         url = self.link(self.list_name, address).encode("ascii")
         leave = list_address(self.list_name, self.domain, "leave").encode("ascii")
         headers = (

@@ -171,6 +171,27 @@ def personalized(raw: bytes, marker: str) -> Personalized:
     )
 
 
+def test_without_links_every_copy_is_one_message_finished_once() -> None:
+    raw, _ = prepare_post(post(), decorate_with_footer, one_click=False)
+    head, body = split_message(raw)
+    finished: list[bytes] = []
+    verp_only = Personalized(
+        head=head,
+        body=[body],
+        list_name="test",
+        domain=DOMAIN,
+        link=None,
+        finish=lambda lines, link: finished.append(lines) or b"DKIM-Signature: x\r\n",
+    )
+    copies = verp_only.copies(["a@x.example", "b@y.example"])
+    assert [(sender, rcpt) for sender, rcpt, _ in copies] == [
+        (f"test-bounces+a=x.example@{DOMAIN}", "a@x.example"),
+        (f"test-bounces+b=y.example@{DOMAIN}", "b@y.example"),
+    ]
+    assert copies[0][2] == copies[1][2] == b"DKIM-Signature: x\r\n" + raw
+    assert finished == [b""]
+
+
 def test_each_copy_gets_its_own_headers_and_footer_link() -> None:
     raw, marker = prepare_post(post(), decorate_with_footer, one_click=True)
     assert marker and b"List-Unsubscribe" not in raw
