@@ -7,7 +7,9 @@ A refused RCPT never fails the rest of its batch. A temporary failure (4xx, a dr
 connection) queues the recipients that were not refused again, with back-off, until
 ``give_up_after``; a permanent one (5xx) is recorded against the recipient
 (``record_failures``) and never retried on its own. ``deliver_one`` is where one batch becomes
-SMTP transactions (one per batch today; one per recipient for personalised mail).
+SMTP transactions: one for the batch, or for personalized mail one per recipient, pipelined
+back to back on the same connection. The copies of a batch are made (and DKIM-signed) in a
+thread, so the workers of one process sign on every core: OpenSSL's RSA releases the GIL.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,7 +34,7 @@ from .claims import lock_rows, nap
 from .config import DeliveryConfig, host_port
 from .db import transaction
 from .models import Delivery, Outgoing, RecipientFailure, utcnow
-from .personalize import Personalized, Transport, load_payload, transport_for
+from .personalize import Personalized, load_payload
 from .smtp_client import LOST, Result, SmtpConnection, SmtpError, data_payload
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,24 @@ class SmtpSender:
 
     async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> Result:
         payload = self._payload(raw)
+        return await self._run(
+            recipients,
+            lambda connection, result: connection.send(mail_from, recipients, payload, result),
+        )
+
+    async def send_each(self, copies: list[tuple[str, str, bytes]]) -> Result:
+        """One transaction per (envelope sender, recipient, message)."""
+        payloads = [(mail_from, rcpt, data_payload(raw)) for mail_from, rcpt, raw in copies]
+        return await self._run(
+            [rcpt for _, rcpt, _ in copies],
+            lambda connection, result: connection.send_each(payloads, result),
+        )
+
+    async def _run(
+        self,
+        recipients: list[str],
+        transactions: Callable[[SmtpConnection, Result], Awaitable[None]],
+    ) -> Result:
         result = Result()
         while True:
             fresh = self.connection is None
@@ -76,7 +96,7 @@ class SmtpSender:
                         self.host, self.port, self.timeout, self.helo_name
                     )
                 replies_before = self.connection.replies.count
-                await self.connection.send(mail_from, recipients, payload, result)
+                await transactions(self.connection, result)
                 return result
             except (SmtpError, OSError, TimeoutError) as error:
                 stale = not fresh and self.connection.replies.count == replies_before  # type: ignore[union-attr]
@@ -118,6 +138,12 @@ class OutboxSender:
         name = f"{utcnow():%Y%m%d-%H%M%S}-{os.getpid()}-{next(self.counter)}.eml"
         await asyncio.to_thread((self.directory / name).write_bytes, envelope.encode() + raw)
         return Result(accepted=list(recipients))
+
+    async def send_each(self, copies: list[tuple[str, str, bytes]]) -> Result:
+        result = Result()
+        for mail_from, rcpt, raw in copies:
+            result.accepted.extend((await self.send(mail_from, [rcpt], raw)).accepted)
+        return result
 
     async def close(self) -> None:
         return None
@@ -291,25 +317,17 @@ def _first_error(errors: dict[str, tuple[int, str]]) -> str:
 
 
 async def deliver_one(
-    app: App, sender: Sender, batch: Batch, payload: bytes | Personalized, transport: Transport
+    app: App, sender: Sender, batch: Batch, payload: bytes | Personalized
 ) -> None:
     """Send one batch and record the outcome: one transaction for the batch, or one per
-    recipient for a personalized post (personalize.py)."""
+    recipient for a personalized post (personalize.py), whose copies are made in a thread,
+    off the event loop that the other connections' round trips wait on."""
     if isinstance(payload, Personalized):
-        result = replies_result(await payload.send(transport, batch.recipients))
+        copies = await asyncio.to_thread(payload.copies, batch.recipients)
+        result = await sender.send_each(copies)
     else:
         result = await sender.send(batch.mail_from, batch.recipients, payload)
     await asyncio.to_thread(record, app, batch, result)
-
-
-def replies_result(replies: dict[str, tuple[int, str]]) -> Result:
-    result = Result()
-    for rcpt, (code, reason) in replies.items():
-        if code < 400:
-            result.accepted.append(rcpt)
-        else:
-            result.fail([rcpt], code, reason)
-    return result
 
 
 async def run_claimer(
@@ -338,7 +356,6 @@ async def run_claimer(
 async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
     """Send the batches handed over on *queue* over one connection, until ``None``."""
     sender = make_sender(app)
-    transport = transport_for(app, sender)
     cached: tuple[int, bytes | Personalized] = (0, b"")
     try:
         while True:
@@ -352,7 +369,7 @@ async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
                 if cached[0] != batch.outgoing_id:
                     payload = await asyncio.to_thread(load_payload, app, batch.outgoing_id)
                     cached = (batch.outgoing_id, payload)
-                await deliver_one(app, sender, batch, cached[1], transport)
+                await deliver_one(app, sender, batch, cached[1])
             except Exception:
                 log.exception("delivery %s failed unexpectedly", batch.id)
                 # Should the database be what failed, the batch stays claimed until
@@ -361,7 +378,6 @@ async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
                     await asyncio.to_thread(release, app, batch)
     finally:
         await sender.close()
-        await transport.close()
 
 
 async def run_delivery(

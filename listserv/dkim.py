@@ -3,7 +3,9 @@
 dkimpy does the parts that are easy to get subtly wrong (header parsing, relaxed
 canonicalization, header selection, tag formatting and folding); the RSA step, pure Python in
 dkimpy and some ten times slower than OpenSSL, is done by ``cryptography``. The body hash is
-cached by body bytes, so signing one post for many recipients re-signs only the headers.
+cached by body bytes, so signing one post for many recipients re-signs only the headers; for
+bodies that differ per recipient only by a link (personalized copies) ``body_hasher`` hashes
+the common part once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import dkim
@@ -56,39 +59,52 @@ SIGNED_HEADERS = (
 BODY_HASH_CACHE = 64
 HEAD_END = re.compile(rb"\r?\n\r?\n")
 LINE_END = re.compile(rb"\r?\n")
+# What relaxed body canonicalization touches: a value free of these canonicalizes to itself.
+CANONICALIZED = re.compile(rb"[ \t\r\n]")
 SIGNATURE = b"DKIM-Signature"
+
+
+def signed_header_value(  # type: ignore[no-untyped-def]
+    key: rsa.RSAPrivateKey,
+    fields: list[tuple[bytes, bytes]],
+    headers,
+    include_headers: list[bytes],
+    canon_policy,
+    header_name: bytes,
+    standardize: bool = False,
+) -> bytes:
+    """The value of a signature header: the same steps as dkimpy's DomainSigner.gen_header,
+    minus its RSA, on *headers* already canonicalized."""
+    value = b"; ".join(b"=".join(x) for x in fields)
+    if not standardize:
+        value = dkim.fold(value, namelen=len(header_name), linesep=b"\r\n")
+    value = dkim.RE_BTAG.sub(b"\\1", value)
+    hasher = hashlib.sha256()
+    dkim.hash_headers(
+        hasher, canon_policy, headers, include_headers, (header_name, b" " + value), {}
+    )
+    signature = key.sign(hasher.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+    index = next(i for i, (tag, _) in enumerate(fields) if tag == b"b")
+    fields[index] = (b"b", base64.b64encode(signature))
+    value = b"; ".join(b"=".join(x) for x in fields) + b"\r\n"
+    if not standardize:
+        value = dkim.fold(value, namelen=len(header_name), linesep=b"\r\n")
+    return value
 
 
 class OpenSSLSigning:
     """Replaces dkimpy's pure-Python RSA in ``gen_header`` with OpenSSL's; mixed into dkimpy's
-    DKIM and ARC so that everything else they do is theirs."""
+    ARC so that everything else it does is its own."""
 
     key: rsa.RSAPrivateKey
 
     def gen_header(  # type: ignore[no-untyped-def]
         self, fields, include_headers, canon_policy, header_name, pk, standardize=False
     ) -> bytes:
-        # The same steps as dkimpy's DomainSigner.gen_header, minus its RSA.
-        value = b"; ".join(b"=".join(x) for x in fields)
-        if not standardize:
-            value = dkim.fold(value, namelen=len(header_name), linesep=b"\r\n")
-        value = dkim.RE_BTAG.sub(b"\\1", value)
-        hasher = hashlib.sha256()
         headers = canon_policy.canonicalize_headers(self.headers)  # type: ignore[attr-defined]
-        dkim.hash_headers(
-            hasher, canon_policy, headers, include_headers, (header_name, b" " + value), {}
+        return signed_header_value(
+            self.key, fields, headers, include_headers, canon_policy, header_name, standardize
         )
-        signature = self.key.sign(hasher.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
-        index = next(i for i, (tag, _) in enumerate(fields) if tag == b"b")
-        fields[index] = (b"b", base64.b64encode(signature))
-        value = b"; ".join(b"=".join(x) for x in fields) + b"\r\n"
-        if not standardize:
-            value = dkim.fold(value, namelen=len(header_name), linesep=b"\r\n")
-        return value
-
-
-class _DKIM(OpenSSLSigning, dkim.DKIM):
-    pass
 
 
 class _ARC(OpenSSLSigning, dkim.ARC):
@@ -119,9 +135,7 @@ class Signer:
         """bh= of *body* (as it follows the blank line), computed once per distinct body."""
         cached = self._body_hashes.get(body)
         if cached is None:
-            lines = LINE_END.sub(b"\r\n", body)
-            digest = hashlib.sha256(RELAXED.canonicalize_body(lines)).digest()
-            cached = base64.b64encode(digest)
+            cached = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
             self._body_hashes[body] = cached
             if len(self._body_hashes) > BODY_HASH_CACHE:
                 self._body_hashes.popitem(last=False)
@@ -129,23 +143,48 @@ class Signer:
             self._body_hashes.move_to_end(body)
         return cached
 
-    def sign(self, raw: bytes) -> bytes:
+    def sign(self, raw: bytes, body_hash: bytes = b"") -> bytes:
         """*raw* with a DKIM-Signature header on top (rsa-sha256, relaxed/relaxed); a message
-        dkimpy cannot read goes out unsigned rather than not at all."""
+        dkimpy cannot read goes out unsigned rather than not at all. *body_hash*, when the
+        caller knows it (``body_hasher``), saves hashing the body."""
         try:
-            return self._sign(raw)
+            return self._sign(raw, body_hash)
         except dkim.DKIMException as error:
             log.warning("not DKIM-signed: %s", error)
             return raw
 
-    def _sign(self, raw: bytes) -> bytes:
+    def _sign(self, raw: bytes, body_hash: bytes) -> bytes:
         # dkimpy is handed the head only: splitting a large body into lines on every call
         # would cost as much as the RSA step.
         match = HEAD_END.search(raw)
         head, body = (raw[: match.start()], raw[match.end() :]) if match else (raw, b"")
-        signer = _DKIM(head + b"\r\n\r\n", linesep=b"\r\n")
-        signer.key = self.key
-        present = {name.lower() for name, _ in signer.headers}
+        headers = canonical_headers(head + b"\r\n")
+        return self.signature(headers, body_hash or self.body_hash(body)) + raw
+
+    def copy_signer(self, head: bytes) -> Callable[[bytes, bytes], bytes]:
+        """``(lines, body hash) → DKIM-Signature header`` for copies of a message made of
+        *head*, then header *lines* of their own, then a body: the common head is parsed and
+        canonicalized once (per copy that is as much Python work as the rest of signing). A
+        head dkimpy cannot read gives unsigned copies, as ``sign`` does."""
+        try:
+            common = canonical_headers(head)
+        except dkim.DKIMException as error:
+            log.warning("not DKIM-signed: %s", error)
+            return lambda lines, body_hash: b""
+
+        def signature(lines: bytes, body_hash: bytes) -> bytes:
+            try:
+                return self.signature(common + canonical_headers(lines), body_hash)
+            except dkim.DKIMException as error:
+                log.warning("not DKIM-signed: %s", error)
+                return b""
+
+        return signature
+
+    def signature(self, headers: list[tuple[bytes, bytes]], body_hash: bytes) -> bytes:
+        """The DKIM-Signature header line of a message with the relaxed canonical *headers*
+        and body hash *body_hash*."""
+        present = {name for name, _ in headers}
         include = [h for h in SIGNED_HEADERS if h in present] + [b"from"]
         fields = [
             (b"v", b"1"),
@@ -155,12 +194,12 @@ class Signer:
             (b"s", self.selector),
             (b"t", str(int(time.time())).encode("ascii")),
             (b"h", b" : ".join(include)),
-            (b"bh", self.body_hash(body)),
+            (b"bh", body_hash),
             # A long placeholder puts b= on a line of its own, as dkimpy does.
             (b"b", b"0" * 60),
         ]
-        header = signer.gen_header(fields, include, RELAXED, SIGNATURE, None)
-        return SIGNATURE + b": " + header + raw
+        value = signed_header_value(self.key, fields, headers, include, RELAXED, SIGNATURE)
+        return SIGNATURE + b": " + value
 
     def seal(self, raw: bytes) -> bytes:
         """*raw* with an ARC set (RFC 8617) on top, recording the Authentication-Results of
@@ -176,6 +215,41 @@ class Signer:
             log.warning("not ARC-sealed: %s", error)
             return raw
         return b"".join(arc_set) + raw
+
+
+def canonical_headers(head: bytes) -> list[tuple[bytes, bytes]]:
+    """The header lines *head* (each ending in CRLF) in relaxed canonical form."""
+    return RELAXED.canonicalize_headers(dkim.rfc822_parse(head)[0])
+
+
+def canonical_body(body: bytes) -> bytes:
+    """*body* in relaxed canonical form (RFC 6376 section 3.4.4), as bh= hashes it."""
+    return RELAXED.canonicalize_body(LINE_END.sub(b"\r\n", body))
+
+
+def body_hasher(parts: list[bytes], marker: bytes) -> Callable[[bytes], bytes]:
+    """``value → bh=`` of the body ``value.join(parts)``, for bodies that differ only by a
+    value such as a link. Relaxed canonicalization changes only whitespace and line ends, so
+    for a value without any (and a *marker* without any, standing for it) the canonical body
+    is the canonical ``marker.join(parts)`` with the value where the marker stands. The hash
+    state up to the first marker is computed once; each call hashes only what follows it,
+    some hundred bytes of footer instead of the whole post."""
+    if len(parts) == 1:
+        fixed = base64.b64encode(hashlib.sha256(canonical_body(parts[0])).digest())
+        return lambda value: fixed
+    first, *rest = canonical_body(marker.join(parts)).split(marker)
+    before = hashlib.sha256(first)
+
+    def body_hash(value: bytes) -> bytes:
+        if CANONICALIZED.search(value):
+            return base64.b64encode(hashlib.sha256(canonical_body(value.join(parts))).digest())
+        hasher = before.copy()
+        for part in rest:
+            hasher.update(value)
+            hasher.update(part)
+        return base64.b64encode(hasher.digest())
+
+    return body_hash
 
 
 def load_signer(config: Config) -> Signer | None:

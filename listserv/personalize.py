@@ -10,38 +10,50 @@ The post is stored once. Everything that is the same for every member (parsing, 
 serialising) is done once when it is queued; at send time a member's copy is made from bytes
 only: the stored header block, the member's header lines, and the body with the member's
 link put where the footer marker stands. No email parsing per recipient.
+
+With ``[dkim]`` every copy is signed on its own (its List-Unsubscribe lines are signed too).
+The footer link makes every body different, yet its body hash costs next to nothing: the hash
+state of the body up to the link is computed once per post and only the link and what follows
+it are hashed per copy (``dkim.body_hasher``); the common head is parsed and canonicalized
+once too (``Signer.copy_signer``), which leaves the RSA step as most of the cost of a copy.
+The copies of a batch are made in a worker thread (``delivery.deliver_one``), and the
+delivery workers' threads sign on both cores at once, OpenSSL releasing the GIL. With VERP
+but no links every copy is the same message, signed once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from functools import cached_property
 
 from sqlalchemy import select
 
 from .addresses import ATOM, list_address, normalize
 from .app import App
-from .config import host_port
 from .decorate import to_bytes
+from .dkim import body_hasher
 from .models import MailingList, Outgoing
-from .smtp_stream import Replies, StreamingClient
 from .unsubscribe import link_maker
 
-# Applied to every finished copy just before it is sent: the place for DKIM signing.
-Finish = Callable[[bytes], bytes]
+# The header lines put on top of a finished copy, given its own header lines and the link its
+# body carries (b"" for none): the place for its DKIM signature.
+Finish = Callable[[bytes, bytes], bytes]
 
 
-def finisher(app: App) -> Finish:
-    """What each personalized copy passes through last: its own DKIM signature. Copies are
-    not ARC-sealed: a seal per copy would triple the RSA work per member, and the stored post
-    carries our Authentication-Results either way."""
+def finisher(app: App, head: bytes, body: list[bytes], marker: bytes) -> Finish:
+    """What each personalized copy of the post made of *head* and *body* split at *marker*
+    gets last: its own DKIM signature. Copies are not ARC-sealed: a seal per copy would
+    triple the RSA work per member, and the stored post carries our Authentication-Results
+    either way."""
     if app.signer is None:
-        return lambda raw: raw
-    return app.signer.sign
+        return lambda lines, link: b""
+    signature = app.signer.copy_signer(head)
+    body_hash = body_hasher(body, marker)
+    return lambda lines, link: signature(lines, body_hash(link))
 
 
 def sends_personalized(app: App) -> bool:
@@ -107,25 +119,28 @@ class Personalized:
     link: Callable[[str, str], str] | None
     finish: Finish
 
+    @cached_property
+    def same_for_all(self) -> bytes:
+        """The copy every member gets when there are no links (VERP only): signed once."""
+        return self.finish(b"", b"") + self.head + b"\r\n" + b"".join(self.body)
+
     def message_for(self, address: str) -> bytes:
         if self.link is None:
-            return self.finish(self.head + b"\r\n" + b"".join(self.body))
+            return self.same_for_all
         url = self.link(self.list_name, address).encode("ascii")
         leave = list_address(self.list_name, self.domain, "leave").encode("ascii")
         headers = (
             b"List-Unsubscribe: <" + url + b">, <mailto:" + leave + b">\r\n"
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
         )
-        return self.finish(self.head + headers + b"\r\n" + url.join(self.body))
+        return self.finish(headers, url) + self.head + headers + b"\r\n" + url.join(self.body)
 
-    def envelope_for(self, address: str) -> tuple[str, bytes]:
-        return verp_address(self.list_name, self.domain, address), self.message_for(address)
-
-    async def send(self, transport: Transport, recipients: list[str]) -> Replies:
-        # The copies are made (and, once wired, signed) in a thread, off the event loop that
-        # the other connections' round trips wait on.
-        copies = await asyncio.to_thread(lambda: {r: self.envelope_for(r) for r in recipients})
-        return await transport.send_each(recipients, copies.__getitem__)
+    def copies(self, recipients: list[str]) -> list[tuple[str, str, bytes]]:
+        """(VERP envelope sender, recipient, message) of every recipient's copy."""
+        return [
+            (verp_address(self.list_name, self.domain, rcpt), rcpt, self.message_for(rcpt))
+            for rcpt in recipients
+        ]
 
 
 def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:
@@ -142,41 +157,12 @@ def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:
     if not personalized or list_name is None:
         return raw
     head, body = split_message(raw)
+    parts = body.split(marker.encode()) if marker else [body]
     return Personalized(
         head=head,
-        body=body.split(marker.encode()) if marker else [body],
+        body=parts,
         list_name=list_name,
         domain=app.domain,
         link=link_maker(app),
-        finish=finisher(app),
+        finish=finisher(app, head, parts, marker.encode()),
     )
-
-
-class PerMessage:
-    """Single-recipient transactions through a batch sender (the outbox directory)."""
-
-    def __init__(self, sender: object) -> None:
-        self.sender = sender
-
-    async def send_each(self, recipients: list[str], envelope_for: Callable) -> Replies:
-        replies: Replies = {}
-        for rcpt in recipients:
-            mail_from, raw = envelope_for(rcpt)
-            result = await self.sender.send(mail_from, [rcpt], raw)  # type: ignore[attr-defined]
-            failed = {**result.temporary, **result.permanent}
-            replies[rcpt] = (250, "OK") if rcpt in result.accepted else failed[rcpt]
-        return replies
-
-    async def close(self) -> None:
-        return None
-
-
-Transport = StreamingClient | PerMessage
-
-
-def transport_for(app: App, sender: object) -> Transport:
-    delivery = app.config.delivery
-    if delivery.outbox:
-        return PerMessage(sender)
-    host, port = host_port(delivery.smarthost, "delivery.smarthost")
-    return StreamingClient(host, port, delivery.timeout, app.domain)

@@ -1,15 +1,19 @@
-"""A small SMTP client for the delivery engine: one connection, many transactions, with
-PIPELINING (RFC 2920) when the smarthost offers it.
+"""The one SMTP client of listserv: one connection to the smarthost, many transactions, with
+PIPELINING (RFC 2920) when the smarthost offers it. Delivery uses it both for batches (one
+transaction, up to ``max_recipients`` RCPTs) and for personalized mail (one transaction per
+recipient, each copy its own message).
 
-Why not aiosmtplib: it sends a command and waits for its reply, one round trip per RCPT, and
-its protocol object has no public way to write several commands and then read their replies
-in order. Fanning a post out to 100,000 members in 500-RCPT transactions is bounded by exactly
-those round trips, so this client writes MAIL, every RCPT and DATA of a transaction in one
-write, reads the replies in one pass, maps the n-th RCPT reply to the n-th recipient, and
-writes the whole dot-stuffed message in one more write (TCP_NODELAY, so nothing waits for a
-delayed ACK). Without PIPELINING it sends the same commands one at a time. The smarthost is
-the local MTA, reached in the clear, as the skeleton's aiosmtplib sender did; STARTTLS would go
-into ``connect``.
+Why our own client and not aiosmtplib: aiosmtplib does not pipeline. It sends a command and
+waits for its reply, one round trip per RCPT, and its protocol object has no public way to
+write several commands and then read their replies in order. Fanning a post out to 100,000
+members is bounded by exactly those round trips. So for a batch this client writes MAIL, every
+RCPT and DATA in one write, reads the replies in one pass, maps the n-th RCPT reply to the
+n-th recipient, and writes the whole dot-stuffed message in one more write (TCP_NODELAY, so
+nothing waits for a delayed ACK). For personalized copies it writes one copy's content
+together with the next copy's MAIL, RCPT and DATA and reads their four replies in one pass:
+one round trip per copy instead of four. Without PIPELINING it sends the same commands one at
+a time. The smarthost is the local MTA, reached in the clear; STARTTLS would go into
+``connect``.
 
 Everything a transaction learns is returned as a :class:`Result`; the caller decides what to
 retry. A connection that breaks mid-transaction leaves every recipient without a definite
@@ -56,9 +60,14 @@ class Result:
 
 
 def data_payload(raw: bytes) -> bytes:
-    """The DATA payload of *raw*: CRLF line ends, dot-stuffed, ending with ``.``."""
-    text = re.sub(rb"(?<!\r)\n", b"\r\n", raw)
-    text = re.sub(rb"(?m)^\.", b"..", text)
+    """The DATA payload of *raw*: CRLF line ends, dot-stuffed, ending with ``.``. (Made
+    once per personalized copy, so the usual all-CRLF message takes no regular expression.)"""
+    text = raw
+    if raw.count(b"\n") != raw.count(b"\r\n"):
+        text = re.sub(rb"(?<!\r)\n", b"\r\n", raw)
+    text = text.replace(b"\r\n.", b"\r\n..")
+    if text.startswith(b"."):
+        text = b"." + text
     if not text.endswith(b"\r\n"):
         text += b"\r\n"
     return text + b".\r\n"
@@ -229,11 +238,52 @@ class SmtpConnection:
             await self._reset(False)
             return
         self.writer.write(payload)
+        await self._end_of_data(accepted, result)
+
+    async def _end_of_data(self, accepted: list[str], result: Result) -> None:
+        """Read the reply to a message's content, which was written already."""
         ((code, text),) = await self.replies.read(1)
         if code < 300:
             result.accepted.extend(accepted)
         else:
             result.fail(accepted, code, f"end of data: {text}")
+
+    async def send_each(self, copies: list[tuple[str, str, bytes]], result: Result) -> None:
+        """One transaction per (envelope sender, recipient, payload), back to back. With
+        PIPELINING a copy's content goes out in the same write as the next copy's MAIL, RCPT
+        and DATA: the content may only follow the server's 354 (RFC 2920 section 3.1), so
+        this is one round trip per copy, the fewest there can be."""
+        if not self.pipelining:
+            for mail_from, rcpt, payload in copies:
+                await self.send(mail_from, [rcpt], payload, result)
+            return
+        content, in_flight = b"", ""  # the previous copy, sent with the next commands
+        for mail_from, rcpt, payload in copies:
+            self.writer.write(
+                content
+                + self._mail_command(mail_from, [rcpt], payload)
+                + f"RCPT TO:<{rcpt}>\r\nDATA\r\n".encode()
+            )
+            if in_flight:
+                await self._end_of_data([in_flight], result)
+            content, in_flight = b"", ""
+            replies: list[tuple[int, str]] = []
+            try:
+                await self.replies.read(3, replies)
+            except BaseException:
+                self._answers([rcpt], replies, result)
+                raise
+            accepted = self._answers([rcpt], replies, result)
+            code, text = replies[2]
+            if accepted and code == 354:
+                content, in_flight = payload, rcpt
+                continue
+            if accepted:
+                result.fail(accepted, code, f"DATA: {text}")
+            await self._reset(code == 354)
+        if in_flight:
+            self.writer.write(content)
+            await self._end_of_data([in_flight], result)
 
     async def _reset(self, in_data: bool) -> None:
         """Abandon the transaction; a pipelined DATA the server opened anyway is ended

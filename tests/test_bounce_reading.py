@@ -21,7 +21,6 @@ from listserv.personalize import (
     verp_address,
     verp_decode,
 )
-from listserv.smtp_stream import dot_stuffed
 from listserv.unsubscribe import load_secret, make_token, read_token
 
 SAMPLES = Path(__file__).parent / "data" / "bounces"
@@ -168,8 +167,29 @@ def personalized(raw: bytes, marker: str) -> Personalized:
         list_name="test",
         domain=DOMAIN,
         link=lambda name, address: f"https://{DOMAIN}/u/{name}.{address}",
-        finish=lambda raw: raw,
+        finish=lambda lines, link: b"",
     )
+
+
+def test_without_links_every_copy_is_one_message_finished_once() -> None:
+    raw, _ = prepare_post(post(), decorate_with_footer, one_click=False)
+    head, body = split_message(raw)
+    finished: list[bytes] = []
+    verp_only = Personalized(
+        head=head,
+        body=[body],
+        list_name="test",
+        domain=DOMAIN,
+        link=None,
+        finish=lambda lines, link: finished.append(lines) or b"DKIM-Signature: x\r\n",
+    )
+    copies = verp_only.copies(["a@x.example", "b@y.example"])
+    assert [(sender, rcpt) for sender, rcpt, _ in copies] == [
+        (f"test-bounces+a=x.example@{DOMAIN}", "a@x.example"),
+        (f"test-bounces+b=y.example@{DOMAIN}", "b@y.example"),
+    ]
+    assert copies[0][2] == copies[1][2] == b"DKIM-Signature: x\r\n" + raw
+    assert finished == [b""]
 
 
 def test_each_copy_gets_its_own_headers_and_footer_link() -> None:
@@ -191,10 +211,6 @@ def test_a_body_that_would_hide_the_marker_gets_the_plain_footer() -> None:
     copy = parse(personalized(raw, marker).message_for("a@x.example"))
     assert copy.get_content().replace("\r\n", "\n") == "Привет\n\nUnsubscribe by mail\n"
     assert copy["List-Unsubscribe"].startswith(f"<https://{DOMAIN}/u/test.a@x.example>")
-
-
-def test_dot_stuffing() -> None:
-    assert dot_stuffed(b".a\r\nb\r\n.c") == b"..a\r\nb\r\n..c\r\n.\r\n"
 
 
 def test_feedback_report_is_recognised() -> None:

@@ -9,7 +9,7 @@ import pytest
 from dnsstub import DnsStub
 from mailauth import dkim_verifies, publish_key, stub_dnsfunc
 
-from listserv.dkim import Signer, dns_record, generate_key
+from listserv.dkim import Signer, body_hasher, canonical_body, dns_record, generate_key
 
 DOMAIN = "lists.example.org"
 RAW = (
@@ -105,3 +105,19 @@ def test_mail_dkimpy_cannot_read_still_goes_out(signer: Signer, caplog) -> None:
     broken = b"Not a header line\r\n" + RAW
     assert signer.sign(broken) == broken
     assert "not ARC-sealed" in caplog.text and "not DKIM-signed" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [b"Hello  there \r\n\r\nUnsubscribe: ", b"\r\n\r\n\r\n"],
+        [b"bare\nline ends \t\nlink:\t ", b"  \nmore ", b"\n"],
+        [b"", b" at the start and at the end: ", b""],
+        [b"no link here  \r\n\r\n"],
+    ],
+)
+def test_body_hash_of_a_copy_is_that_of_its_whole_body(signer: Signer, parts) -> None:
+    hash_for = body_hasher(parts, b"lsvlinkMARKER")
+    for value in (b"https://lists.example.org/u/dGVzdA.c2ln", b"with space", b"line\r\nbreak"):
+        assert hash_for(value) == signer.body_hash(value.join(parts)), (parts, value)
+    assert canonical_body(b"a \t b  \n\n") == b"a b\r\n"

@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import dkim
 import httpx
+from dnsstub import DnsStub
+from mailauth import stub_dnsfunc
 from support import (
     DOMAIN,
     RunningServer,
@@ -21,7 +24,9 @@ from test_bounces import add, events
 BASE_URL = "https://lists.example.org/listserv"
 
 
-def one_click_server(start_server, tmp_path: Path, **settings: object) -> RunningServer:
+def one_click_server(
+    start_server, tmp_path: Path, dkim_section: dict | None = None, **settings: object
+) -> RunningServer:
     return start_server(
         lists=[list_table("test", **settings)],
         web={
@@ -29,6 +34,7 @@ def one_click_server(start_server, tmp_path: Path, **settings: object) -> Runnin
             "base_url": BASE_URL,
             "secret_file": str(tmp_path / "keys" / "web.secret"),
         },
+        **({"dkim": dkim_section} if dkim_section else {}),
     )
 
 
@@ -97,6 +103,33 @@ def test_one_click_post_unsubscribes_exactly_that_member(
         again = client.post(local_url(server, links["b@y.example"]))
         assert again.status_code == 200 and "не является" in again.text
     assert ("b@y.example", "unsubscribe", "one-click link") in events(server)
+
+
+def test_every_personalized_copy_is_dkim_signed_with_its_one_click_headers(
+    start_server, sink: Sink, tmp_path, dns_stub: DnsStub, dkim_section
+) -> None:
+    server = one_click_server(start_server, tmp_path, dkim_section, language="kk")
+    members = {"a@x.example", "b@y.example", "c@z.example", "d@w.example"}
+    add(server, *members)
+    links = post_and_collect_links(server, sink, members)
+    copies = {m.rcpt_tos[0]: m.raw for m in sink.received if m.rcpt_tos[0] in members}
+    assert set(copies) == members
+    body_hashes = set()
+    for rcpt, raw in copies.items():
+        assert dkim.verify(raw, dnsfunc=stub_dnsfunc(dns_stub)), rcpt
+        signature = dkim.DKIM(raw)
+        signature.verify_headerprep()
+        signed = set(b"".join(signature.signature_fields[b"h"].split()).split(b":"))
+        assert {b"list-unsubscribe", b"list-unsubscribe-post", b"from"} <= signed
+        assert signature.domain == DOMAIN.encode()
+        body_hashes.add(signature.signature_fields[b"bh"])
+        # Another member's link put in this member's List-Unsubscribe breaks the signature.
+        other = next(link for address, link in links.items() if address != rcpt)
+        head, body = raw.split(b"\r\n\r\n", 1)
+        forged = head.replace(links[rcpt].encode(), other.encode()) + b"\r\n\r\n" + body
+        assert forged != raw
+        assert not dkim.verify(forged, dnsfunc=stub_dnsfunc(dns_stub)), rcpt
+    assert len(body_hashes) == len(members)  # each footer carries the member's own link
 
 
 def test_the_page_escapes_what_it_shows(start_server, sink: Sink, tmp_path) -> None:

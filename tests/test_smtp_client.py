@@ -12,6 +12,7 @@ from listserv.smtp_client import ReplyReader, Result, SmtpError, data_payload
 def test_payload_is_dot_stuffed_with_crlf_line_ends() -> None:
     raw = b"Subject: x\n\n.hidden\r\nline\n..two\n."
     assert data_payload(raw) == b"Subject: x\r\n\r\n..hidden\r\nline\r\n...two\r\n..\r\n.\r\n"
+    assert data_payload(b".a\r\nb\r\n.c") == b"..a\r\nb\r\n..c\r\n.\r\n"
 
 
 def test_payload_keeps_8bit_bytes() -> None:
