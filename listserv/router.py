@@ -82,23 +82,23 @@ def handle(app: App, session: Session, stored: Message) -> str:
 
 
 def claim(app: App, instance_id: str) -> list[int]:
+    """Take up to ``CLAIM_BATCH`` new messages. The claim is one ``UPDATE``: SQLite takes its
+    write lock before reading, so two processes never both see a message unclaimed."""
     with transaction(app.sessions) as session:
-        query = (
-            select(Message.id)
-            # Our own claims are left over from a pass the database interrupted.
-            .where(
-                Message.status == "new",
-                Message.claimed_by.is_(None) | (Message.claimed_by == instance_id),
-            )
-            .order_by(Message.id)
-            .limit(CLAIM_BATCH)
+        # Our own claims are left over from a pass the database interrupted.
+        claimable = (
+            Message.status == "new",
+            (Message.claimed_by.is_(None) | (Message.claimed_by == instance_id)),
         )
-        ids = list(session.scalars(lock_rows(query, session)))
-        if ids:
-            session.execute(
-                update(Message).where(Message.id.in_(ids)).values(claimed_by=instance_id)
-            )
-    return ids
+        oldest = select(Message.id).where(*claimable).order_by(Message.id).limit(CLAIM_BATCH)
+        ids = session.scalars(
+            update(Message)
+            .where(Message.id.in_(lock_rows(oldest, session)), *claimable)
+            .values(claimed_by=instance_id)
+            .returning(Message.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    return sorted(ids)
 
 
 def process(app: App, message_id: int) -> str:
