@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -479,8 +479,8 @@ def queue_status(context: Context, as_json: bool) -> None:
     """Recipients queued, deferred, being sent, sent and failed."""
     counts = queue_counts(context.app)
     with context.session() as session:
-        counts["inbox"] = len(
-            session.scalars(select(Message.id).where(Message.status == "new")).all()
+        counts["inbox"] = session.scalar(
+            select(func.count()).select_from(Message).where(Message.status == "new")
         )
     emit(counts, as_json, lambda c: "\n".join(f"{k}: {v}" for k, v in c.items()))
 

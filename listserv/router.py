@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[App, Session, MailList, Message], str]
 CLAIM_BATCH = 20
+# Attempts at a message whose processing raises OperationalError before it is marked failed.
+MAX_ATTEMPTS = 5
 
 
 def forward_to_owners(app: App, session: Session, mlist: MailList, stored: Message) -> str:
@@ -101,6 +103,10 @@ def claim(app: App, instance_id: str) -> list[int]:
     return sorted(ids)
 
 
+class Gone(Exception):
+    """The message was processed meanwhile (by another process, or ``inject``)."""
+
+
 def process(app: App, message_id: int) -> str:
     """Handle one stored message; a failure is recorded on it, never lost silently."""
     try:
@@ -109,12 +115,16 @@ def process(app: App, message_id: int) -> str:
             if stored is None or stored.status != "new":
                 return "gone"
             outcome = handle(app, session, stored)
-            stored.status = "failed" if outcome.startswith("failed") else "done"
-            stored.outcome = outcome
-            stored.processed_at = utcnow()
-    except OperationalError:
-        # The database, not the message, failed: leave it new to be processed again.
-        raise
+            status = "failed" if outcome.startswith("failed") else "done"
+            finish(session, message_id, status, outcome)
+    except Gone:
+        return "gone"
+    except OperationalError as error:
+        # Usually the database, not the message, failed: it stays new to be processed again,
+        # but only so often, or a message that always fails would block the queue for good.
+        if count_attempt(app, message_id, error):
+            raise
+        return "failed"
     except Exception as error:
         log.exception("message %s could not be processed", message_id)
         with transaction(app.sessions) as session:
@@ -125,6 +135,38 @@ def process(app: App, message_id: int) -> str:
         return "failed"
     log.info("message %s: %s", message_id, outcome)
     return outcome
+
+
+def finish(session: Session, message_id: int, status: str, outcome: str) -> None:
+    """Record the outcome, unless the message was finished meanwhile: then everything this
+    transaction did is rolled back, so a message never takes effect twice."""
+    done = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == "new")
+        .values(status=status, outcome=outcome[:2000], processed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        raise Gone
+
+
+def count_attempt(app: App, message_id: int, error: OperationalError) -> bool:
+    """Count a failed attempt; True while the message may be tried again, False once it is
+    marked failed (kept, with the error, for the operator)."""
+    with transaction(app.sessions) as session:
+        attempts = session.scalar(
+            update(Message)
+            .where(Message.id == message_id, Message.status == "new")
+            .values(attempts=Message.attempts + 1)
+            .returning(Message.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        if attempts is None or attempts < MAX_ATTEMPTS:
+            return attempts is not None
+        log.error("message %s failed %d times: %s", message_id, attempts, describe(error))
+        reason = str(error.orig or error).strip().splitlines()
+        finish(session, message_id, "failed", f"failed after {attempts} attempts: {reason[0]}")
+    return False
 
 
 async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:

@@ -232,9 +232,7 @@ def issues_in(received: list[Received]) -> list[Received]:
     return list({r.message["Message-ID"]: r for r in received if MIME in r.rcpt_tos}.values())
 
 
-def test_two_servers_never_build_the_same_issue(
-    start_server, sink: Sink, database_url: str
-) -> None:
+def test_two_servers_never_build_the_same_issue(start_server, sink: Sink) -> None:
     settings = {"lists": [list_table("test", digest={**NOT_SCHEDULED, "max_messages": 1})]}
     first = start_server(**settings, server={"digest_check_interval": 0.05})
     second = RunningServer(first.config_path).start()
