@@ -34,6 +34,7 @@ from .delivery import queue_counts, resend_failed
 from .digests import request_new_volume, send_due
 from .dkim import dns_record, generate_key, signing_domain
 from .expiry import run_schedule
+from .housekeeping import prune
 from .lists import (
     MailList,
     UnknownList,
@@ -165,6 +166,14 @@ def db_upgrade(context: Context) -> None:
     """Apply schema migrations."""
     context.app  # noqa: B018 - opening the app runs the migrations
     click.echo("database is up to date")
+
+
+@db.command("prune")
+@pass_context
+def db_prune(context: Context) -> None:
+    """Delete what housekeeping deletes (serve does it on a schedule), now."""
+    pruned = prune(context.app)
+    click.echo("\n".join(f"{table}: {count} deleted" for table, count in pruned.items()))
 
 
 # ---- lists ----------------------------------------------------------------------------------
