@@ -181,8 +181,16 @@ def test_db_prune_deletes_what_is_done_and_keeps_what_is_needed(
 def test_serve_prunes_on_its_schedule_after_the_configured_retention(start_server) -> None:
     server = start_server(server={"housekeeping_interval": 0.2, "retention_days": 60})
     populate(server.app)
+
+    def day_old_rows() -> int:
+        with server.app.sessions() as session:
+            old_replies = select(AutoReply.id).where(AutoReply.sent_at <= YESTERDAY)
+            old_posts = select(PostRecord.id).where(PostRecord.posted_at <= YESTERDAY)
+            return len(session.scalars(old_replies.union_all(old_posts)).all())
+
     # 60 days: only the day-long windows are pruned.
-    server.wait_for_state(lambda: remaining(server.app)["auto_replies"] == ["b@x.example"])
+    server.wait_for_state(lambda: day_old_rows() == 0, what="the day-old rows pruned")
     kept = remaining(server.app)
-    assert kept["post_log"] == ["b@x.example"]
-    assert len(kept["tokens"]) == 4 and len(kept["messages"]) == 7
+    assert set(kept["tokens"]) >= {"used-long-ago", "expired-long-ago", "used-lately", "live"}
+    assert set(kept["messages"]) >= {"done", "failed", "new", "held-decided", "in-digest"}
+    assert "b@x.example" in kept["member_events"] and "a@x.example" in kept["member_events"]
