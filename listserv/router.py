@@ -172,7 +172,10 @@ def process(app: App, message_id: int) -> str:
     except OperationalError as error:
         # Usually the database, not the message, failed: it stays new to be processed again,
         # but only so often, or a message that always fails would block the queue for good.
-        if count_attempt(app, message_id, error):
+        retry = count_attempt(app, message_id, error)
+        if retry is None:
+            return "gone"
+        if retry:
             raise
         return "failed"
     except Exception as error:
@@ -200,9 +203,9 @@ def finish(session: Session, message_id: int, status: str, outcome: str) -> None
         raise Gone
 
 
-def count_attempt(app: App, message_id: int, error: OperationalError) -> bool:
+def count_attempt(app: App, message_id: int, error: OperationalError) -> bool | None:
     """Count a failed attempt; True while the message may be tried again, False once it is
-    marked failed (kept, with the error, for the operator)."""
+    marked failed (kept, with the error, for the operator), None if it is no longer new."""
     with transaction(app.sessions) as session:
         attempts = session.scalar(
             update(Message)
@@ -212,7 +215,7 @@ def count_attempt(app: App, message_id: int, error: OperationalError) -> bool:
             .execution_options(synchronize_session=False)
         )
         if attempts is None or attempts < MAX_ATTEMPTS:
-            return attempts is not None
+            return None if attempts is None else True
         log.error("message %s failed %d times: %s", message_id, attempts, describe(error))
         reason = str(error.orig or error).strip().splitlines()
         finish(session, message_id, "failed", f"failed after {attempts} attempts: {reason[0]}")
