@@ -214,8 +214,10 @@ def count_attempt(app: App, message_id: int, error: OperationalError) -> bool | 
             .returning(Message.attempts)
             .execution_options(synchronize_session=False)
         )
-        if attempts is None or attempts < MAX_ATTEMPTS:
-            return None if attempts is None else True
+        if attempts is None:
+            return None
+        if attempts < MAX_ATTEMPTS:
+            return True
         log.error("message %s failed %d times: %s", message_id, attempts, describe(error))
         reason = str(error.orig or error).strip().splitlines()
         finish(session, message_id, "failed", f"failed after {attempts} attempts: {reason[0]}")
