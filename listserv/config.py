@@ -71,6 +71,10 @@ class ServerConfig:
     moderation_interval: float = 3600.0
     # Seconds between checks whether a list's digest is due (posts also wake the check).
     digest_check_interval: float = 60.0
+    # Days after which processed messages, finished outgoing mail, used or expired tokens and
+    # member events are deleted (housekeeping.py), and seconds between housekeeping runs.
+    retention_days: float = 30.0
+    housekeeping_interval: float = 3600.0
 
     def __post_init__(self) -> None:
         try:
@@ -89,6 +93,8 @@ class ServerConfig:
         _positive(self.confirmation_expiry_days, "server.confirmation_expiry_days")
         _positive(self.moderation_interval, "server.moderation_interval")
         _positive(self.digest_check_interval, "server.digest_check_interval")
+        _positive(self.retention_days, "server.retention_days")
+        _positive(self.housekeeping_interval, "server.housekeeping_interval")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ class Batch:
     recipients: list[str]
     attempts: int
     created_at: datetime
+    # The process that claimed it: only that process may record its outcome.
+    claimed_by: str = ""
 
 
 class SmtpSender:
@@ -180,17 +182,17 @@ def claim(app: App, instance_id: str, limit: int) -> list[Batch]:
             .order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(limit)
         )
-        candidates = list(session.scalars(lock_rows(due, session)))
-        if not candidates:
-            return []
-        # Still queued: on SQLite another process may have taken some since the select.
+        # The claim is one UPDATE: SQLite takes its write lock before reading, so two
+        # processes never both see a batch queued.
         ids = session.scalars(
             update(Delivery)
-            .where(Delivery.id.in_(candidates), Delivery.status == "queued")
+            .where(Delivery.id.in_(lock_rows(due, session)), Delivery.status == "queued")
             .values(status="sending", claimed_by=instance_id)
             .returning(Delivery.id)
             .execution_options(synchronize_session=False)
         ).all()
+        if not ids:
+            return []
         rows = session.execute(
             select(
                 Delivery.id,
@@ -205,8 +207,8 @@ def claim(app: App, instance_id: str, limit: int) -> list[Batch]:
             .order_by(Delivery.next_attempt_at, Delivery.id)
         )
         return [
-            Batch(id, outgoing_id, mail_from, recipients.split("\n"), attempts, created_at)
-            for id, outgoing_id, mail_from, recipients, attempts, created_at in rows
+            Batch(id, outgoing, mail_from, recipients.split("\n"), attempts, created, instance_id)
+            for id, outgoing, mail_from, recipients, attempts, created in rows
         ]
 
 
@@ -232,7 +234,11 @@ def record(app: App, batch: Batch, result: Result) -> None:
     else:
         retry = result.temporary
     next_attempt_at = now + timedelta(seconds=retry_delay(config, batch.attempts))
-    this_batch = update(Delivery).where(Delivery.id == batch.id)
+    # Ours still, or given back (we were thought dead) and not taken since: a batch another
+    # process has claimed is left to it, and what we sent adds no retries or failures.
+    ours = (Delivery.status == "sending") & (Delivery.claimed_by == batch.claimed_by)
+    untaken = (Delivery.status == "queued") & Delivery.claimed_by.is_(None)
+    this_batch = update(Delivery).where(Delivery.id == batch.id, ours | untaken)
     with bookkeeping(app) as session:
         if retry and not result.accepted and not failures:
             # Nobody got it and nothing is final: the same batch waits for its next attempt.
@@ -256,7 +262,7 @@ def record(app: App, batch: Batch, result: Result) -> None:
             )
         )
         if not done.rowcount:  # type: ignore[attr-defined]
-            return  # its message was deleted meanwhile
+            return  # another process owns it now, or its message was deleted meanwhile
         if retry:
             session.execute(
                 insert(Delivery).values(

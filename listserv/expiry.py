@@ -24,7 +24,6 @@ from .lists import MailList, all_lists
 from .models import HeldMessage, utcnow
 from .moderation import expires_at, moderators_of
 from .notices import notice, send_notice
-from .postlog import prune
 
 log = logging.getLogger(__name__)
 EXPIRY = Decider("expiry", "expiry")
@@ -85,8 +84,7 @@ def remind(
 def run_schedule(app: App, now: datetime | None = None) -> ScheduleRun:
     now = now or utcnow()
     run = ScheduleRun()
-    with transaction(app.sessions) as session:
-        prune(session, now)
+    with app.sessions() as session:
         lists = all_lists(session, app.domain)
     for mlist in lists:
         # One transaction per list: a failure on one list does not hold up the others.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session
 
 from .addresses import normalize
@@ -14,6 +14,8 @@ DELIVERY_MODES = ("regular", "digest", "plain", "html", "nomail")
 # Members in these modes get each post as it is distributed.
 INDIVIDUAL = ("regular",)
 STREAM_BATCH = 2000
+# Addresses per IN (…) when looking up many at once (SQLite allows 32,766 parameters).
+LOOKUP_CHUNK = 5000
 
 
 def find_member(session: Session, list_id: int, address: str) -> Member | None:
@@ -77,3 +79,29 @@ def recipients(
     """Addresses of the list's enabled members in *modes*, streamed in batches."""
     query = recipients_query(list_id, modes).execution_options(yield_per=STREAM_BATCH)
     yield from session.scalars(query)
+
+
+def import_members(
+    session: Session, list_id: int, entries: list[tuple[str, str]], delivery: str = "regular"
+) -> int:
+    """Subscribe every (display name, normalised address) of *entries* not yet a member, in
+    bulk; returns how many were added. An address given twice is added once."""
+    if delivery not in DELIVERY_MODES:
+        raise ValueError(f"unknown delivery mode {delivery!r}")
+    wanted: dict[str, str] = {}
+    for display_name, address in entries:
+        wanted.setdefault(address, display_name)
+    addresses = list(wanted)
+    existing: set[str] = set()
+    for start in range(0, len(addresses), LOOKUP_CHUNK):
+        chunk = addresses[start : start + LOOKUP_CHUNK]
+        query = select(Member.address).where(Member.list_id == list_id, Member.address.in_(chunk))
+        existing.update(session.scalars(query))
+    new = [
+        {"list_id": list_id, "address": a, "display_name": wanted[a], "delivery": delivery}
+        for a in addresses
+        if a not in existing
+    ]
+    if new:
+        session.execute(insert(Member), new)
+    return len(new)

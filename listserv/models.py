@@ -123,6 +123,8 @@ class Message(Base):
     # The SMTP client that handed it over, for the SPF check (None for injected mail).
     peer_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     helo: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Attempts that failed on a database error; past a few the message is marked failed.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Outgoing(Base):

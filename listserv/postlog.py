@@ -2,7 +2,7 @@
 
 Every post accepted or held is logged; refused and discarded ones are not, so spam from
 strangers never uses up a list's allowance. The log only needs the counting window, and the
-moderation schedule prunes what is older.
+housekeeping prunes what is older.
 """
 
 from __future__ import annotations
@@ -32,5 +32,7 @@ def posts_since(session: Session, list_id: int, since: datetime, sender: str | N
     return session.scalar(query) or 0
 
 
-def prune(session: Session, now: datetime) -> None:
-    session.execute(delete(PostRecord).where(PostRecord.posted_at <= now - WINDOW))
+def prune(session: Session, now: datetime) -> int:
+    """Forget posts older than the counting window; returns how many."""
+    result = session.execute(delete(PostRecord).where(PostRecord.posted_at <= now - WINDOW))
+    return result.rowcount  # type: ignore[attr-defined]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from email.message import Message as Mail
+from email.utils import parseaddr
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -19,13 +21,14 @@ from . import decisions  # noqa: F401 - registers the moderation token actions
 from .addresses import parse_recipient
 from .aliases import alias_is_live, forward_to_poster
 from .app import App
-from .authentication import authenticate_stored, stamp
+from .authentication import authenticate_stored, prepend, stamp
 from .bounces import handle_bounce
 from .claims import lock_rows, nap
 from .confirm import handle_confirm
 from .db import describe, transaction
 from .decorate import parse
 from .email_commands import handle_join, handle_leave, handle_request
+from .headers import one_line
 from .lists import MailList, get_list, list_names
 from .models import Message, utcnow
 from .outbound import queue_mail
@@ -35,6 +38,50 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[App, Session, MailList, Message], str]
 CLAIM_BATCH = 20
+# Attempts at a message whose processing raises OperationalError before it is marked failed.
+MAX_ATTEMPTS = 5
+
+
+# Names the list address a message was forwarded from, as Mailman does: mail coming back to
+# an address it names has gone round a loop.
+BEEN_THERE = "X-BeenThere"
+
+
+def been_there(message: Mail, address: str) -> bool:
+    return any(
+        parseaddr(str(value))[1].lower() == address for value in message.get_all(BEEN_THERE, [])
+    )
+
+
+def auto_generated(message: Mail, envelope_sender: str) -> bool:
+    """A bounce or an automatic reply (RFC 3834): never written by a person."""
+    auto = one_line(str(message.get("Auto-Submitted", "no"))).strip().lower()
+    return (
+        envelope_sender in ("", "<>")
+        or auto not in ("", "no")
+        or message.get_content_type() == "multipart/report"
+    )
+
+
+def loop_refusal(message: Mail, envelope_sender: str, owner: str) -> str | None:
+    """Why mail to the *owner* address must not be forwarded, or None."""
+    if been_there(message, owner):
+        return "discarded: loop (forwarded by this address before)"
+    if auto_generated(message, envelope_sender) and (
+        message.get(BEEN_THERE) or message.get("List-Id")
+    ):
+        # A bounce or auto-reply another list passed on: two list servers whose owners are
+        # each other's -owner addresses would pass it back and forth.
+        return "discarded: automatic mail forwarded by another list"
+    return None
+
+
+def mark_forwarded(message: Mail, envelope_sender: str, owner: str) -> None:
+    """Name *owner* in the loop header; automatic mail stays recognisably automatic though
+    the forward has an envelope sender of its own."""
+    if auto_generated(message, envelope_sender) and "Auto-Submitted" not in message:
+        message["Auto-Submitted"] = "auto-forwarded"
+    prepend(message, BEEN_THERE, owner)
 
 
 def forward_to_owners(app: App, session: Session, mlist: MailList, stored: Message) -> str:
@@ -42,7 +89,12 @@ def forward_to_owners(app: App, session: Session, mlist: MailList, stored: Messa
     if not owners:
         return "discarded: the list has no owners"
     message = parse(stored.raw)
+    owner = mlist.address("owner")
+    refusal = loop_refusal(message, stored.mail_from, owner)
+    if refusal:
+        return refusal
     stamp(message, authenticate_stored(app, stored, message), app.domain)
+    mark_forwarded(message, stored.mail_from, owner)
     queue_mail(
         session,
         kind="forward",
@@ -82,23 +134,27 @@ def handle(app: App, session: Session, stored: Message) -> str:
 
 
 def claim(app: App, instance_id: str) -> list[int]:
+    """Take up to ``CLAIM_BATCH`` new messages. The claim is one ``UPDATE``: SQLite takes its
+    write lock before reading, so two processes never both see a message unclaimed."""
     with transaction(app.sessions) as session:
-        query = (
-            select(Message.id)
-            # Our own claims are left over from a pass the database interrupted.
-            .where(
-                Message.status == "new",
-                Message.claimed_by.is_(None) | (Message.claimed_by == instance_id),
-            )
-            .order_by(Message.id)
-            .limit(CLAIM_BATCH)
+        # Our own claims are left over from a pass the database interrupted.
+        claimable = (
+            Message.status == "new",
+            (Message.claimed_by.is_(None) | (Message.claimed_by == instance_id)),
         )
-        ids = list(session.scalars(lock_rows(query, session)))
-        if ids:
-            session.execute(
-                update(Message).where(Message.id.in_(ids)).values(claimed_by=instance_id)
-            )
-    return ids
+        oldest = select(Message.id).where(*claimable).order_by(Message.id).limit(CLAIM_BATCH)
+        ids = session.scalars(
+            update(Message)
+            .where(Message.id.in_(lock_rows(oldest, session)), *claimable)
+            .values(claimed_by=instance_id)
+            .returning(Message.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    return sorted(ids)
+
+
+class Gone(Exception):
+    """The message was processed meanwhile (by another process, or ``inject``)."""
 
 
 def process(app: App, message_id: int) -> str:
@@ -109,12 +165,19 @@ def process(app: App, message_id: int) -> str:
             if stored is None or stored.status != "new":
                 return "gone"
             outcome = handle(app, session, stored)
-            stored.status = "failed" if outcome.startswith("failed") else "done"
-            stored.outcome = outcome
-            stored.processed_at = utcnow()
-    except OperationalError:
-        # The database, not the message, failed: leave it new to be processed again.
-        raise
+            status = "failed" if outcome.startswith("failed") else "done"
+            finish(session, message_id, status, outcome)
+    except Gone:
+        return "gone"
+    except OperationalError as error:
+        # Usually the database, not the message, failed: it stays new to be processed again,
+        # but only so often, or a message that always fails would block the queue for good.
+        retry = count_attempt(app, message_id, error)
+        if retry is None:
+            return "gone"
+        if retry:
+            raise
+        return "failed"
     except Exception as error:
         log.exception("message %s could not be processed", message_id)
         with transaction(app.sessions) as session:
@@ -125,6 +188,40 @@ def process(app: App, message_id: int) -> str:
         return "failed"
     log.info("message %s: %s", message_id, outcome)
     return outcome
+
+
+def finish(session: Session, message_id: int, status: str, outcome: str) -> None:
+    """Record the outcome, unless the message was finished meanwhile: then everything this
+    transaction did is rolled back, so a message never takes effect twice."""
+    done = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == "new")
+        .values(status=status, outcome=outcome[:2000], processed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        raise Gone
+
+
+def count_attempt(app: App, message_id: int, error: OperationalError) -> bool | None:
+    """Count a failed attempt; True while the message may be tried again, False once it is
+    marked failed (kept, with the error, for the operator), None if it is no longer new."""
+    with transaction(app.sessions) as session:
+        attempts = session.scalar(
+            update(Message)
+            .where(Message.id == message_id, Message.status == "new")
+            .values(attempts=Message.attempts + 1)
+            .returning(Message.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        if attempts is None:
+            return None
+        if attempts < MAX_ATTEMPTS:
+            return True
+        log.error("message %s failed %d times: %s", message_id, attempts, describe(error))
+        reason = str(error.orig or error).strip().splitlines()
+        finish(session, message_id, "failed", f"failed after {attempts} attempts: {reason[0]}")
+    return False
 
 
 async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:

@@ -22,6 +22,7 @@ from .db import transaction, upgrade
 from .delivery import run_delivery
 from .digests import run_digests, wake_digests, wake_digests_after_commit
 from .expiry import run_moderation_schedule
+from .housekeeping import run_housekeeping
 from .intake import Intake, IntakeHandler
 from .lists import save_list
 from .outbound import wake_delivery
@@ -81,6 +82,9 @@ class Server:
             ),
             asyncio.create_task(run_upkeep(self.app, self.app.config.server.heartbeat)),
             asyncio.create_task(run_digests(self.app, self.digests)),
+            asyncio.create_task(
+                run_housekeeping(self.app, self.app.config.server.housekeeping_interval)
+            ),
         ]
         web = self.app.config.web
         if web is not None and web.base_url:

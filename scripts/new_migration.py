@@ -7,17 +7,26 @@ import sys
 import tempfile
 from pathlib import Path
 
+# The models of the repository this script is in, not those of an installed listserv.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine
 
 from listserv.db import MIGRATIONS, make_engine, upgrade
 
-with tempfile.TemporaryDirectory() as scratch:
-    url = f"sqlite:///{Path(scratch) / 'schema.db'}"
-    upgrade(make_engine(url))
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with create_engine(url).begin() as connection:
-        config.attributes["connection"] = connection
-        command.revision(config, message=sys.argv[1], autogenerate=True, rev_id=sys.argv[2])
+
+def main(message: str, revision: str) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        url = f"sqlite:///{Path(scratch) / 'schema.db'}"
+        upgrade(make_engine(url))
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with create_engine(url).begin() as connection:
+            config.attributes["connection"] = connection
+            command.revision(config, message=message, autogenerate=True, rev_id=revision)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

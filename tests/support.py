@@ -27,6 +27,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from click.testing import CliRunner
+from sqlalchemy import event
 
 from listserv.cli import main
 from listserv.config import load_config
@@ -251,6 +252,35 @@ class RunningServer:
         self.server = Server(self.app)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.commits = 0
+        self.committed = threading.Condition()
+        event.listen(self.app.sessions, "after_commit", self._count_commit)
+
+    def _count_commit(self, _session: Any) -> None:
+        with self.committed:
+            self.commits += 1
+            self.committed.notify_all()
+
+    def wait_for_state(
+        self, predicate: Callable[[], Any], what: str = "", timeout: float = WAIT
+    ) -> Any:
+        """Block until *predicate* (a look at the database: a score, a row) returns something
+        truthy; fails the test on timeout. It is checked again after each commit of the
+        server, the only moment its database state can change (its heartbeat commits too, so
+        a change made by another process is seen within a beat): no polling, no sleeps."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.committed:
+                seen = self.commits
+            value = predicate()
+            if value:
+                return value
+            with self.committed:
+                while self.commits == seen:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise AssertionError(f"timed out waiting for {what or predicate}")
+                    self.committed.wait(remaining)
 
     def start(self) -> RunningServer:
         self.thread.start()
@@ -303,19 +333,6 @@ def make_message(
 def cli(config_path: Path, *args: str, input: str | bytes | None = None) -> Any:
     """Run the real ``listserv`` command line in-process; returns click's Result."""
     return CliRunner().invoke(main, ["--config", str(config_path), *args], input=input)
-
-
-def eventually(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
-    """Poll *predicate* until it returns something truthy (state with no mail to wait on,
-    such as a database row); fails the test on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.05)
 
 
 def members_of(config_path: Path, name: str) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,6 @@ from support import (
     RunningServer,
     Sink,
     cli,
-    eventually,
     list_table,
     make_message,
     members_of,
@@ -69,7 +68,7 @@ def test_real_world_bounces_raise_the_right_members_score(start_server) -> None:
         "userx@example.de": 1.0,
         "bystander@example.org": 0.0,
     }
-    eventually(lambda: scores(server) == expected, what=f"scores {expected}")
+    server.wait_for_state(lambda: scores(server) == expected, what=f"scores {expected}")
     listed = members_of(server.config_path, "test")
     assert listed["userx@example.com"]["bounce_score"] == 2.0
     assert listed["userx@example.com"]["state"] == "enabled"
@@ -82,7 +81,7 @@ def test_policy_refusals_are_recorded_but_not_counted(start_server) -> None:
     dmarc = "smtp; 550-5.7.26 Unauthenticated email is not accepted due to domain's DMARC policy"
     server.send("", BOUNCES, dsn_bytes("david.r@gmail.com", status="5.0.0", diag=dmarc))
     server.send("", BOUNCES, dsn_bytes("dead@x.example"))  # processed after the others
-    eventually(lambda: scores(server)["dead@x.example"] == 1.0, what="the later bounce")
+    server.wait_for_state(lambda: scores(server)["dead@x.example"] == 1.0, what="the later bounce")
     assert scores(server)["david.r@gmail.com"] == 0.0
     assert [e[:2] for e in events(server)] == [
         ("david.r@gmail.com", "policy"),
@@ -162,7 +161,7 @@ def test_a_probe_that_does_not_bounce_clears_the_score_and_enable_restores(
     add(server, "flaky@x.example")
     server.send("", BOUNCES, dsn_bytes("flaky@x.example"))
     sink.wait_for(lambda got: any("probe-" in m.mail_from for m in got))
-    eventually(
+    server.wait_for_state(
         lambda: members_of(server.config_path, "test")["flaky@x.example"]["state"] == "enabled",
         what="the unanswered probe to expire",
     )
@@ -184,7 +183,7 @@ def test_a_5xx_at_delivery_counts_like_a_bounce(start_server, sink: Sink) -> Non
     sink.rcpt_reply["filtered@y.example"] = "550 5.7.1 Message rejected as spam"
     server.send("ok@z.example", f"test@{DOMAIN}", make_message("ok@z.example"))
     sink.wait_for_recipients({"ok@z.example"})
-    eventually(lambda: len(events(server)) == 2, what="both refusals recorded")
+    server.wait_for_state(lambda: len(events(server)) == 2, what="both refusals recorded")
     assert scores(server) == {"gone@x.example": 1.0, "filtered@y.example": 0.0, "ok@z.example": 0.0}
     assert sorted(e[:2] for e in events(server)) == [
         ("filtered@y.example", "policy"),
@@ -197,7 +196,7 @@ def test_a_probe_refused_at_delivery_disables(start_server, sink: Sink) -> None:
     add(server, "gone@x.example", "ok@y.example")
     sink.rcpt_reply["gone@x.example"] = "550 5.1.1 <gone@x.example>: user unknown"
     server.send("ok@y.example", f"test@{DOMAIN}", make_message("ok@y.example"))
-    eventually(
+    server.wait_for_state(
         lambda: (
             members_of(server.config_path, "test")["gone@x.example"]["state"] == "disabled: bounces"
         ),
@@ -228,11 +227,13 @@ def test_verp_sends_one_envelope_per_member_and_decodes_bounces(
     message = got[0].message
     assert message["List-Unsubscribe"] == f"<mailto:test-leave@{DOMAIN}>"
     assert message["Subject"] == "[test] Hello"
-    eventually(lambda: scores(server)["gone@w.example"] == 1.0, what="the refusal counted")
+    server.wait_for_state(
+        lambda: scores(server)["gone@w.example"] == 1.0, what="the refusal counted"
+    )
     # The report names a forwarding address; the VERP address names the member.
     verp = f"test-bounces+a+tag=x.example@{DOMAIN}"
     server.send("", verp, dsn_bytes("someone@forwarded.example"))
-    eventually(lambda: scores(server)["a+tag@x.example"] == 1.0, what="VERP bounce")
+    server.wait_for_state(lambda: scores(server)["a+tag@x.example"] == 1.0, what="VERP bounce")
     assert scores(server)["b@y.example"] == 0.0
 
 
@@ -244,7 +245,7 @@ def test_a_refusal_after_data_is_classified_per_member(start_server, sink: Sink)
     )
     add(server, "a@x.example", "b@y.example")
     server.send("a@x.example", f"test@{DOMAIN}", make_message("a@x.example"))
-    eventually(lambda: len(events(server)) == 2, what="both refusals recorded")
+    server.wait_for_state(lambda: len(events(server)) == 2, what="both refusals recorded")
     assert sorted(events(server)) == [
         ("a@x.example", "policy", "policy: not counted"),
         ("b@y.example", "policy", "policy: not counted"),

@@ -241,3 +241,24 @@ def test_serve_on_a_port_in_use_says_so(config_file, tmp_path: Path) -> None:
         assert error(config, "serve") == (
             f"server.listen: cannot listen on 127.0.0.1:{port}: Address already in use"
         )
+
+
+def test_members_import_in_bulk_counts_members_and_repeats_as_subscribed(
+    config_file, tmp_path
+) -> None:
+    config = config_file(lists=[list_table("test")])
+    assert ok(config, "members", "add", "--no-welcome", "test", "m7@x.example", "m9001@x.example")
+    # More than one lookup chunk, two addresses already members, one line given twice.
+    lines = [f"Member {i} <m{i}@x.example>" for i in range(12_000)] + ["M5@X.example"]
+    big = tmp_path / "big.txt"
+    big.write_text("\n".join(lines), encoding="utf-8")
+    assert ok(config, "members", "import", "test", str(big)) == (
+        "imported 11998 new members (3 already subscribed)\n"
+    )
+    shown = json.loads(ok(config, "lists", "show", "test", "--json"))
+    assert shown["members"] == 12_000
+    members = {m["address"]: m for m in json.loads(ok(config, "members", "list", "test", "--json"))}
+    assert members["m5@x.example"]["display_name"] == "Member 5"
+    assert members["m11999@x.example"]["delivery"] == "regular"
+    again = ok(config, "members", "import", "test", str(big), "--digest")
+    assert again == "imported 0 new members (12001 already subscribed)\n"

@@ -8,7 +8,6 @@ import threading
 import time
 from email.message import EmailMessage
 
-import pytest
 from digest_support import burst, digest_parts, html_and_text, lines
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
@@ -233,13 +232,7 @@ def issues_in(received: list[Received]) -> list[Received]:
     return list({r.message["Message-ID"]: r for r in received if MIME in r.rcpt_tos}.values())
 
 
-def test_two_servers_never_build_the_same_issue(
-    start_server, sink: Sink, database_url: str
-) -> None:
-    if database_url.startswith("sqlite"):
-        # Several serve processes share PostgreSQL; on SQLite the router itself may still hand
-        # one post to both processes (a race of the core's claims, not of digests).
-        pytest.skip("several serve processes need PostgreSQL")
+def test_two_servers_never_build_the_same_issue(start_server, sink: Sink) -> None:
     settings = {"lists": [list_table("test", digest={**NOT_SCHEDULED, "max_messages": 1})]}
     first = start_server(**settings, server={"digest_check_interval": 0.05})
     second = RunningServer(first.config_path).start()

@@ -14,7 +14,6 @@ from support import (
     DOMAIN,
     RunningServer,
     Sink,
-    eventually,
     list_table,
     make_message,
     members_of,
@@ -172,7 +171,7 @@ def test_feedback_reports_unsubscribe_the_complaining_member(
     server.send("", f"test-bounces+b=y.example@{DOMAIN}", arf())
     returned = f"List-Unsubscribe: <{links['c@z.example']}>,\r\n <mailto:test-leave@{DOMAIN}>\r\n"
     server.send("", f"test-bounces@{DOMAIN}", arf("redacted@z.example", returned))
-    eventually(
+    server.wait_for_state(
         lambda: set(members_of(server.config_path, "test")) == {"keep@w.example"},
         what="three complaints",
     )
@@ -188,6 +187,6 @@ def test_feedback_unsubscribe_can_be_turned_off(start_server, sink: Sink, tmp_pa
     server = start_server(lists=[list_table("test", feedback_unsubscribe=False)])
     add(server, "a@x.example")
     server.send("", f"test-bounces@{DOMAIN}", arf(original_rcpt="a@x.example"))
-    eventually(lambda: events(server), what="the complaint recorded")
+    server.wait_for_state(lambda: events(server), what="the complaint recorded")
     assert events(server) == [("a@x.example", "complaint", "recorded")]
     assert "a@x.example" in members_of(server.config_path, "test")

@@ -1,0 +1,95 @@
+"""Housekeeping: rows that have served their purpose are deleted, so a server that runs for
+years keeps a database of the same size.
+
+After ``[server] retention_days``: used or expired tokens, member events, processed messages
+and outgoing mail whose every delivery is finished (with its deliveries and recorded
+failures). Sooner, because they only count a recent window: the post log (a day, the daily
+caps) and the auto-reply log (a day, the backscatter cap). A message a pending held post or
+a digest entry still refers to is kept whatever its age. ``serve`` runs this every
+``[server] housekeeping_interval`` seconds; ``listserv db prune`` runs it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import Delete, delete, exists, or_, select
+from sqlalchemy.orm import Session
+
+from .app import App
+from .db import transaction
+from .models import (
+    AutoReply,
+    Delivery,
+    DigestEntry,
+    HeldMessage,
+    MemberEvent,
+    Message,
+    Outgoing,
+    Token,
+    utcnow,
+)
+from .postlog import prune as prune_post_log
+
+log = logging.getLogger(__name__)
+AUTO_REPLY_WINDOW = timedelta(days=1)
+
+
+def prune(app: App, now: datetime | None = None) -> dict[str, int]:
+    """Delete what is no longer needed as of *now*; returns how many rows, by table."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=app.config.server.retention_days)
+    unfinished = exists().where(
+        Delivery.outgoing_id == Outgoing.id, Delivery.status.in_(("queued", "sending"))
+    )
+    held = select(HeldMessage.message_id).where(HeldMessage.status == "pending")
+    in_digest = select(DigestEntry.message_id).where(DigestEntry.message_id.is_not(None))
+    with transaction(app.sessions) as session:
+        return {
+            "tokens": _count(
+                session,
+                delete(Token).where(or_(Token.used_at < cutoff, Token.expires_at < cutoff)),
+            ),
+            "member_events": _count(
+                session, delete(MemberEvent).where(MemberEvent.received_at < cutoff)
+            ),
+            "post_log": prune_post_log(session, now),
+            "auto_replies": _count(
+                session, delete(AutoReply).where(AutoReply.sent_at <= now - AUTO_REPLY_WINDOW)
+            ),
+            # Deliveries and recipient failures go with their message (ON DELETE CASCADE).
+            "outgoing": _count(
+                session, delete(Outgoing).where(Outgoing.created_at < cutoff, ~unfinished)
+            ),
+            "messages": _count(
+                session,
+                delete(Message).where(
+                    Message.status != "new",
+                    Message.received_at < cutoff,
+                    Message.id.not_in(held),
+                    Message.id.not_in(in_digest),
+                ),
+            ),
+        }
+
+
+def _count(session: Session, statement: Delete) -> int:
+    return session.execute(statement.execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+
+
+async def run_housekeeping(app: App, interval: float) -> None:
+    """Prune every *interval* seconds until cancelled."""
+    while True:
+        try:
+            pruned = await asyncio.to_thread(prune, app)
+            if any(pruned.values()):
+                log.info("housekeeping deleted %s", _summary(pruned))
+        except Exception:
+            log.exception("housekeeping failed")
+        await asyncio.sleep(interval)
+
+
+def _summary(pruned: dict[str, int]) -> str:
+    return ", ".join(f"{table} {count}" for table, count in pruned.items())
