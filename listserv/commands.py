@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from html.parser import HTMLParser
 
 from .decorate import RESPONSE_MARKERS, subject_of
+from .text import plain_text
 
 # Each command and the words (English, Russian, Kazakh) that name it, lower-case.
 KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -100,72 +100,5 @@ def parse_commands(subject: str, body: str) -> Commands:
     return found
 
 
-class _TextExtractor(HTMLParser):
-    """HTML to plain lines: block elements end lines, quotations keep a ``>`` mark."""
-
-    BLOCKS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "hr"})
-    HIDDEN = frozenset({"script", "style", "head", "title"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines: list[str] = [""]
-        self.hidden = 0
-        self.quoted = 0
-
-    def _newline(self) -> None:
-        self.lines.append("")
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.HIDDEN:
-            self.hidden += 1
-        elif tag == "blockquote":
-            self.quoted += 1
-            self._newline()
-        elif tag in self.BLOCKS:
-            self._newline()
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.HIDDEN:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag == "blockquote":
-            self.quoted = max(0, self.quoted - 1)
-            self._newline()
-        elif tag in self.BLOCKS:
-            self._newline()
-
-    def handle_data(self, data: str) -> None:
-        if self.hidden:
-            return
-        for i, piece in enumerate(data.split("\n")):
-            if i:
-                self._newline()
-            if self.quoted and not self.lines[-1] and piece.strip():
-                self.lines[-1] = "> "
-            self.lines[-1] += piece
-
-
-def html_to_text(html: str) -> str:
-    extractor = _TextExtractor()
-    extractor.feed(html)
-    extractor.close()
-    return "\n".join(" ".join(line.split()) if line.strip() else "" for line in extractor.lines)
-
-
-def body_text(message: EmailMessage) -> str:
-    """The readable text of a message: its plain-text part, else its HTML part as text,
-    decoded from the part's charset; "" when it has neither."""
-    part = message.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return ""
-    try:
-        text = part.get_content()
-    except (LookupError, UnicodeError, KeyError, AssertionError):
-        payload = part.get_payload(decode=True)
-        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    if not isinstance(text, str):
-        return ""
-    return html_to_text(text) if part.get_content_type() == "text/html" else text
-
-
 def message_commands(message: EmailMessage) -> Commands:
-    return parse_commands(subject_of(message), body_text(message))
+    return parse_commands(subject_of(message), plain_text(message))

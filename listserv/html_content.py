@@ -15,7 +15,9 @@ DROPPED_WITH_CONTENT = {"script", "style", "title", "head"}
 
 
 class TextFromHtml(HTMLParser):
-    """Readable text from HTML: blocks on their own lines, links with their address."""
+    """Readable text from HTML: blocks on their own lines, links with their address, quoted
+    text (``blockquote``) marked ``>`` as in plain-text mail, so readers of commands and
+    replies stop at it."""
 
     HEADINGS = frozenset(f"h{level}" for level in range(1, 7))
     BLOCKS = HEADINGS | {"p", "div", "br", "hr", "pre", "blockquote", "section", "article"}
@@ -27,15 +29,26 @@ class TextFromHtml(HTMLParser):
         self.out: list[str] = []
         self.skipping = 0
         self.pre = 0
+        self.quoted = 0
+        self.line_start = True
         self.href: list[str] = []
+
+    def _append(self, text: str) -> None:
+        self.out.append(text)
+        if text.strip():
+            self.line_start = text.endswith("\n")
+        elif "\n" in text:
+            self.line_start = True
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self.SKIPPED:
             self.skipping += 1
         elif tag in self.BLOCKS:
-            self.out.append("\n")
+            self._append("\n")
+        if tag == "blockquote":
+            self.quoted += 1
         if tag == "li":
-            self.out.append("* ")
+            self._append("* ")
         if tag == "pre":
             self.pre += 1
         if tag == "a":
@@ -45,17 +58,23 @@ class TextFromHtml(HTMLParser):
         if tag in self.SKIPPED:
             self.skipping = max(0, self.skipping - 1)
         elif tag in self.BLOCKS:
-            self.out.append("\n")
+            self._append("\n")
+        if tag == "blockquote":
+            self.quoted = max(0, self.quoted - 1)
         if tag == "pre":
             self.pre = max(0, self.pre - 1)
         if tag == "a" and self.href:
             href = self.href.pop()
             if href.startswith(("http://", "https://", "mailto:")) and href not in self.out[-1:]:
-                self.out.append(f" <{href}>")
+                self._append(f" <{href}>")
 
     def handle_data(self, data: str) -> None:
-        if not self.skipping:
-            self.out.append(data if self.pre else re.sub(r"\s+", " ", data))
+        if self.skipping:
+            return
+        text = data if self.pre else re.sub(r"\s+", " ", data)
+        if self.quoted and self.line_start and text.strip():
+            text = "> " + text.lstrip()
+        self._append(text)
 
     def text(self) -> str:
         lines = (line.strip() for line in "".join(self.out).splitlines())

@@ -6,33 +6,33 @@ command sent to the list by mistake). Pure functions of a parsed message.
 
 from __future__ import annotations
 
-import html
 import re
 from email.message import EmailMessage
 
-TAG = re.compile(r"<[^>]*>")
-QUOTED_HTML = re.compile(r"<blockquote\b.*?</blockquote>", re.I | re.S)
+from .html_content import html_to_text
+
 # "On Monday, Alice wrote:" — the line a mail client puts above the text it quotes.
 ATTRIBUTION = re.compile(r"(wrote|писал|писала|писал\(а\)|пишет|жазды)\s*:\s*$", re.I)
-BLOCK_END = re.compile(r"</?(p|div|br|li|tr|h\d)\b[^>]*>", re.I)
 
 
 def plain_text(message: EmailMessage) -> str:
-    """The message's text/plain body (text/html with tags removed when there is none);
-    "" when it has no readable text."""
+    """The readable text of a message: its text/plain part, else its text/html part as
+    text (quotes marked ``>``), decoded from the part's charset (UTF-8 when that fails);
+    "" when it has neither."""
     try:
         part = message.get_body(preferencelist=("plain", "html"))
-        if part is None:
-            return ""
-        content = part.get_content()
-    except (LookupError, UnicodeError, KeyError, AttributeError):
+    except (LookupError, KeyError, AttributeError):
         return ""
+    if part is None:
+        return ""
+    try:
+        content = part.get_content()
+    except (LookupError, UnicodeError, KeyError, AssertionError, AttributeError):
+        payload = part.get_payload(decode=True)
+        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
     if not isinstance(content, str):
         return ""
-    if part.get_content_subtype() == "html":
-        content = QUOTED_HTML.sub("\n", content)
-        content = html.unescape(TAG.sub("", BLOCK_END.sub("\n", content)))
-    return content
+    return html_to_text(content) if part.get_content_subtype() == "html" else content
 
 
 def own_lines(text: str) -> list[str]:

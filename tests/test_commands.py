@@ -10,14 +10,14 @@ from listserv.commands import (
     MAX_COMMANDS,
     MAX_OTHER_LINES,
     Command,
-    body_text,
-    html_to_text,
     message_commands,
     parse_commands,
     read_command,
 )
 from listserv.config import ConfigError, parse_config
 from listserv.decorate import parse
+from listserv.html_content import html_to_text
+from listserv.text import plain_text
 
 
 def names(subject: str, body: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -99,7 +99,7 @@ def message(body: str, subtype: str = "plain", charset: str = "utf-8") -> EmailM
 def test_plain_part_is_preferred_in_multipart_alternative() -> None:
     msg = message("lists\n")
     msg.add_alternative("<p>help</p>", subtype="html")
-    assert body_text(msg).strip() == "lists"
+    assert plain_text(msg).strip() == "lists"
 
 
 def test_html_only_body_is_read_as_text() -> None:
