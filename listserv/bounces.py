@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-import hashlib
 import logging
 import re
 import secrets
@@ -46,6 +45,7 @@ from .models import Message as StoredMessage
 from .notices import notice, send_notice
 from .outbound import queue_mail
 from .personalize import verp_decode
+from .tokens import secret_digest
 
 log = logging.getLogger(__name__)
 
@@ -215,15 +215,11 @@ def member_state(member: Member) -> str:
 # ---- acting on failures ---------------------------------------------------------------------
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
-
-
 def send_probe(app: App, session: Session, mlist: MailList, member: Member) -> None:
     """A short message from a bounce address of its own: if it bounces, the address is dead
     (and not merely refusing someone's post)."""
     token = secrets.token_hex(16)  # lower-case: addresses are matched lower-cased
-    member.probe_digest = _digest(token)
+    member.probe_digest = secret_digest(token)
     member.probe_sent_at = utcnow()
     message = notice(app, mlist, "bounce_probe.txt", member.address, address=member.address)
     queue_mail(
@@ -338,7 +334,7 @@ def handle_bounce(app: App, session: Session, mlist: MailList, stored: StoredMes
         member = session.scalar(
             select(Member).where(
                 Member.list_id == mlist.id,
-                Member.probe_digest == _digest(detail[len(PROBE_PREFIX) :]),
+                Member.probe_digest == secret_digest(detail[len(PROBE_PREFIX) :]),
             )
         )
         failure = strongest(failures) or Failure("", "unrecognised")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import case, func, insert, select, text, update
+from sqlalchemy import ColumnElement, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from .addresses import domain_of
@@ -236,7 +236,7 @@ def record(app: App, batch: Batch, result: Result) -> None:
     next_attempt_at = now + timedelta(seconds=retry_delay(config, batch.attempts))
     # Ours still, or given back (we were thought dead) and not taken since: a batch another
     # process has claimed is left to it, and what we sent adds no retries or failures.
-    ours = (Delivery.status == "sending") & (Delivery.claimed_by == batch.claimed_by)
+    ours = still_ours(batch)
     untaken = (Delivery.status == "queued") & Delivery.claimed_by.is_(None)
     this_batch = update(Delivery).where(Delivery.id == batch.id, ours | untaken)
     with bookkeeping(app) as session:
@@ -307,12 +307,18 @@ def record_failures(
     delivery_failures(app, session, outgoing_id, failures)
 
 
+def still_ours(batch: Batch) -> ColumnElement[bool]:
+    """The batch's row is still being sent by the process that claimed it."""
+    return (Delivery.status == "sending") & (Delivery.claimed_by == batch.claimed_by)
+
+
 def release(app: App, batch: Batch) -> None:
-    """Give a batch back to the queue after an unexpected error, for another attempt."""
+    """Give a batch back to the queue after an unexpected error, for another attempt, unless
+    another process has taken it over meanwhile."""
     with transaction(app.sessions) as session:
         session.execute(
             update(Delivery)
-            .where(Delivery.id == batch.id, Delivery.status == "sending")
+            .where(Delivery.id == batch.id, still_ours(batch))
             .values(status="queued", claimed_by=None)
         )
 

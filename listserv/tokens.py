@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
-def _digest(token: str) -> str:
+def secret_digest(token: str) -> str:
+    """What is stored of a secret handed out by mail: its SHA-256, never the secret."""
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
 
 
@@ -48,7 +49,7 @@ def issue(
     token = base64.b32encode(secrets.token_bytes(20)).decode("ascii").rstrip("=").lower()
     session.add(
         Token(
-            digest=_digest(token),
+            digest=secret_digest(token),
             list_id=list_id,
             address=address,
             action=action,
@@ -64,7 +65,7 @@ def lookup(session: Session, list_id: int, token: str) -> Token | None:
     """The live token (unused, unexpired, of this list), without using it up."""
     if not TOKEN_SHAPE.match(token):
         return None
-    row = session.get(Token, _digest(token.lower()), with_for_update=True)
+    row = session.get(Token, secret_digest(token.lower()), with_for_update=True)
     if row is None or row.list_id != list_id or row.used_at is not None:
         return None
     if row.expires_at <= utcnow():
