@@ -12,10 +12,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from listserv.config import ListConfig
-from listserv.decorate import parse, to_bytes
-from listserv.digest_format import BUILDERS, Issue
-from listserv.lists import MailList
-from listserv.templates import Templates
+from listserv.digests.format import BUILDERS, Issue
+from listserv.mail.templates import Templates
+from listserv.posting.decorate import parse, to_bytes
+from listserv.store.lists import MailList
 
 
 def post(i: int) -> EmailMessage:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from listserv.dkim import SIGNED_HEADERS, Signer, generate_key
+from listserv.auth.dkim import SIGNED_HEADERS, Signer, generate_key
 
 DOMAIN = "lists.example.org"
 

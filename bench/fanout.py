@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from listserv.config import load_config  # noqa: E402
-from listserv.lists import get_list  # noqa: E402
-from listserv.models import Member  # noqa: E402
 from listserv.server import prepare  # noqa: E402
+from listserv.store.lists import get_list  # noqa: E402
+from listserv.store.models import Member  # noqa: E402
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 DOMAIN = "lists.example.org"

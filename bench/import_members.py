@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from click.testing import CliRunner
 
-from listserv.cli import main as listserv
+from listserv.cli.main import main as listserv
 
 
 def run(config: Path, *args: str) -> str:

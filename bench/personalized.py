@@ -30,13 +30,13 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from listserv.auth.dkim import generate_key
 from listserv.config import load_config
-from listserv.db import transaction
-from listserv.delivery import queue_counts
-from listserv.dkim import generate_key
-from listserv.models import MailingList, Member, Message
-from listserv.router import process
+from listserv.delivery.worker import queue_counts
+from listserv.intake.router import process
 from listserv.server import Server, prepare
+from listserv.store.db import transaction
+from listserv.store.models import InboxMessage, MailingList, Member
 
 DOMAIN = "lists.example.org"
 BODY = (
@@ -147,7 +147,7 @@ def main() -> None:
                         for i in range(args.members)
                     ],
                 )
-                stored = Message(
+                stored = InboxMessage(
                     mail_from="aliya@ngo.example.kz",
                     rcpt_to=f"bench@{DOMAIN}",
                     raw=post(),

@@ -1,3 +1,3 @@
-from .cli import main
+from listserv.cli.main import main
 
 main()

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from .config import Config
-from .db import make_engine, session_factory
-from .dkim import Signer, load_signer
-from .outbound import wake_after_commit
-from .resolver import Resolver
-from .templates import Templates, templates_for
+from listserv.auth.dkim import Signer, load_signer
+from listserv.auth.resolver import Resolver
+from listserv.config import Config
+from listserv.delivery.outbound import wake_after_commit
+from listserv.mail.templates import Templates, templates_for
+from listserv.store.db import make_engine, session_factory
 
 
 @dataclass

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .addresses import InvalidAddress, normalize
+from listserv.mail.addresses import InvalidAddress, normalize
 
 DEFAULT_CONFIG = "config.toml"
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9._]*(?:-[a-z0-9._]+)*$")
@@ -99,7 +99,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class DatabaseConfig:
-    url: str = "sqlite:///var/listserv.db"
+    url: str = "sqlite:///var/listserv.store.db"
     # Seconds to wait for a locked SQLite database or a PostgreSQL connection before giving
     # up (intake then answers 451 and the sender retries).
     timeout: float = 30.0

@@ -18,20 +18,20 @@ from datetime import datetime, timedelta
 from sqlalchemy import Delete, delete, exists, or_, select
 from sqlalchemy.orm import Session
 
-from .app import App
-from .db import transaction
-from .models import (
+from listserv.app import App
+from listserv.store.db import transaction
+from listserv.store.models import (
     AutoReply,
     Delivery,
     DigestEntry,
     HeldMessage,
+    InboxMessage,
     MemberEvent,
-    Message,
     Outgoing,
     Token,
     utcnow,
 )
-from .postlog import prune as prune_post_log
+from listserv.store.postlog import prune as prune_post_log
 
 log = logging.getLogger(__name__)
 AUTO_REPLY_WINDOW = timedelta(days=1)
@@ -65,11 +65,11 @@ def prune(app: App, now: datetime | None = None) -> dict[str, int]:
             ),
             "messages": _count(
                 session,
-                delete(Message).where(
-                    Message.status != "new",
-                    Message.received_at < cutoff,
-                    Message.id.not_in(held),
-                    Message.id.not_in(in_digest),
+                delete(InboxMessage).where(
+                    InboxMessage.status != "new",
+                    InboxMessage.received_at < cutoff,
+                    InboxMessage.id.not_in(held),
+                    InboxMessage.id.not_in(in_digest),
                 ),
             ),
         }

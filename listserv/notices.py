@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .addresses import addresses_in, sender_of
-from .app import App
-from .decorate import add_list_headers
-from .lists import MailList
-from .models import AutoReply, utcnow
-from .outbound import queue_mail
+from listserv.app import App
+from listserv.delivery.outbound import queue_mail
+from listserv.mail.addresses import addresses_in, sender_of
+from listserv.posting.decorate import add_list_headers
+from listserv.store.lists import MailList
+from listserv.store.models import AutoReply, utcnow
 
 # Senders that are machines: never answered, so two robots never talk to each other.
 ROBOT_LOCAL_PARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "bounce", "bounces")

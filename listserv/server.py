@@ -14,20 +14,20 @@ import signal
 
 from sqlalchemy import event
 
-from .app import App, make_app
-from .bounces import run_upkeep
-from .claims import beat, register, unregister
-from .config import Config
-from .db import transaction, upgrade
-from .delivery import run_delivery
-from .digests import run_digests, wake_digests, wake_digests_after_commit
-from .expiry import run_moderation_schedule
-from .housekeeping import run_housekeeping
-from .intake import Intake, IntakeHandler
-from .lists import save_list
-from .outbound import wake_delivery
-from .router import HANDLERS, RCPT_CHECKS, run_router
-from .web import Web
+from listserv.app import App, make_app
+from listserv.bounces.scores import run_upkeep
+from listserv.config import Config
+from listserv.delivery.outbound import wake_delivery
+from listserv.delivery.worker import run_delivery
+from listserv.digests.schedule import run_digests, wake_digests, wake_digests_after_commit
+from listserv.housekeeping import run_housekeeping
+from listserv.intake.router import HANDLERS, RCPT_CHECKS, run_router
+from listserv.intake.smtp import Intake, IntakeHandler
+from listserv.moderation.expiry import run_moderation_schedule
+from listserv.store.claims import beat, register, unregister
+from listserv.store.db import transaction, upgrade
+from listserv.store.lists import save_list
+from listserv.web.one_click import Web
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 30.0

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine
 
-from listserv.db import MIGRATIONS, make_engine, upgrade
+from listserv.store.db import MIGRATIONS, make_engine, upgrade
 
 
 def main(message: str, revision: str) -> None:

@@ -29,7 +29,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from click.testing import CliRunner
 from sqlalchemy import event
 
-from listserv.cli import main
+from listserv.cli.main import main
 from listserv.config import load_config
 from listserv.server import Server, prepare
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from listserv.addresses import InvalidAddress, Target, normalize, parse_recipient
+from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient
 
 DOMAIN = "lists.example.org"
 NAMES = {"environment-kz", "gender-kg"}

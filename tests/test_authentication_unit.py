@@ -7,10 +7,10 @@ from dnsstub import DnsStub
 from mailauth import sign_as_poster
 from support import make_message
 
-from listserv.authentication import authenticate, stamp
+from listserv.auth.authentication import authenticate, stamp
+from listserv.auth.resolver import Resolver
 from listserv.config import DnsConfig
-from listserv.decorate import parse, to_bytes
-from listserv.resolver import Resolver
+from listserv.posting.decorate import parse, to_bytes
 
 US = "lists.example.org"
 

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from listserv.bounces import classify, next_score, read_bounce
+from listserv.auth.one_click import load_secret, make_token, read_token
+from listserv.bounces.feedback import is_feedback_report
+from listserv.bounces.scores import classify, next_score, read_bounce
 from listserv.config import ListConfig
-from listserv.decorate import parse, to_bytes
-from listserv.feedback import is_feedback_report
-from listserv.personalize import (
+from listserv.delivery.personalize import (
     Personalized,
     prepare_post,
     split_message,
     verp_address,
     verp_decode,
 )
-from listserv.unsubscribe import load_secret, make_token, read_token
+from listserv.posting.decorate import parse, to_bytes
 
 SAMPLES = Path(__file__).parent / "data" / "bounces"
 DOMAIN = "lists.example.org"
@@ -152,7 +152,7 @@ def post(body: str = "Hello, list.\n", cte: str = "8bit") -> EmailMessage:
 
 
 def decorate_with_footer(message: EmailMessage, url: str) -> EmailMessage:
-    from listserv.decorate import add_footer
+    from listserv.posting.decorate import add_footer
 
     message["List-Unsubscribe"] = f"<mailto:test-leave@{DOMAIN}>"
     add_footer(message, f"Unsubscribe: {url}\n" if url else "Unsubscribe by mail\n")

@@ -19,7 +19,7 @@ from support import (
 )
 from test_bounce_reading import dsn_bytes
 
-from listserv.models import Member, MemberEvent
+from listserv.store.models import Member, MemberEvent
 
 SAMPLES = Path(__file__).parent / "data" / "bounces"
 BOUNCES = f"test-bounces@{DOMAIN}"

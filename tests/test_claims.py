@@ -14,15 +14,16 @@ import pytest
 from sqlalchemy import event, func, select
 from support import DOMAIN, Received, ServeProcess, Sink, cli, free_port, make_message
 
-from listserv import delivery, router
 from listserv.app import App
-from listserv.claims import release
 from listserv.config import load_config
-from listserv.db import transaction
-from listserv.models import Delivery, Message, RecipientFailure
-from listserv.outbound import queue_mail
+from listserv.delivery import worker as delivery
+from listserv.delivery.outbound import queue_mail
+from listserv.delivery.smtp_client import Result
+from listserv.intake import router
 from listserv.server import prepare
-from listserv.smtp_client import Result
+from listserv.store.claims import release
+from listserv.store.db import transaction
+from listserv.store.models import Delivery, InboxMessage, RecipientFailure
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_a_message_is_claimed_by_one_process_only(apps: tuple[App, App]) -> None
     first, second = apps
     with transaction(first.sessions) as session:
         for _ in range(5):
-            session.add(Message(mail_from="a@x.example", rcpt_to=f"test@{DOMAIN}", raw=b"x"))
+            session.add(InboxMessage(mail_from="a@x.example", rcpt_to=f"test@{DOMAIN}", raw=b"x"))
     theirs = when_claim_has_read(first, lambda: router.claim(second, "second"))
     ours = router.claim(first, "first")
     theirs += router.claim(second, "second")

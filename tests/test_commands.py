@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from listserv.commands import (
+from listserv.commands.parse import (
     MAX_COMMANDS,
     MAX_OTHER_LINES,
     Command,
@@ -15,9 +15,9 @@ from listserv.commands import (
     read_command,
 )
 from listserv.config import ConfigError, parse_config
-from listserv.decorate import parse
-from listserv.html_content import html_to_text
-from listserv.text import plain_text
+from listserv.mail.html_content import html_to_text
+from listserv.mail.text import plain_text
+from listserv.posting.decorate import parse
 
 
 def names(subject: str, body: str) -> list[tuple[str, tuple[str, ...]]]:

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from support import DOMAIN, ServeProcess, Sink, cli, free_port, make_message
 
 from listserv.config import load_config
-from listserv.models import Delivery, Instance, Message
 from listserv.server import prepare
+from listserv.store.models import Delivery, InboxMessage, Instance
 
 POSTER = "poster@x.example"
 EVERYONE = {POSTER, *(f"member{i}@m.example" for i in range(49))}
@@ -96,11 +96,13 @@ def test_sigterm_drains_intake_and_stops_cleanly(serve, serve_config: Path, sink
         assert session.scalar(select(func.count()).where(Delivery.status == "sending")) == 0
         assert (
             session.scalar(
-                select(func.count()).where(Message.status == "new", Message.claimed_by.is_not(None))
+                select(func.count()).where(
+                    InboxMessage.status == "new", InboxMessage.claimed_by.is_not(None)
+                )
             )
             == 0
         )
-        assert session.scalar(select(func.count()).select_from(Message)) == 1
+        assert session.scalar(select(func.count()).select_from(InboxMessage)) == 1
     app.engine.dispose()
 
     restarted = serve()

@@ -11,7 +11,7 @@ from email.parser import BytesParser
 import pytest
 
 from listserv.config import ListConfig
-from listserv.decorate import (
+from listserv.posting.decorate import (
     add_footer,
     add_list_headers,
     add_subject_prefix,
@@ -21,7 +21,7 @@ from listserv.decorate import (
     set_reply_to,
     to_bytes,
 )
-from listserv.lists import MailList
+from listserv.store.lists import MailList
 
 DOMAIN = "lists.example.org"
 FOOTER = "_______\nРассылка environment-kz\n"
@@ -391,7 +391,7 @@ def test_long_cyrillic_title_keeps_its_spaces_in_the_list_id() -> None:
 
 
 def test_notice_subjects_keep_their_spaces(tmp_path) -> None:
-    from listserv.templates import Templates
+    from listserv.mail.templates import Templates
 
     (tmp_path / "ru").mkdir()
     subject = "Обсуждение проекта закона об охране окружающей среды " * 3

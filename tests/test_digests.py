@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from support import DOMAIN, WAIT, Received, RunningServer, Sink, cli, list_table, make_message
 
 from listserv.config import load_config
-from listserv.digests import send_due
-from listserv.models import DigestEntry, DigestState, Outgoing
+from listserv.digests.schedule import send_due
 from listserv.server import prepare
+from listserv.store.models import DigestEntry, DigestState, Outgoing
 
 LIST = f"test@{DOMAIN}"
 REGULAR = "reg@x.example"

@@ -14,8 +14,8 @@ from mailauth import dkim_verifies, sign_as_poster, signing_domain_of, stub_dnsf
 from sqlalchemy import select
 from support import DOMAIN, Received, RunningServer, Sink, cli, list_table, make_message
 
-from listserv.decorate import to_bytes
-from listserv.models import HeldMessage
+from listserv.posting.decorate import to_bytes
+from listserv.store.models import HeldMessage
 
 POSTER = "ann@gmail.com"
 MEMBER = "bob@x.example"

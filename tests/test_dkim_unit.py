@@ -9,7 +9,7 @@ import pytest
 from dnsstub import DnsStub
 from mailauth import dkim_verifies, publish_key, stub_dnsfunc
 
-from listserv.dkim import Signer, body_hasher, canonical_body, dns_record, generate_key
+from listserv.auth.dkim import Signer, body_hasher, canonical_body, dns_record, generate_key
 
 DOMAIN = "lists.example.org"
 RAW = (

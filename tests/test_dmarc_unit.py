@@ -10,16 +10,16 @@ import pytest
 from dnsstub import DnsStub
 from support import make_message
 
-from listserv.config import DnsConfig
-from listserv.decorate import parse, to_bytes
-from listserv.dmarc import (
+from listserv.auth.dmarc import (
     Mitigation,
     lookup_policy,
     mitigate,
     organizational_domain,
     parse_record,
 )
-from listserv.resolver import Resolver
+from listserv.auth.resolver import Resolver
+from listserv.config import DnsConfig
+from listserv.posting.decorate import parse, to_bytes
 
 ALIAS_FROM = "Ann via test <test+p-abc@lists.example.org>"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlalchemy import update
 from support import DOMAIN, Received, RunningServer, Sink, cli, list_table, make_message
 
-from listserv.db import transaction
-from listserv.models import Token, utcnow
+from listserv.store.db import transaction
+from listserv.store.models import Token, utcnow
 
 REQUEST = f"test-request@{DOMAIN}"
 ALICE = "alice@example.com"

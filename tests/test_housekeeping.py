@@ -12,29 +12,29 @@ from support import DOMAIN, cli
 
 from listserv.app import App
 from listserv.config import load_config
-from listserv.db import transaction
-from listserv.models import (
+from listserv.server import prepare
+from listserv.store.db import transaction
+from listserv.store.models import (
     AutoReply,
     Delivery,
     DigestEntry,
     HeldMessage,
+    InboxMessage,
     MemberEvent,
-    Message,
     Outgoing,
     PostRecord,
     RecipientFailure,
     Token,
     utcnow,
 )
-from listserv.server import prepare
 
 OLD = utcnow() - timedelta(days=40)
 RECENT = utcnow() - timedelta(hours=1)
 YESTERDAY = utcnow() - timedelta(days=2)
 
 
-def message(name: str, status: str, at=OLD) -> Message:
-    return Message(
+def message(name: str, status: str, at=OLD) -> InboxMessage:
+    return InboxMessage(
         mail_from="a@x.example",
         rcpt_to=f"test@{DOMAIN}",
         raw=name.encode(),
@@ -80,7 +80,7 @@ def populate(app: App) -> None:
             ]
         )
         session.flush()
-        ids = {m.raw.decode(): m.id for m in session.scalars(select(Message))}
+        ids = {m.raw.decode(): m.id for m in session.scalars(select(InboxMessage))}
         for name, status in (("held-pending", "pending"), ("held-decided", "approved")):
             session.add(
                 HeldMessage(
@@ -137,7 +137,7 @@ def remaining(app: App) -> dict[str, list]:
             "member_events": names(MemberEvent.address),
             "post_log": names(PostRecord.sender),
             "auto_replies": names(AutoReply.address),
-            "messages": [r.decode() for r in names(Message.raw)],
+            "messages": [r.decode() for r in names(InboxMessage.raw)],
             "held": names(HeldMessage.status),
             "outgoing": [r.decode() for r in names(Outgoing.raw)],
             "deliveries": names(Delivery.status),

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from support import DOMAIN, RunningServer, Sink, cli, list_table, make_message, write_config
 
-from listserv.models import Message as StoredMessage
+from listserv.store.models import InboxMessage
 
 LIST = f"test@{DOMAIN}"
 
@@ -84,7 +84,7 @@ def test_oversize_message_is_refused_at_data(start_server, sink: Sink) -> None:
         assert client.data(big.as_bytes(policy=SMTP))[0] == 552
     send_marker(server, sink)
     with server.app.sessions() as session:
-        assert len(session.scalars(select(StoredMessage.id)).all()) == 1
+        assert len(session.scalars(select(InboxMessage.id)).all()) == 1
 
 
 def test_recipients_per_transaction_are_limited(start_server) -> None:
@@ -168,7 +168,7 @@ def test_duplicate_recipients_get_one_copy(start_server, sink: Sink) -> None:
     server.send("a@x.example", [LIST, LIST.upper(), LIST], make_message(subject="once"))
     send_marker(server, sink)
     with server.app.sessions() as session:
-        assert len(session.scalars(select(StoredMessage.id)).all()) == 2
+        assert len(session.scalars(select(InboxMessage.id)).all()) == 2
     got = sink.wait_for(lambda rs: any(b"[test] once" in r.raw for r in rs))
     assert sum(b"[test] once" in r.raw for r in got) == 1
 
@@ -331,7 +331,7 @@ def test_malformed_mail_never_stops_the_router(start_server, sink: Sink) -> None
             assert code in (250, 500), raw
     send_marker(server, sink)
     with server.app.sessions() as session:
-        rows = session.execute(select(StoredMessage.status, StoredMessage.outcome)).all()
+        rows = session.execute(select(InboxMessage.status, InboxMessage.outcome)).all()
     assert len(rows) == len(MALFORMED) + 1
     # Everything was processed: an open list distributes even an odd message (or holds it by
     # a safety rule, like the one with 60 recipients).

@@ -11,8 +11,7 @@ from sqlalchemy import select
 from support import DOMAIN, Received, RunningServer, Sink, cli, list_table, make_message
 from test_decorate import SIGNED, assert_list_headers, signed_entity
 
-from listserv.models import Member
-from listserv.models import Message as StoredMessage
+from listserv.store.models import InboxMessage, Member
 
 MEMBERS = ["a@x.example", "b@y.example"]
 RUSSIAN = "Привет, коллеги!\nОтчёт о заповеднике: ёлки, Ёж, ЪЬ.\n"
@@ -197,5 +196,5 @@ def test_a_message_that_already_went_through_the_list_is_dropped(start_server, s
     got = by_subject(sink, 1)
     assert set(got) == {"[test] from another list"}
     with server.app.sessions() as session:
-        outcomes = list(session.scalars(select(StoredMessage.outcome).order_by(StoredMessage.id)))
+        outcomes = list(session.scalars(select(InboxMessage.outcome).order_by(InboxMessage.id)))
     assert outcomes == ["discarded: loop", "discarded: loop", "distributed"]

@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from listserv.db import make_engine, upgrade
-from listserv.models import Base
+from listserv.store.db import make_engine, upgrade
+from listserv.store.models import Base
 
 
 def test_migrations_build_the_schema_of_the_models(database_url: str) -> None:

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from listserv.config import ListConfig
-from listserv.lists import MailList
-from listserv.rules import (
+from listserv.posting.rules import (
     Post,
     command_like,
     decide,
@@ -19,6 +18,7 @@ from listserv.rules import (
     sender_daily_cap,
     too_many_recipients,
 )
+from listserv.store.lists import MailList
 
 DOMAIN = "lists.example.org"
 

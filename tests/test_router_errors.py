@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from support import DOMAIN, Sink, cli, make_message
 
 from listserv.config import load_config
-from listserv.db import transaction
-from listserv.models import Message
-from listserv.router import MAX_ATTEMPTS
+from listserv.intake.router import MAX_ATTEMPTS
 from listserv.server import prepare
+from listserv.store.db import transaction
+from listserv.store.models import InboxMessage
 
 
 def test_a_message_that_keeps_failing_is_marked_failed_and_the_queue_moves_on(
@@ -26,7 +26,7 @@ def test_a_message_that_keeps_failing_is_marked_failed_and_the_queue_moves_on(
 
     def poisoned(session: Session) -> None:
         for row in list(session.identity_map.values()):
-            if isinstance(row, Message) and b"Poison" in row.raw:
+            if isinstance(row, InboxMessage) and b"Poison" in row.raw:
                 raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
 
     event.listen(server.app.sessions, "before_commit", poisoned)
@@ -35,7 +35,7 @@ def test_a_message_that_keeps_failing_is_marked_failed_and_the_queue_moves_on(
     got = sink.wait_for(lambda got: any(m.message["Subject"] == "[test] Fine" for m in got))
     assert [m.message["Subject"] for m in got] == ["[test] Fine"]
     with server.app.sessions() as session:
-        poison = session.scalar(select(Message).where(Message.id == 1))
+        poison = session.scalar(select(InboxMessage).where(InboxMessage.id == 1))
         assert poison is not None and b"Poison" in poison.raw
         assert (poison.status, poison.attempts) == ("failed", MAX_ATTEMPTS)
         assert poison.outcome == f"failed after {MAX_ATTEMPTS} attempts: disk I/O error"
@@ -46,7 +46,9 @@ def test_queue_status_counts_the_inbox(config_file) -> None:
     app = prepare(load_config(path))
     with transaction(app.sessions) as session:
         for status in ("new", "new", "done", "failed", "new"):
-            session.add(Message(mail_from="", rcpt_to=f"test@{DOMAIN}", raw=b"", status=status))
+            session.add(
+                InboxMessage(mail_from="", rcpt_to=f"test@{DOMAIN}", raw=b"", status=status)
+            )
     app.engine.dispose()
     status: dict[str, Any] = json.loads(cli(path, "queue", "status", "--json").output)
     assert status["inbox"] == 3

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from listserv.config import ListConfig
-from listserv.decorate import parse
-from listserv.lists import MailList
-from listserv.rules import Post, decide
+from listserv.posting.decorate import parse
+from listserv.posting.rules import Post, decide
+from listserv.store.lists import MailList
 
 DOMAIN = "lists.example.org"
 

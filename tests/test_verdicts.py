@@ -6,8 +6,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from listserv.text import plain_text
-from listserv.verdicts import Verdict, read_verdict
+from listserv.mail.text import plain_text
+from listserv.moderation.verdicts import Verdict, read_verdict
 
 QUOTE = "\n\nOn Monday, listserv wrote:\n> A message is held.\n> approve\n"
 

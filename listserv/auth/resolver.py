@@ -1,0 +1,67 @@
+"""DNS lookups for mail authentication (DMARC policies, DKIM keys, SPF), through the
+nameservers of ``[dns]`` with answers cached for their TTL.
+
+A lookup that fails (timeout, SERVFAIL, no nameserver answering) raises :class:`DnsFailure`;
+callers decide what a failure means, and for delivery it never means "do not deliver".
+"""
+
+from __future__ import annotations
+
+import dns.exception
+import dns.nameserver
+import dns.resolver
+
+from listserv.config import DnsConfig, host_port
+
+
+class DnsFailure(Exception):
+    """The answer could not be had (timeout, SERVFAIL…): not the same as "no record"."""
+
+
+class Resolver:
+    def __init__(self, config: DnsConfig) -> None:
+        if config.nameservers:
+            resolver = dns.resolver.Resolver(configure=False)
+            resolver.nameservers = [_nameserver(s, i) for i, s in enumerate(config.nameservers)]
+        else:
+            try:
+                resolver = dns.resolver.Resolver()
+            except dns.resolver.NoResolverConfiguration:
+                # No /etc/resolv.conf: every lookup fails, which counts as "no policy".
+                resolver = dns.resolver.Resolver(configure=False)
+                resolver.nameservers = ["127.0.0.1"]
+        resolver.lifetime = config.timeout
+        resolver.timeout = config.timeout
+        resolver.cache = dns.resolver.Cache()
+        self.resolver = resolver
+
+    def query(self, name: str, rdtype: str) -> list[dns.rdata.Rdata]:
+        """The records of *rdtype* at *name*; [] when there are none."""
+        try:
+            answer = self.resolver.resolve(name, rdtype, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except dns.exception.DNSException as error:
+            raise DnsFailure(f"{name} {rdtype}: {error}") from None
+        return list(answer)
+
+    def txt(self, name: str) -> list[str]:
+        """Each TXT record at *name*, its strings joined, as text."""
+        return [
+            b"".join(record.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]
+            for record in self.query(name, "TXT")
+        ]
+
+    def dkim_key(self, name: bytes | str, timeout: float = 5) -> bytes | None:
+        """dkimpy's ``dnsfunc``: the key record at *name*, or None."""
+        if isinstance(name, bytes):
+            name = name.decode("ascii", "replace")
+        records = self.txt(name.rstrip("."))
+        return records[0].encode("utf-8") if records else None
+
+
+def _nameserver(entry: str, index: int) -> dns.nameserver.Nameserver | str:
+    if entry.count(":") == 1 or entry.startswith("["):
+        host, port = host_port(entry, f"dns.nameservers[{index}]")
+        return dns.nameserver.Do53Nameserver(host, port)
+    return entry

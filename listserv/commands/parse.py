@@ -1,0 +1,104 @@
+"""Reading email commands: which commands a mail to ``NAME-request`` carries.
+
+Pure functions of a message: the text is taken from the Subject (as a first command line,
+without ``Re:``/``Fwd:``) and the body (plain text, else HTML turned into text), decoded from
+whatever charset the sender used. Reading stops at ``end``, at a signature (``-- ``), at quoted
+text, or after a few lines that are not commands, so a whole letter is never taken for orders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+from listserv.mail.text import plain_text
+from listserv.posting.decorate import RESPONSE_MARKERS, subject_of
+
+# Each command and the words (English, Russian, Kazakh) that name it, lower-case.
+KEYWORDS: dict[str, tuple[str, ...]] = {
+    "help": ("help", "помощь", "справка", "көмек", "анықтама"),
+    "lists": ("lists", "списки", "тізімдер"),
+    "info": ("info", "информация", "инфо", "ақпарат"),
+    "subscribe": ("subscribe", "join", "подписаться", "подписка", "жазылу"),
+    "unsubscribe": ("unsubscribe", "leave", "отписаться", "отписка", "жазылымнан шығу"),
+    "set": ("set",),
+    "confirm": ("confirm", "подтвердить", "растау"),
+    "end": ("end", "stop", "конец", "стоп", "соңы"),
+}
+# Longest phrase first, so "жазылымнан шығу" wins over a shorter word it starts with.
+PHRASES = sorted(
+    ((phrase, name) for name, words in KEYWORDS.items() for phrase in words),
+    key=lambda item: -len(item[0]),
+)
+# Lines that are not commands tolerated before reading stops (a greeting, a stray "thanks").
+MAX_OTHER_LINES = 5
+# Commands taken from one message at most: a mail is not a batch job.
+MAX_COMMANDS = 10
+MAX_LINE = 200
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command line: its name (``subscribe``), its arguments and the line as written."""
+
+    name: str
+    args: tuple[str, ...] = ()
+    line: str = ""
+
+
+@dataclass
+class Commands:
+    """What a message asks: its commands in order, and the lines that were not commands."""
+
+    commands: list[Command] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+def read_command(line: str) -> Command | None:
+    """The command a line names, or None; the keyword is case-insensitive, arguments are
+    kept as written (tokens are case-sensitive)."""
+    text = " ".join(line.split())
+    lowered = text.lower()
+    for phrase, name in PHRASES:
+        if lowered == phrase or lowered.startswith(phrase + " "):
+            return Command(name, tuple(text[len(phrase) :].split()), text[:MAX_LINE])
+    return None
+
+
+def is_quote(line: str) -> bool:
+    return line.lstrip().startswith(">")
+
+
+def parse_commands(subject: str, body: str) -> Commands:
+    """The commands of a message with this Subject and body text."""
+    found = Commands()
+    subject_command = read_command(RESPONSE_MARKERS.sub("", subject).strip())
+    # A Subject that is no command ("Question") is ignored, not counted against the body.
+    if subject_command is not None:
+        if subject_command.name == "end":
+            return found
+        found.commands.append(subject_command)
+    for raw_line in body.splitlines():
+        line = raw_line.strip()
+        if raw_line.rstrip("\r") in ("-- ", "--") or is_quote(raw_line):
+            break
+        if not line:
+            continue
+        command = read_command(line)
+        if command is None:
+            found.unknown.append(line[:MAX_LINE])
+            if len(found.unknown) >= MAX_OTHER_LINES:
+                break
+            continue
+        if command.name == "end":
+            break
+        # A reply quoting "confirm TOKEN" in both Subject and body means it once.
+        if command not in found.commands:
+            found.commands.append(command)
+        if len(found.commands) >= MAX_COMMANDS:
+            break
+    return found
+
+
+def message_commands(message: EmailMessage) -> Commands:
+    return parse_commands(subject_of(message), plain_text(message))

@@ -1,0 +1,138 @@
+"""The one way out: every mail the server sends is stored here and split into batches.
+
+``queue_mail`` stores one outgoing message and its recipients as batches of at most
+``max_recipients`` addresses; delivery workers claim the batches. With a signer (``[dkim]``)
+the message is DKIM-signed here, after every change, and mail relayed for others (posts,
+forwards) is ARC-sealed too, so what is stored is exactly what leaves. It is called inside the
+transaction that decided to send, so a message is queued exactly when that decision commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import datetime
+from email.message import Message
+
+from sqlalchemy import Insert, Select, func, insert, literal, select
+from sqlalchemy.orm import Session
+
+from listserv.auth.dkim import Signer
+from listserv.posting.decorate import to_bytes
+from listserv.store.models import Delivery, Outgoing, UTCDateTime, utcnow
+
+
+class Wakeup:
+    """Tells this process's delivery workers that new work was committed."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.event: asyncio.Event | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        self.loop, self.event = loop, event
+
+    def __call__(self) -> None:
+        # A loop that has stopped has nobody left to wake (a server stopped in this process).
+        if self.loop is not None and self.event is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+wake_delivery = Wakeup()
+# Kinds of mail written by others that we pass on: their authentication results travel with
+# them in an ARC set.
+RELAYED = ("post", "forward")
+
+
+def queue_mail(
+    session: Session,
+    *,
+    kind: str,
+    mail_from: str,
+    message: Message | bytes,
+    recipients: Iterable[str] | Select[tuple[str]],
+    batch_size: int,
+    signer: Signer | None,
+    list_id: int | None = None,
+    message_id: int | None = None,
+) -> Outgoing:
+    """Store *message* once (signed) and its *recipients* in batches; returns the outgoing
+    row. *recipients* may be a query selecting addresses: it is then batched by the
+    database."""
+    raw = message if isinstance(message, bytes) else to_bytes(message)
+    if signer is not None:
+        raw = signer.sign(raw)
+        if kind in RELAYED:
+            raw = signer.seal(raw)
+    outgoing = Outgoing(
+        kind=kind, mail_from=mail_from, raw=raw, list_id=list_id, message_id=message_id
+    )
+    session.add(outgoing)
+    session.flush()
+    now = utcnow()
+    if isinstance(recipients, Select):
+        session.execute(_batches_from_query(outgoing.id, recipients, batch_size, now))
+        session.info["wake_delivery"] = True
+        return outgoing
+    rows: list[dict] = []
+    batch: list[str] = []
+    for address in recipients:
+        batch.append(address)
+        if len(batch) == batch_size:
+            rows.append(_batch_row(outgoing.id, batch, now))
+            batch = []
+    if batch:
+        rows.append(_batch_row(outgoing.id, batch, now))
+    if rows:
+        session.execute(insert(Delivery), rows)
+    session.info["wake_delivery"] = True
+    return outgoing
+
+
+def _batch_row(outgoing_id: int, batch: list[str], now: object) -> dict:
+    return {
+        "outgoing_id": outgoing_id,
+        "recipients": "\n".join(batch),
+        "count": len(batch),
+        "status": "queued",
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "last_error": "",
+    }
+
+
+def _batches_from_query(
+    outgoing_id: int, recipients: Select[tuple[str]], batch_size: int, now: datetime
+) -> Insert:
+    """``INSERT … SELECT`` of one delivery row per *batch_size* addresses of *recipients*,
+    joined with newlines like ``_batch_row``. Which addresses share a batch does not
+    matter, so rows are numbered in whatever order the database finds them."""
+    numbered = (
+        recipients.order_by(None)
+        .add_columns(((func.row_number().over() - 1) // batch_size).label("batch"))
+        .subquery()
+    )
+    address = numbered.c[0]
+    batches = (
+        select(
+            literal(outgoing_id),
+            func.aggregate_strings(address, "\n"),
+            func.count(),
+            literal("queued"),
+            literal(0),
+            literal(now, UTCDateTime),
+            literal(now, UTCDateTime),
+            literal(""),
+        )
+        .group_by(numbered.c.batch)
+        .order_by(numbered.c.batch)
+    )
+    columns = ["outgoing_id", "recipients", "count", "status", "attempts", "created_at"]
+    return insert(Delivery).from_select([*columns, "next_attempt_at", "last_error"], batches)
+
+
+def wake_after_commit(session: Session) -> None:
+    """Session ``after_commit`` hook: wake delivery when the commit queued mail."""
+    if session.info.pop("wake_delivery", False):
+        wake_delivery()

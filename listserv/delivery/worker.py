@@ -1,0 +1,469 @@
+"""Delivery: one claimer takes due batches from the queue (several per transaction) and hands
+them to ``[delivery] connections`` workers; each worker sends a batch in one SMTP transaction
+over its own kept-open connection to the smarthost (``smtp_client``, pipelined) or writes it to
+the outbox directory, then records what became of every recipient.
+
+A refused RCPT never fails the rest of its batch. A temporary failure (4xx, a dropped
+connection) queues the recipients that were not refused again, with back-off, until
+``give_up_after``; a permanent one (5xx) is recorded against the recipient
+(``record_failures``) and never retried on its own. ``deliver_one`` is where one batch becomes
+SMTP transactions: one for the batch, or for personalized mail one per recipient, pipelined
+back to back on the same connection. The copies of a batch are made (and DKIM-signed) in a
+thread, so the workers of one process sign on every core: OpenSSL's RSA releases the GIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import ColumnElement, case, func, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from listserv.app import App
+from listserv.bounces.scores import delivery_failures
+from listserv.config import DeliveryConfig, host_port
+from listserv.delivery.personalize import Personalized, load_payload
+from listserv.delivery.smtp_client import LOST, Result, SmtpConnection, SmtpError, data_payload
+from listserv.mail.addresses import domain_of
+from listserv.store.claims import lock_rows, nap
+from listserv.store.db import transaction
+from listserv.store.models import Delivery, Outgoing, RecipientFailure, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    outgoing_id: int
+    mail_from: str
+    recipients: list[str]
+    attempts: int
+    created_at: datetime
+    # The process that claimed it: only that process may record its outcome.
+    claimed_by: str = ""
+
+
+class SmtpSender:
+    """One connection to the smarthost, kept open across transactions."""
+
+    def __init__(self, config: DeliveryConfig, helo_name: str) -> None:
+        self.host, self.port = host_port(config.smarthost, "delivery.smarthost")
+        self.timeout = config.timeout
+        self.helo_name = helo_name
+        self.connection: SmtpConnection | None = None
+        self.raw = b""
+        self.payload = b""
+
+    def _payload(self, raw: bytes) -> bytes:
+        # Workers hand in the same bytes object for every batch of a message.
+        if raw is not self.raw:
+            self.raw, self.payload = raw, data_payload(raw)
+        return self.payload
+
+    async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> Result:
+        payload = self._payload(raw)
+        return await self._run(
+            recipients,
+            lambda connection, result: connection.send(mail_from, recipients, payload, result),
+        )
+
+    async def send_each(self, copies: list[tuple[str, str, bytes]]) -> Result:
+        """One transaction per (envelope sender, recipient, message)."""
+        payloads = [(mail_from, rcpt, data_payload(raw)) for mail_from, rcpt, raw in copies]
+        return await self._run(
+            [rcpt for _, rcpt, _ in copies],
+            lambda connection, result: connection.send_each(payloads, result),
+        )
+
+    async def _run(
+        self,
+        recipients: list[str],
+        transactions: Callable[[SmtpConnection, Result], Awaitable[None]],
+    ) -> Result:
+        result = Result()
+        while True:
+            fresh = self.connection is None
+            try:
+                if self.connection is None:
+                    self.connection = await SmtpConnection.connect(
+                        self.host, self.port, self.timeout, self.helo_name
+                    )
+                replies_before = self.connection.replies.count
+                await transactions(self.connection, result)
+                return result
+            except (SmtpError, OSError, TimeoutError) as error:
+                stale = not fresh and self.connection.replies.count == replies_before  # type: ignore[union-attr]
+                self.abort()
+                if stale:
+                    continue  # the server had closed the idle connection: use a new one now
+                return result.fail(result.undecided(recipients), *_temporary(error))
+
+    def abort(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.abort()
+
+    async def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            await connection.quit()
+
+
+def _temporary(error: Exception) -> tuple[int, str]:
+    """A broken connection or an unusable smarthost says nothing about the recipients: their
+    delivery is retried whatever the code."""
+    if isinstance(error, SmtpError):
+        return (error.code if error.code < 500 else LOST), error.text
+    return LOST, f"connection failed: {error or type(error).__name__}"
+
+
+class OutboxSender:
+    """Writes each transaction to a file in a directory, envelope first: for trying the
+    server where there is no MTA."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.counter = itertools.count(1)
+        directory.mkdir(parents=True, exist_ok=True)
+
+    async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> Result:
+        envelope = f"X-Envelope-From: <{mail_from}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n"
+        name = f"{utcnow():%Y%m%d-%H%M%S}-{os.getpid()}-{next(self.counter)}.eml"
+        await asyncio.to_thread((self.directory / name).write_bytes, envelope.encode() + raw)
+        return Result(accepted=list(recipients))
+
+    async def send_each(self, copies: list[tuple[str, str, bytes]]) -> Result:
+        result = Result()
+        for mail_from, rcpt, raw in copies:
+            result.accepted.extend((await self.send(mail_from, [rcpt], raw)).accepted)
+        return result
+
+    async def close(self) -> None:
+        return None
+
+
+Sender = SmtpSender | OutboxSender
+
+
+def make_sender(app: App) -> Sender:
+    delivery = app.config.delivery
+    if delivery.outbox:
+        return OutboxSender(app.config.resolve(delivery.outbox))
+    return SmtpSender(delivery, app.domain)
+
+
+@contextlib.contextmanager
+def bookkeeping(app: App) -> Iterator[Session]:
+    """A transaction recording delivery progress. On PostgreSQL its commit does not wait for
+    the WAL flush (two per batch would otherwise bound the send rate): a database crash can
+    only lose the latest progress, and that means sending a batch again, never losing one."""
+    with transaction(app.sessions) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        yield session
+
+
+def claim(app: App, instance_id: str, limit: int) -> list[Batch]:
+    """Take up to *limit* due batches for this process, in one short transaction."""
+    now = utcnow()
+    with bookkeeping(app) as session:
+        due = (
+            select(Delivery.id)
+            .where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+        )
+        # The claim is one UPDATE: SQLite takes its write lock before reading, so two
+        # processes never both see a batch queued.
+        ids = session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(lock_rows(due, session)), Delivery.status == "queued")
+            .values(status="sending", claimed_by=instance_id)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        if not ids:
+            return []
+        rows = session.execute(
+            select(
+                Delivery.id,
+                Delivery.outgoing_id,
+                Outgoing.mail_from,
+                Delivery.recipients,
+                Delivery.attempts,
+                Delivery.created_at,
+            )
+            .join(Outgoing, Outgoing.id == Delivery.outgoing_id)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+        )
+        return [
+            Batch(id, outgoing, mail_from, recipients.split("\n"), attempts, created, instance_id)
+            for id, outgoing, mail_from, recipients, attempts, created in rows
+        ]
+
+
+def retry_delay(config: DeliveryConfig, attempts: int) -> float:
+    schedule = config.retry_schedule
+    return schedule[min(attempts, len(schedule) - 1)]
+
+
+def record(app: App, batch: Batch, result: Result) -> None:
+    """Store the outcome of one transaction for every recipient of the batch: accepted ones
+    are done, temporary failures are queued again with back-off (or given up on), permanent
+    ones are recorded per recipient."""
+    config = app.config.delivery
+    now = utcnow()
+    attempts = batch.attempts + 1
+    gave_up = (now - batch.created_at).total_seconds() >= config.give_up_after
+    failures = dict(result.permanent)
+    retry: dict[str, tuple[int, str]] = {}
+    if gave_up:
+        failures.update(
+            {r: (c, f"gave up retrying: {m}") for r, (c, m) in result.temporary.items()}
+        )
+    else:
+        retry = result.temporary
+    next_attempt_at = now + timedelta(seconds=retry_delay(config, batch.attempts))
+    # Ours still, or given back (we were thought dead) and not taken since: a batch another
+    # process has claimed is left to it, and what we sent adds no retries or failures.
+    ours = still_ours(batch)
+    untaken = (Delivery.status == "queued") & Delivery.claimed_by.is_(None)
+    this_batch = update(Delivery).where(Delivery.id == batch.id, ours | untaken)
+    with bookkeeping(app) as session:
+        if retry and not result.accepted and not failures:
+            # Nobody got it and nothing is final: the same batch waits for its next attempt.
+            session.execute(
+                this_batch.values(
+                    status="queued",
+                    attempts=attempts,
+                    claimed_by=None,
+                    next_attempt_at=next_attempt_at,
+                    last_error=_first_error(retry),
+                )
+            )
+            return
+        done = session.execute(
+            this_batch.values(
+                status="sent" if result.accepted else "failed",
+                attempts=attempts,
+                finished_at=now,
+                claimed_by=None,
+                last_error=_first_error(failures) if failures else "",
+            )
+        )
+        if not done.rowcount:  # type: ignore[attr-defined]
+            return  # another process owns it now, or its message was deleted meanwhile
+        if retry:
+            session.execute(
+                insert(Delivery).values(
+                    outgoing_id=batch.outgoing_id,
+                    recipients="\n".join(retry),
+                    count=len(retry),
+                    status="queued",
+                    attempts=attempts,
+                    created_at=batch.created_at,
+                    next_attempt_at=next_attempt_at,
+                    last_error=_first_error(retry),
+                )
+            )
+        if failures:
+            record_failures(app, session, batch.outgoing_id, failures, now)
+
+
+def record_failures(
+    app: App,
+    session: Session,
+    outgoing_id: int,
+    failures: dict[str, tuple[int, str]],
+    now: datetime,
+) -> None:
+    """Recipients that will not get this message: kept for ``queue status`` and
+    ``queue retry``, and counted against the member like a bounce (bounces.py)."""
+    session.execute(
+        insert(RecipientFailure),
+        [
+            {
+                "outgoing_id": outgoing_id,
+                "address": address,
+                "domain": domain_of(address),
+                "code": code,
+                "reason": reason[:2000],
+                "failed_at": now,
+                "resent": False,
+            }
+            for address, (code, reason) in failures.items()
+        ],
+    )
+    delivery_failures(app, session, outgoing_id, failures)
+
+
+def still_ours(batch: Batch) -> ColumnElement[bool]:
+    """The batch's row is still being sent by the process that claimed it."""
+    return (Delivery.status == "sending") & (Delivery.claimed_by == batch.claimed_by)
+
+
+def release(app: App, batch: Batch) -> None:
+    """Give a batch back to the queue after an unexpected error, for another attempt, unless
+    another process has taken it over meanwhile."""
+    with transaction(app.sessions) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == batch.id, still_ours(batch))
+            .values(status="queued", claimed_by=None)
+        )
+
+
+def _first_error(errors: dict[str, tuple[int, str]]) -> str:
+    address, (code, reason) = next(iter(errors.items()))
+    return f"{address}: {code} {reason}"[:2000]
+
+
+async def deliver_one(
+    app: App, sender: Sender, batch: Batch, payload: bytes | Personalized
+) -> None:
+    """Send one batch and record the outcome: one transaction for the batch, or one per
+    recipient for a personalized post (personalize.py), whose copies are made in a thread,
+    off the event loop that the other connections' round trips wait on."""
+    if isinstance(payload, Personalized):
+        copies = await asyncio.to_thread(payload.copies, batch.recipients)
+        result = await sender.send_each(copies)
+    else:
+        result = await sender.send(batch.mail_from, batch.recipients, payload)
+    await asyncio.to_thread(record, app, batch, result)
+
+
+async def run_claimer(
+    app: App,
+    instance_id: str,
+    queue: asyncio.Queue[Batch | None],
+    wakeup: asyncio.Event,
+    poll: float,
+) -> None:
+    """Keep the workers' queue filled: claim as many batches as there are connections in one
+    transaction, hand them over as the workers take them, and nap when nothing is due."""
+    limit = queue.maxsize
+    while True:
+        wakeup.clear()
+        try:
+            batches = await asyncio.to_thread(claim, app, instance_id, limit)
+        except Exception:
+            log.exception("could not claim deliveries")
+            batches = []
+        for batch in batches:
+            await queue.put(batch)
+        if len(batches) < limit:
+            await nap(wakeup, poll)
+
+
+async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
+    """Send the batches handed over on *queue* over one connection, until ``None``."""
+    sender = make_sender(app)
+    cached: tuple[int, bytes | Personalized] = (0, b"")
+    try:
+        while True:
+            if queue.empty():
+                # Nothing to do: let the smarthost have its connection back meanwhile.
+                await sender.close()
+            batch = await queue.get()
+            if batch is None:
+                return
+            try:
+                if cached[0] != batch.outgoing_id:
+                    payload = await asyncio.to_thread(load_payload, app, batch.outgoing_id)
+                    cached = (batch.outgoing_id, payload)
+                await deliver_one(app, sender, batch, cached[1])
+            except Exception:
+                log.exception("delivery %s failed unexpectedly", batch.id)
+                # Should the database be what failed, the batch stays claimed until
+                # this process stops or is found dead, and is sent then.
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(release, app, batch)
+    finally:
+        await sender.close()
+
+
+async def run_delivery(
+    app: App, instance_id: str, wakeup: asyncio.Event, stopping: asyncio.Event, poll: float
+) -> None:
+    """Run ``[delivery] connections`` workers fed by one claimer until *stopping* is set;
+    then the batches already claimed are sent (so a clean stop sends nothing twice) and the
+    workers end. Cancelling cuts that short; ``unregister`` gives back what is left."""
+    connections = app.config.delivery.connections
+    queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=connections)
+    claimer = asyncio.create_task(run_claimer(app, instance_id, queue, wakeup, poll))
+    workers = [asyncio.create_task(run_worker(app, queue)) for _ in range(connections)]
+    try:
+        await stopping.wait()
+        claimer.cancel()
+        await asyncio.gather(claimer, return_exceptions=True)
+        for _ in workers:
+            await queue.put(None)
+        await asyncio.gather(*workers)
+    finally:
+        for task in [claimer, *workers]:
+            task.cancel()
+        await asyncio.gather(claimer, *workers, return_exceptions=True)
+
+
+def resend_failed(app: App, domain: str | None = None) -> int:
+    """Queue failed recipients again (``queue retry``); returns how many."""
+    config = app.config.delivery
+    with transaction(app.sessions) as session:
+        query = select(RecipientFailure).where(RecipientFailure.resent.is_(False))
+        if domain:
+            query = query.where(RecipientFailure.domain == domain.lower())
+        failures = list(session.scalars(query.order_by(RecipientFailure.outgoing_id)))
+        by_outgoing: dict[int, list[str]] = {}
+        for failure in failures:
+            by_outgoing.setdefault(failure.outgoing_id, []).append(failure.address)
+            failure.resent = True
+        now = utcnow()
+        for outgoing_id, addresses in by_outgoing.items():
+            for start in range(0, len(addresses), config.max_recipients):
+                chunk = addresses[start : start + config.max_recipients]
+                session.add(
+                    Delivery(
+                        outgoing_id=outgoing_id,
+                        recipients="\n".join(chunk),
+                        count=len(chunk),
+                        created_at=now,
+                        next_attempt_at=now,
+                    )
+                )
+        session.info["wake_delivery"] = True
+    return len(failures)
+
+
+def queue_counts(app: App) -> dict[str, int]:
+    """Recipients by state: queued (due now), deferred (waiting to retry), sending, sent,
+    failed."""
+    state = case(
+        (
+            (Delivery.status == "queued") & (Delivery.attempts > 0),
+            "deferred",
+        ),
+        else_=Delivery.status,
+    )
+    counts = {"queued": 0, "deferred": 0, "sending": 0, "sent": 0, "failed": 0}
+    with app.sessions() as session:
+        for name, total in session.execute(select(state, func.sum(Delivery.count)).group_by(state)):
+            counts[name] = counts.get(name, 0) + int(total or 0)
+        counts["failed"] = (
+            session.scalar(
+                select(func.count())
+                .select_from(RecipientFailure)
+                .where(RecipientFailure.resent.is_(False))
+            )
+            or 0
+        )
+    return counts

@@ -1,0 +1,244 @@
+"""The router: takes each received message from the inbox and hands it to the stage its
+recipient address names (post, -request, -owner, -bounces…).
+
+Each message is handled in one transaction together with everything it causes (queued mail,
+held posts, membership changes), so a crash either leaves it unprocessed or fully processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from email.message import Message as Mail
+from email.utils import parseaddr
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from listserv.app import App
+from listserv.auth.authentication import authenticate_stored, prepend, stamp
+from listserv.bounces.scores import handle_bounce
+from listserv.commands.confirm import handle_confirm
+from listserv.commands.request import handle_join, handle_leave, handle_request
+from listserv.delivery.outbound import queue_mail
+from listserv.mail.addresses import parse_recipient
+from listserv.mail.headers import one_line
+from listserv.moderation import decisions  # noqa: F401 - registers the moderation token actions
+from listserv.posting.aliases import alias_is_live, forward_to_poster
+from listserv.posting.decorate import parse
+from listserv.posting.pipeline import process_post
+from listserv.store.claims import lock_rows, nap
+from listserv.store.db import describe, transaction
+from listserv.store.lists import MailList, get_list, list_names
+from listserv.store.models import InboxMessage, utcnow
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[App, Session, MailList, InboxMessage], str]
+CLAIM_BATCH = 20
+# Attempts at a message whose processing raises OperationalError before it is marked failed.
+MAX_ATTEMPTS = 5
+
+
+# Names the list address a message was forwarded from, as Mailman does: mail coming back to
+# an address it names has gone round a loop.
+BEEN_THERE = "X-BeenThere"
+
+
+def been_there(message: Mail, address: str) -> bool:
+    return any(
+        parseaddr(str(value))[1].lower() == address for value in message.get_all(BEEN_THERE, [])
+    )
+
+
+def auto_generated(message: Mail, envelope_sender: str) -> bool:
+    """A bounce or an automatic reply (RFC 3834): never written by a person."""
+    auto = one_line(str(message.get("Auto-Submitted", "no"))).strip().lower()
+    return (
+        envelope_sender in ("", "<>")
+        or auto not in ("", "no")
+        or message.get_content_type() == "multipart/report"
+    )
+
+
+def loop_refusal(message: Mail, envelope_sender: str, owner: str) -> str | None:
+    """Why mail to the *owner* address must not be forwarded, or None."""
+    if been_there(message, owner):
+        return "discarded: loop (forwarded by this address before)"
+    if auto_generated(message, envelope_sender) and (
+        message.get(BEEN_THERE) or message.get("List-Id")
+    ):
+        # A bounce or auto-reply another list passed on: two list servers whose owners are
+        # each other's -owner addresses would pass it back and forth.
+        return "discarded: automatic mail forwarded by another list"
+    return None
+
+
+def mark_forwarded(message: Mail, envelope_sender: str, owner: str) -> None:
+    """Name *owner* in the loop header; automatic mail stays recognisably automatic though
+    the forward has an envelope sender of its own."""
+    if auto_generated(message, envelope_sender) and "Auto-Submitted" not in message:
+        message["Auto-Submitted"] = "auto-forwarded"
+    prepend(message, BEEN_THERE, owner)
+
+
+def forward_to_owners(app: App, session: Session, mlist: MailList, stored: InboxMessage) -> str:
+    owners = mlist.config.owners or mlist.config.moderators
+    if not owners:
+        return "discarded: the list has no owners"
+    message = parse(stored.raw)
+    owner = mlist.address("owner")
+    refusal = loop_refusal(message, stored.mail_from, owner)
+    if refusal:
+        return refusal
+    stamp(message, authenticate_stored(app, stored, message), app.domain)
+    mark_forwarded(message, stored.mail_from, owner)
+    queue_mail(
+        session,
+        kind="forward",
+        mail_from=mlist.address("bounces"),
+        message=message,
+        recipients=owners,
+        batch_size=app.config.delivery.max_recipients,
+        signer=app.signer,
+        list_id=mlist.id,
+        message_id=stored.id,
+    )
+    return "forwarded to owners"
+
+
+# What each role of a list address does. An address whose role has no handler is refused at
+# RCPT, so the server never accepts mail it cannot act on.
+HANDLERS: dict[str, Handler] = {
+    "post": process_post,
+    "owner": forward_to_owners,
+    "bounces": handle_bounce,
+    "confirm": handle_confirm,
+    "request": handle_request,
+    "join": handle_join,
+    "leave": handle_leave,
+    "alias": forward_to_poster,
+}
+# Roles whose addresses need a further look before RCPT is accepted (a revoked alias).
+RCPT_CHECKS = {"alias": alias_is_live}
+
+
+def handle(app: App, session: Session, stored: InboxMessage) -> str:
+    target = parse_recipient(stored.rcpt_to, app.domain, list_names(session))
+    if target is None or target.role not in HANDLERS:
+        return f"failed: no list address {stored.rcpt_to}"
+    mlist = get_list(session, target.list_name, app.domain)
+    return HANDLERS[target.role](app, session, mlist, stored)
+
+
+def claim(app: App, instance_id: str) -> list[int]:
+    """Take up to ``CLAIM_BATCH`` new messages. The claim is one ``UPDATE``: SQLite takes its
+    write lock before reading, so two processes never both see a message unclaimed."""
+    with transaction(app.sessions) as session:
+        # Our own claims are left over from a pass the database interrupted.
+        claimable = (
+            InboxMessage.status == "new",
+            (InboxMessage.claimed_by.is_(None) | (InboxMessage.claimed_by == instance_id)),
+        )
+        oldest = (
+            select(InboxMessage.id).where(*claimable).order_by(InboxMessage.id).limit(CLAIM_BATCH)
+        )
+        ids = session.scalars(
+            update(InboxMessage)
+            .where(InboxMessage.id.in_(lock_rows(oldest, session)), *claimable)
+            .values(claimed_by=instance_id)
+            .returning(InboxMessage.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    return sorted(ids)
+
+
+class Gone(Exception):
+    """The message was processed meanwhile (by another process, or ``inject``)."""
+
+
+def process(app: App, message_id: int) -> str:
+    """Handle one stored message; a failure is recorded on it, never lost silently."""
+    try:
+        with transaction(app.sessions) as session:
+            stored = session.get(InboxMessage, message_id)
+            if stored is None or stored.status != "new":
+                return "gone"
+            outcome = handle(app, session, stored)
+            status = "failed" if outcome.startswith("failed") else "done"
+            finish(session, message_id, status, outcome)
+    except Gone:
+        return "gone"
+    except OperationalError as error:
+        # Usually the database, not the message, failed: it stays new to be processed again,
+        # but only so often, or a message that always fails would block the queue for good.
+        retry = count_attempt(app, message_id, error)
+        if retry is None:
+            return "gone"
+        if retry:
+            raise
+        return "failed"
+    except Exception as error:
+        log.exception("message %s could not be processed", message_id)
+        with transaction(app.sessions) as session:
+            stored = session.get(InboxMessage, message_id)
+            if stored is not None:
+                stored.status = "failed"
+                stored.outcome = f"failed: {type(error).__name__}: {error}"[:2000]
+        return "failed"
+    log.info("message %s: %s", message_id, outcome)
+    return outcome
+
+
+def finish(session: Session, message_id: int, status: str, outcome: str) -> None:
+    """Record the outcome, unless the message was finished meanwhile: then everything this
+    transaction did is rolled back, so a message never takes effect twice."""
+    done = session.execute(
+        update(InboxMessage)
+        .where(InboxMessage.id == message_id, InboxMessage.status == "new")
+        .values(status=status, outcome=outcome[:2000], processed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        raise Gone
+
+
+def count_attempt(app: App, message_id: int, error: OperationalError) -> bool | None:
+    """Count a failed attempt; True while the message may be tried again, False once it is
+    marked failed (kept, with the error, for the operator), None if it is no longer new."""
+    with transaction(app.sessions) as session:
+        attempts = session.scalar(
+            update(InboxMessage)
+            .where(InboxMessage.id == message_id, InboxMessage.status == "new")
+            .values(attempts=InboxMessage.attempts + 1)
+            .returning(InboxMessage.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        if attempts is None:
+            return None
+        if attempts < MAX_ATTEMPTS:
+            return True
+        log.error("message %s failed %d times: %s", message_id, attempts, describe(error))
+        reason = str(error.orig or error).strip().splitlines()
+        finish(session, message_id, "failed", f"failed after {attempts} attempts: {reason[0]}")
+    return False
+
+
+async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:
+    """Process the inbox until cancelled: on each wake-up and every *poll* seconds."""
+    while True:
+        wakeup.clear()
+        try:
+            ids = await asyncio.to_thread(claim, app, instance_id)
+            for message_id in ids:
+                await asyncio.to_thread(process, app, message_id)
+        except SQLAlchemyError as error:
+            # The database went away: keep the router alive and try again later; the
+            # claimed messages are released by the heartbeat if this process dies.
+            log.warning("router: %s", describe(error))
+            ids = []
+        if len(ids) == CLAIM_BATCH:
+            continue
+        await nap(wakeup, poll)

@@ -1,0 +1,234 @@
+"""Intake: the SMTP/LMTP server. It only checks, stores and answers.
+
+RCPT is refused with 550 for anything but an address of one of our lists (never an open
+relay); DATA is answered 250 only once the message is committed to the inbox, 451 when the
+database cannot take it, and 552 when it is larger than ``max_message_size``. LMTP answers
+once per recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from listserv.app import App
+from listserv.config import ConfigError, host_port
+from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient
+from listserv.store.db import transaction
+from listserv.store.models import InboxMessage, MailingList, utcnow
+
+log = logging.getLogger(__name__)
+# A further check of a recipient address of some role (is this alias live?), run at RCPT.
+RcptCheck = Callable[[App, Target], bool]
+
+
+class IntakeHandler:
+    def __init__(
+        self,
+        app: App,
+        roles: set[str],
+        on_stored: Callable[[], None],
+        checks: dict[str, RcptCheck] | None = None,
+    ) -> None:
+        self.app = app
+        self.roles = roles
+        self.checks = checks or {}
+        self.on_stored = on_stored
+        self.max_recipients = app.config.server.max_recipients
+        self.lmtp = app.config.server.protocol == "lmtp"
+
+    def _list_names(self) -> set[str]:
+        with self.app.sessions() as session:
+            return set(session.scalars(select(MailingList.name)))
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        try:
+            names = await asyncio.to_thread(self._list_names)
+            target = parse_recipient(address, self.app.domain, names)
+            if target is None or target.role not in self.roles:
+                return "550 5.1.1 No such list address here"
+            check = self.checks.get(target.role)
+            if check is not None and not await asyncio.to_thread(check, self.app, target):
+                return "550 5.1.1 No such list address here"
+        except SQLAlchemyError:
+            log.exception("database unavailable at RCPT")
+            return "451 4.3.0 Temporary failure, try again later"
+        if normalize(address) in envelope.rcpt_tos and not self.lmtp:
+            return "250 2.1.5 OK (duplicate recipient, delivered once)"
+        envelope.rcpt_tos.append(normalize(address))
+        envelope.rcpt_options.append(options)
+        return "250 2.1.5 OK"
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
+    ) -> str:
+        if address and address != "<>":
+            try:
+                normalize(address)
+            except InvalidAddress:
+                return "553 5.1.7 Sender address is not valid"
+        envelope.mail_from = address or ""
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if len(raw) > self.app.config.server.max_message_size:
+            return "\r\n".join(["552 5.3.4 Message too big"] * self._reply_count(envelope))
+        try:
+            ids = await asyncio.to_thread(
+                self._store,
+                envelope.mail_from or "",
+                list(envelope.rcpt_tos),
+                raw,
+                peer_ip(session),
+                session.host_name,
+            )
+        except SQLAlchemyError:
+            log.exception("database unavailable at DATA")
+            replies = ["451 4.3.0 Temporary failure, try again later"] * self._reply_count(envelope)
+            return "\r\n".join(replies)
+        self.on_stored()
+        log.info("accepted %s from %s for %s", ids, envelope.mail_from, envelope.rcpt_tos)
+        if self.lmtp:
+            return "\r\n".join(
+                f"250 2.0.0 <{rcpt}> queued as {i}"
+                for rcpt, i in zip(envelope.rcpt_tos, ids, strict=True)
+            )
+        return f"250 2.0.0 OK queued as {ids[0]}"
+
+    def _reply_count(self, envelope: Envelope) -> int:
+        return len(envelope.rcpt_tos) if self.lmtp else 1
+
+    def _store(
+        self,
+        mail_from: str,
+        rcpt_tos: list[str],
+        raw: bytes,
+        peer: str | None,
+        helo: str | None,
+    ) -> list[int]:
+        now = utcnow()
+        rows = [
+            {
+                "received_at": now,
+                "mail_from": mail_from,
+                "rcpt_to": rcpt,
+                "raw": raw,
+                "status": "new",
+                "outcome": "",
+                "peer_ip": peer,
+                "helo": (helo or "")[:255] or None,
+            }
+            for rcpt in rcpt_tos
+        ]
+        with transaction(self.app.sessions) as session:
+            result = session.execute(
+                insert(InboxMessage).returning(InboxMessage.id, sort_by_parameter_order=True), rows
+            )
+            return list(result.scalars())
+
+
+def peer_ip(session: Session) -> str | None:
+    peer = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None
+
+
+class Connections:
+    """The SMTP sessions under way, so a stop can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self.active: set[asyncio.BaseProtocol] = set()
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def opened(self, protocol: asyncio.BaseProtocol) -> None:
+        self.active.add(protocol)
+        self.idle.clear()
+
+    def closed(self, protocol: asyncio.BaseProtocol) -> None:
+        self.active.discard(protocol)
+        if not self.active:
+            self.idle.set()
+
+
+def tracked(cls: type[SMTP], connections: Connections) -> type[SMTP]:
+    class Tracked(cls):  # type: ignore[valid-type, misc]
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            connections.opened(self)
+            super().connection_made(transport)
+
+        def connection_lost(self, error: Exception | None) -> None:
+            super().connection_lost(error)
+            connections.closed(self)
+
+    return Tracked
+
+
+class Intake:
+    def __init__(self, app: App, handler: IntakeHandler) -> None:
+        self.app = app
+        self.handler = handler
+        self.connections = Connections()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        server = self.app.config.server
+        lmtp = server.protocol == "lmtp"
+        cls = tracked(LMTP if lmtp else SMTP, self.connections)
+        if lmtp:
+            # aiosmtpd refuses an overlong line or message with a single reply where LMTP owes
+            # one per recipient, which would leave the MTA waiting: let the handler check the
+            # size (a line limit is the MTA's business, which enforces its own).
+            cls.line_length_limit = server.max_message_size + 2
+
+        def factory() -> SMTP:
+            return cls(
+                self.handler,
+                data_size_limit=None if lmtp else server.max_message_size,
+                enable_SMTPUTF8=True,
+                decode_data=False,
+                hostname=server.domain,
+                ident="listserv",
+                timeout=server.idle_timeout,
+            )
+
+        host, port = host_port(server.listen, "server.listen")
+        loop = asyncio.get_running_loop()
+        try:
+            self.server = await loop.create_server(factory, host=host, port=port)
+        except OSError as error:
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise ConfigError(
+                f"server.listen: cannot listen on {server.listen}: {reason}"
+            ) from None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Take no new connections; wait for sessions under way to end, up to a limit."""
+        if self.server is None:
+            return
+        self.server.close()
+        try:
+            await asyncio.wait_for(self.connections.idle.wait(), drain_seconds)
+        except TimeoutError:
+            log.warning("%d SMTP sessions still open at stop", len(self.connections.active))
+            for protocol in list(self.connections.active):
+                transport = getattr(protocol, "transport", None)
+                if transport is not None:
+                    transport.close()

@@ -1,0 +1,81 @@
+"""Every text the server writes comes from a Jinja2 template under ``templates/<lang>/``.
+
+A mail template starts with header lines (at least ``Subject:``), a blank line, then the body.
+Operators override any template by putting a file of the same name under ``[server]
+template_dir``; a template missing in a list's language falls back to English.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from listserv.mail.headers import one_line, set_subject
+
+BUILTIN = Path(__file__).resolve().parents[2] / "templates"
+# Headers a template may set; anything else in the head of a template is a mistake.
+TEMPLATE_HEADERS = {"subject", "content-type"}
+
+
+class Templates:
+    def __init__(self, override_dir: Path | None = None) -> None:
+        search = [str(override_dir)] if override_dir else []
+        search.append(str(BUILTIN))
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(search),
+            autoescape=jinja2.select_autoescape(["html", "htm"], default=False),
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined,
+        )
+
+    def text(self, language: str, name: str, **context: Any) -> str:
+        """Render ``templates/<language>/<name>`` (English when the language lacks it)."""
+        template = self.env.get_or_select_template([f"{language}/{name}", f"en/{name}"])
+        return template.render(**context)
+
+    def mail(
+        self,
+        language: str,
+        name: str,
+        *,
+        sender: str,
+        to: str,
+        domain: str,
+        **context: Any,
+    ) -> EmailMessage:
+        """A complete UTF-8 message from a mail template: headers, Date, Message-ID."""
+        rendered = self.text(language, name, **context)
+        head, _, body = rendered.partition("\n\n")
+        message = EmailMessage(policy=SMTP)
+        message["From"] = sender
+        message["To"] = to
+        for line in head.splitlines():
+            field, _, value = line.partition(":")
+            if field.strip().lower() not in TEMPLATE_HEADERS:
+                raise jinja2.TemplateError(f"{language}/{name}: unexpected header line {line!r}")
+            if field.strip().lower() == "subject":
+                set_subject(message, one_line(value))
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = make_msgid(domain=domain)
+        message.set_content(body, charset="utf-8", cte=body_encoding(body))
+        # After set_content, which drops every Content-* header set before it.
+        message["Content-Language"] = language
+        return message
+
+
+def body_encoding(text: str) -> str:
+    """8bit keeps Cyrillic readable in the raw message; long lines need quoted-printable."""
+    return "quoted-printable" if any(len(line) > 900 for line in text.splitlines()) else "8bit"
+
+
+@lru_cache(maxsize=8)
+def templates_for(override_dir: str) -> Templates:
+    return Templates(Path(override_dir) if override_dir else None)

@@ -1,0 +1,123 @@
+"""The web endpoint (``[web]``): one-click unsubscribe links (RFC 8058).
+
+``POST /u/TOKEN`` unsubscribes the member the token names, at once: that is what mail
+providers send when a member presses their "Unsubscribe" button. ``GET /u/TOKEN`` only shows a
+page, in the list's language, with a button that POSTs: link scanners and previews fetch URLs
+with GET and must never unsubscribe anyone. It runs under uvicorn on ``serve``'s own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from listserv.app import App
+from listserv.auth.one_click import load_secret, read_token, unsubscribe_by_link
+from listserv.config import ConfigError, host_port
+from listserv.store.db import transaction
+from listserv.store.lists import UnknownList, get_list
+
+log = logging.getLogger(__name__)
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
+
+
+def make_web_app(app: App) -> Starlette:
+    assert app.config.web is not None
+    secret = load_secret(app.config.resolve(app.config.web.secret_file))
+
+    def page(language: str, status: int = 200, **context: object) -> HTMLResponse:
+        html = app.templates.text(language, "unsubscribe.html", **context)
+        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+    def list_language(list_name: str) -> str | None:
+        try:
+            with app.sessions() as session:
+                return get_list(session, list_name, app.domain).config.language
+        except UnknownList:
+            return None
+
+    def unsubscribe(list_name: str, address: str) -> bool:
+        with transaction(app.sessions) as session:
+            mlist = get_list(session, list_name, app.domain)
+            return unsubscribe_by_link(session, mlist.id, address, "one-click link")
+
+    async def one_click(request: Request) -> HTMLResponse:
+        named = read_token(secret, request.path_params["token"])
+        language = await asyncio.to_thread(list_language, named[0]) if named else None
+        if named is None or language is None:
+            return page("en", 404, state="invalid")
+        list_name, address = named
+        list_address = f"{list_name}@{app.domain}"
+        if request.method == "GET":
+            return page(language, state="confirm", address=address, list_address=list_address)
+        removed = await asyncio.to_thread(unsubscribe, list_name, address)
+        log.info("one-click unsubscribe of %s from %s: %s", address, list_name, removed)
+        state = "done" if removed else "not-member"
+        return page(language, state=state, address=address, list_address=list_address)
+
+    return Starlette(routes=[Route("/u/{token}", one_click, methods=["GET", "POST"])])
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: ``serve`` stops everything together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Web:
+    def __init__(self, app: App) -> None:
+        assert app.config.web is not None
+        self.listen = app.config.web.listen
+        self.server = EmbeddedServer(
+            uvicorn.Config(
+                make_web_app(app),
+                lifespan="off",
+                access_log=False,
+                log_config=None,  # leave logging as serve set it up
+                log_level="warning",
+            )
+        )
+        self.socket: socket.socket | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.socket is not None
+        return int(self.socket.getsockname()[1])
+
+    def start(self) -> asyncio.Task[None]:
+        """Bind now, so a port in use is an error at start naming the key, then serve."""
+        host, port = host_port(self.listen, "web.listen")
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self.socket = socket.create_server((host, port), family=family, backlog=128)
+        except OSError as error:
+            raise ConfigError(f"web.listen: cannot listen on {self.listen}: {error}") from None
+        self.socket.setblocking(False)
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.socket]))
+        return self.task
+
+    async def stop(self) -> None:
+        """Let requests under way finish, then close."""
+        self.server.should_exit = True
+        if self.task is not None:
+            await asyncio.wait({self.task}, timeout=5)
+        if self.socket is not None:
+            self.socket.close()
