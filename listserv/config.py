@@ -99,7 +99,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class DatabaseConfig:
-    url: str = "sqlite:///var/listserv.store.db"
+    url: str = "sqlite:///var/listserv.db"
     # Seconds to wait for a locked SQLite database or a PostgreSQL connection before giving
     # up (intake then answers 451 and the sender retries).
     timeout: float = 30.0
