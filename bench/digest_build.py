@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from listserv.config import ListConfig
 from listserv.digests.format import BUILDERS, Issue
+from listserv.mail.codec import parse, to_bytes
 from listserv.mail.templates import Templates
-from listserv.posting.decorate import parse, to_bytes
 from listserv.store.lists import MailList
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from listserv.app import App
 from listserv.delivery.outbound import queue_mail
 from listserv.mail.addresses import addresses_in, sender_of
-from listserv.posting.decorate import add_list_headers
+from listserv.mail.list_headers import add_list_headers
 from listserv.store.lists import MailList
 from listserv.store.models import AutoReply, utcnow
 

@@ -10,7 +10,7 @@ from support import make_message
 from listserv.auth.authentication import authenticate, stamp
 from listserv.auth.resolver import Resolver
 from listserv.config import DnsConfig
-from listserv.posting.decorate import parse, to_bytes
+from listserv.mail.codec import parse, to_bytes
 
 US = "lists.example.org"
 

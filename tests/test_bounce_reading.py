@@ -21,7 +21,7 @@ from listserv.delivery.personalize import (
     verp_address,
     verp_decode,
 )
-from listserv.posting.decorate import parse, to_bytes
+from listserv.mail.codec import parse, to_bytes
 
 SAMPLES = Path(__file__).parent / "data" / "bounces"
 DOMAIN = "lists.example.org"

@@ -15,9 +15,9 @@ from listserv.commands.parse import (
     read_command,
 )
 from listserv.config import ConfigError, parse_config
+from listserv.mail.codec import parse
 from listserv.mail.html_content import html_to_text
 from listserv.mail.text import plain_text
-from listserv.posting.decorate import parse
 
 
 def names(subject: str, body: str) -> list[tuple[str, tuple[str, ...]]]:

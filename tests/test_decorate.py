@@ -11,16 +11,9 @@ from email.parser import BytesParser
 import pytest
 
 from listserv.config import ListConfig
-from listserv.posting.decorate import (
-    add_footer,
-    add_list_headers,
-    add_subject_prefix,
-    already_seen,
-    parse,
-    prefixed_subject,
-    set_reply_to,
-    to_bytes,
-)
+from listserv.mail.codec import parse, to_bytes
+from listserv.mail.list_headers import add_list_headers, already_seen
+from listserv.posting.decorate import add_footer, add_subject_prefix, prefixed_subject, set_reply_to
 from listserv.store.lists import MailList
 
 DOMAIN = "lists.example.org"

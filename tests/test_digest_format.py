@@ -14,9 +14,9 @@ from digest_support import burst, digest_parts, html_and_text, lines
 from listserv.config import ConfigError, DigestConfig, ListConfig
 from listserv.digests.format import Issue, html_digest, mime_digest, plain_digest
 from listserv.digests.schedule import Pending, advance, is_due, next_due
+from listserv.mail.codec import parse, to_bytes
 from listserv.mail.html_content import html_to_text, sanitize_html
 from listserv.mail.templates import Templates
-from listserv.posting.decorate import parse, to_bytes
 from listserv.store.lists import MailList
 from listserv.store.models import DigestState
 

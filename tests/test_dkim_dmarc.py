@@ -14,7 +14,7 @@ from mailauth import dkim_verifies, sign_as_poster, signing_domain_of, stub_dnsf
 from sqlalchemy import select
 from support import DOMAIN, Received, RunningServer, Sink, cli, list_table, make_message
 
-from listserv.posting.decorate import to_bytes
+from listserv.mail.codec import to_bytes
 from listserv.store.models import HeldMessage
 
 POSTER = "ann@gmail.com"

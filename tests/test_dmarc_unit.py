@@ -19,7 +19,7 @@ from listserv.auth.dmarc import (
 )
 from listserv.auth.resolver import Resolver
 from listserv.config import DnsConfig
-from listserv.posting.decorate import parse, to_bytes
+from listserv.mail.codec import parse, to_bytes
 
 ALIAS_FROM = "Ann via test <test+p-abc@lists.example.org>"
 

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 from support import DOMAIN, Sink, list_table, make_message
 
-from listserv.intake.router import auto_generated, loop_refusal, mark_forwarded
+from listserv.intake.owner import auto_generated, loop_refusal, mark_forwarded
 
 OWNER = f"test-owner@{DOMAIN}"
 OWNERS = ["boss@ngo.example.kz"]

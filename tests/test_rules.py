@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from listserv.config import ListConfig
-from listserv.posting.decorate import parse
+from listserv.mail.codec import parse
 from listserv.posting.rules import Post, decide
 from listserv.store.lists import MailList
 

@@ -21,7 +21,8 @@ from typing import Literal
 from publicsuffix2 import get_sld
 
 from listserv.auth.resolver import DnsFailure, Resolver
-from listserv.posting.decorate import MAIL_POLICY, set_header
+from listserv.mail.codec import MAIL_POLICY
+from listserv.mail.headers import set_header
 
 log = logging.getLogger(__name__)
 

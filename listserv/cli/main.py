@@ -32,10 +32,10 @@ from listserv.digests.schedule import request_new_volume, send_due
 from listserv.housekeeping import prune
 from listserv.intake.router import process
 from listserv.mail.addresses import InvalidAddress, normalize, parse_recipient
+from listserv.mail.codec import parse
 from listserv.moderation.decisions import Decider, NotPending, held_posts, locked_held, settle
 from listserv.moderation.expiry import run_schedule
 from listserv.posting.aliases import list_aliases, revoke
-from listserv.posting.decorate import parse
 from listserv.posting.hold import expires_at
 from listserv.posting.pipeline import post_sender
 from listserv.server import prepare

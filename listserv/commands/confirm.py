@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.mail.addresses import parse_recipient
+from listserv.mail.codec import parse
 from listserv.notices import is_automated
-from listserv.posting.decorate import parse
 from listserv.posting.pipeline import post_sender
 from listserv.store.lists import MailList
 from listserv.store.models import InboxMessage

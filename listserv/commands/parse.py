@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
+from listserv.mail.codec import subject_of
+from listserv.mail.headers import RESPONSE_MARKERS
 from listserv.mail.text import plain_text
-from listserv.posting.decorate import RESPONSE_MARKERS, subject_of
 
 # Each command and the words (English, Russian, Kazakh) that name it, lower-case.
 KEYWORDS: dict[str, tuple[str, ...]] = {

@@ -28,8 +28,8 @@ from listserv.commands.subscriptions import (
     WRONG_ADDRESS,
     request_confirmation,
 )
+from listserv.mail.codec import parse
 from listserv.notices import allow_auto_reply, is_automated, notice, send_notice
-from listserv.posting.decorate import parse
 from listserv.posting.pipeline import post_sender
 from listserv.store.lists import MailList, all_lists
 from listserv.store.members import find_member

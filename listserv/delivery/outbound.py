@@ -18,7 +18,7 @@ from sqlalchemy import Insert, Select, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from listserv.auth.dkim import Signer
-from listserv.posting.decorate import to_bytes
+from listserv.mail.codec import to_bytes
 from listserv.store.models import Delivery, Outgoing, UTCDateTime, utcnow
 
 

@@ -36,7 +36,7 @@ from listserv.app import App
 from listserv.auth.dkim import body_hasher
 from listserv.auth.one_click import link_maker
 from listserv.mail.addresses import ATOM, list_address, normalize
-from listserv.posting.decorate import to_bytes
+from listserv.mail.codec import to_bytes
 from listserv.store.models import MailingList, Outgoing
 
 # The header lines put on top of a finished copy, given its own header lines and the link its

@@ -22,9 +22,10 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from listserv.mail.addresses import format_address
+from listserv.mail.codec import MAIL_POLICY, subject_of
 from listserv.mail.html_content import html_to_text, sanitize_html
+from listserv.mail.list_headers import add_list_headers
 from listserv.mail.templates import Templates, body_encoding, one_line
-from listserv.posting.decorate import MAIL_POLICY, add_list_headers, subject_of
 from listserv.store.lists import MailList
 
 # RFC 1153: the preamble ends with 70 hyphens, each message with 30.

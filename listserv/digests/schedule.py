@@ -27,7 +27,7 @@ from listserv.app import App
 from listserv.config import DigestConfig
 from listserv.delivery.outbound import Wakeup, queue_mail
 from listserv.digests.format import BUILDERS, Issue
-from listserv.posting.decorate import parse
+from listserv.mail.codec import parse
 from listserv.store.claims import nap
 from listserv.store.db import transaction
 from listserv.store.lists import MailList, all_lists, get_list

@@ -10,24 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from email.message import Message as Mail
-from email.utils import parseaddr
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.auth.authentication import authenticate_stored, prepend, stamp
 from listserv.bounces.scores import handle_bounce
 from listserv.commands.confirm import handle_confirm
 from listserv.commands.request import handle_join, handle_leave, handle_request
-from listserv.delivery.outbound import queue_mail
+from listserv.intake.owner import forward_to_owners
 from listserv.mail.addresses import parse_recipient
-from listserv.mail.headers import one_line
 from listserv.moderation import decisions  # noqa: F401 - registers the moderation token actions
 from listserv.posting.aliases import alias_is_live, forward_to_poster
-from listserv.posting.decorate import parse
 from listserv.posting.pipeline import process_post
 from listserv.store.claims import lock_rows, nap
 from listserv.store.db import describe, transaction
@@ -40,73 +35,6 @@ Handler = Callable[[App, Session, MailList, InboxMessage], str]
 CLAIM_BATCH = 20
 # Attempts at a message whose processing raises OperationalError before it is marked failed.
 MAX_ATTEMPTS = 5
-
-
-# Names the list address a message was forwarded from, as Mailman does: mail coming back to
-# an address it names has gone round a loop.
-BEEN_THERE = "X-BeenThere"
-
-
-def been_there(message: Mail, address: str) -> bool:
-    return any(
-        parseaddr(str(value))[1].lower() == address for value in message.get_all(BEEN_THERE, [])
-    )
-
-
-def auto_generated(message: Mail, envelope_sender: str) -> bool:
-    """A bounce or an automatic reply (RFC 3834): never written by a person."""
-    auto = one_line(str(message.get("Auto-Submitted", "no"))).strip().lower()
-    return (
-        envelope_sender in ("", "<>")
-        or auto not in ("", "no")
-        or message.get_content_type() == "multipart/report"
-    )
-
-
-def loop_refusal(message: Mail, envelope_sender: str, owner: str) -> str | None:
-    """Why mail to the *owner* address must not be forwarded, or None."""
-    if been_there(message, owner):
-        return "discarded: loop (forwarded by this address before)"
-    if auto_generated(message, envelope_sender) and (
-        message.get(BEEN_THERE) or message.get("List-Id")
-    ):
-        # A bounce or auto-reply another list passed on: two list servers whose owners are
-        # each other's -owner addresses would pass it back and forth.
-        return "discarded: automatic mail forwarded by another list"
-    return None
-
-
-def mark_forwarded(message: Mail, envelope_sender: str, owner: str) -> None:
-    """Name *owner* in the loop header; automatic mail stays recognisably automatic though
-    the forward has an envelope sender of its own."""
-    if auto_generated(message, envelope_sender) and "Auto-Submitted" not in message:
-        message["Auto-Submitted"] = "auto-forwarded"
-    prepend(message, BEEN_THERE, owner)
-
-
-def forward_to_owners(app: App, session: Session, mlist: MailList, stored: InboxMessage) -> str:
-    owners = mlist.config.owners or mlist.config.moderators
-    if not owners:
-        return "discarded: the list has no owners"
-    message = parse(stored.raw)
-    owner = mlist.address("owner")
-    refusal = loop_refusal(message, stored.mail_from, owner)
-    if refusal:
-        return refusal
-    stamp(message, authenticate_stored(app, stored, message), app.domain)
-    mark_forwarded(message, stored.mail_from, owner)
-    queue_mail(
-        session,
-        kind="forward",
-        mail_from=mlist.address("bounces"),
-        message=message,
-        recipients=owners,
-        batch_size=app.config.delivery.max_recipients,
-        signer=app.signer,
-        list_id=mlist.id,
-        message_id=stored.id,
-    )
-    return "forwarded to owners"
 
 
 # What each role of a list address does. An address whose role has no handler is refused at

@@ -1,10 +1,22 @@
-"""Writing header values safely: on one line, and RFC 2047-encoded without losing spaces."""
+"""Writing header values safely: on one line, and RFC 2047-encoded without losing spaces;
+recognising reply markers in subjects."""
 
 from __future__ import annotations
 
 import re
 from email.header import Header
 from email.message import Message
+
+# Reply markers of mail clients in the languages of our members ("Re[2]:", German "AW:",
+# Russian "Ответ:"/"Отв:", Kazakh "Жауап:"); a run of them becomes one "Re:". Forwarding
+# markers ("Fwd:") are kept: the post is not a reply.
+REPLY_MARKERS = re.compile(
+    r"^((re|aw|sv|vs|antw|ответ|отв|жауап)\s*([\[(]\d+[\])])?\s*:\s*)+", re.I
+)
+# Reply and forwarding markers alike: what to skip to reach the words a person wrote.
+RESPONSE_MARKERS = re.compile(
+    r"^((re|fwd?|aw|wg|sv|vs|antw|ответ|отв|пересл|жауап)\s*([\[(]\d+[\])])?\s*:\s*)+", re.I
+)
 
 
 def one_line(text: str) -> str:
@@ -31,3 +43,8 @@ def set_subject(message: Message, subject: str) -> None:
         header.append(" ".join(words[:ascii_words]), "us-ascii")
     header.append(" ".join(words[ascii_words:]), "utf-8")
     message.set_raw("Subject", header.encode())
+
+
+def set_header(message: Message, name: str, value: str) -> None:
+    del message[name]
+    message[name] = value

@@ -23,8 +23,8 @@ from listserv.auth.authentication import authenticate_stored, stamp
 from listserv.auth.dmarc import ENFORCING, Mitigation, Policy, display_name_of
 from listserv.delivery.outbound import queue_mail
 from listserv.mail.addresses import Target, format_address, parse_recipient, sender_of
+from listserv.mail.codec import parse
 from listserv.mail.templates import one_line
-from listserv.posting.decorate import parse
 from listserv.store.lists import MailList, get_list
 from listserv.store.models import InboxMessage, PosterAlias, utcnow
 

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listserv.app import App
+from listserv.mail.codec import parse
 from listserv.notices import allow_auto_reply, is_automated, notice, send_notice
-from listserv.posting.decorate import parse
 from listserv.posting.rules import SENDER_CAP
 from listserv.store.lists import MailList
 from listserv.store.models import HeldMessage, InboxMessage

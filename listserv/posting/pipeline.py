@@ -16,19 +16,13 @@ from listserv.delivery.outbound import queue_mail
 from listserv.delivery.personalize import prepare_post, sends_personalized
 from listserv.digests.schedule import add_to_digest
 from listserv.mail.addresses import sender_of
+from listserv.mail.codec import parse, subject_of, to_bytes
 from listserv.mail.headers import one_line
+from listserv.mail.list_headers import add_list_headers
 from listserv.notices import allow_auto_reply, is_automated, notice, send_notice
 from listserv.posting.accepted import is_accepted_sender
 from listserv.posting.aliases import choose_mitigation
-from listserv.posting.decorate import (
-    add_footer,
-    add_list_headers,
-    add_subject_prefix,
-    parse,
-    set_reply_to,
-    subject_of,
-    to_bytes,
-)
+from listserv.posting.decorate import add_footer, add_subject_prefix, set_reply_to
 from listserv.posting.hold import announce_hold
 from listserv.posting.rules import Decision, Post, decide
 from listserv.store.lists import MailList

@@ -14,8 +14,10 @@ from email.message import EmailMessage
 from typing import Literal
 
 from listserv.mail.addresses import addresses_in
+from listserv.mail.codec import subject_of
+from listserv.mail.headers import RESPONSE_MARKERS
+from listserv.mail.list_headers import already_seen
 from listserv.mail.text import own_lines, plain_text
-from listserv.posting.decorate import RESPONSE_MARKERS, already_seen, subject_of
 from listserv.store.lists import MailList
 
 Action = Literal["accept", "hold", "reject", "discard"]

@@ -1,0 +1,63 @@
+"""The message codec: bytes to ``EmailMessage`` and back, and reading what a sender wrote.
+
+Every stage parses and serialises with the one policy here, so source headers travel exactly as
+the sender wrote them.
+"""
+
+from __future__ import annotations
+
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+
+from listserv.mail.headers import one_line
+
+# Source headers are kept exactly as the sender wrote them; headers we add are folded.
+MAIL_POLICY = policy.SMTP.clone(refold_source="none")
+
+
+def parse(raw: bytes) -> EmailMessage:
+    return BytesParser(policy=MAIL_POLICY).parsebytes(raw)  # type: ignore[return-value]
+
+
+def to_bytes(message: Message) -> bytes:
+    return message.as_bytes(policy=MAIL_POLICY)
+
+
+def subject_of(message: Message) -> str:
+    """The decoded Subject, or "" when absent or undecodable.
+
+    A Subject written as raw 8-bit bytes (old clients in windows-1251 or KOI8-R) is read in
+    UTF-8, else in the charset of the body, which such clients write in the same charset.
+    """
+    raw = next((v for k, v in message.raw_items() if k.lower() == "subject"), None)
+    data = undecoded_bytes(raw)
+    if data:
+        for charset in ("utf-8", body_charset(message)):
+            try:
+                return one_line(data.decode(charset))
+            except (LookupError, UnicodeError):
+                continue
+    try:
+        return str(message.get("Subject", "") or "")
+    except (ValueError, LookupError):
+        return ""
+
+
+def undecoded_bytes(value: object) -> bytes:
+    """The raw 8-bit bytes a parsed header value carries, b"" when it carries none (plain
+    ASCII, or text set by the program)."""
+    if not isinstance(value, str) or value.isascii():
+        return b""
+    try:
+        return value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return b""
+
+
+def body_charset(message: Message) -> str:
+    """The charset of the first text part, "" when none is named."""
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            return part.get_content_charset() or ""
+    return ""
