@@ -25,7 +25,7 @@ def test_migrations_build_the_schema_of_the_models(database_url: str) -> None:
 
 
 def test_new_migration_script_uses_the_models_of_its_own_repository(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     script = root / "scripts" / "new_migration.py"
     code = (
         f"import runpy; runpy.run_path({str(script)!r}); import listserv; print(listserv.__file__)"

@@ -21,7 +21,7 @@ from test_bounce_reading import dsn_bytes
 
 from listserv.store.models import Member, MemberEvent
 
-SAMPLES = Path(__file__).parent / "data" / "bounces"
+SAMPLES = Path(__file__).parents[1] / "data" / "bounces"
 BOUNCES = f"test-bounces@{DOMAIN}"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from support import WAIT, cli, free_port, make_message
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_until(condition, timeout: float = 60.0):  # type: ignore[no-untyped-def]

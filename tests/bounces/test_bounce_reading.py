@@ -23,7 +23,7 @@ from listserv.delivery.personalize import (
 )
 from listserv.mail.codec import parse, to_bytes
 
-SAMPLES = Path(__file__).parent / "data" / "bounces"
+SAMPLES = Path(__file__).parents[1] / "data" / "bounces"
 DOMAIN = "lists.example.org"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support import cli, list_table, write_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
