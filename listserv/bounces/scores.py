@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from listserv.app import App
 from listserv.bounces.feedback import handle_complaint, is_feedback_report
 from listserv.config import ListConfig
-from listserv.delivery.outbound import queue_mail
+from listserv.delivery.outbound import send
 from listserv.delivery.personalize import verp_decode
 from listserv.mail.addresses import InvalidAddress, normalize, parse_recipient
 from listserv.notices import notice, send_notice
@@ -221,16 +221,8 @@ def send_probe(app: App, session: Session, mlist: MailList, member: Member) -> N
     member.probe_digest = secret_digest(token)
     member.probe_sent_at = utcnow()
     message = notice(app, mlist, "bounce_probe.txt", member.address, address=member.address)
-    queue_mail(
-        session,
-        kind="probe",
-        mail_from=mlist.address("bounces", PROBE_PREFIX + token),
-        message=message,
-        recipients=[member.address],
-        batch_size=1,
-        signer=app.signer,
-        list_id=mlist.id,
-    )
+    bounces = mlist.address("bounces", PROBE_PREFIX + token)
+    send(app, session, mlist, "probe", message, [member.address], mail_from=bounces)
 
 
 def disable(app: App, session: Session, mlist: MailList, member: Member) -> None:

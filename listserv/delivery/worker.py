@@ -28,12 +28,11 @@ from sqlalchemy import ColumnElement, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.bounces.scores import delivery_failures
 from listserv.config import DeliveryConfig, host_port
 from listserv.delivery.personalize import Personalized, load_payload
 from listserv.delivery.smtp_client import LOST, Result, SmtpConnection, SmtpError, data_payload
 from listserv.mail.addresses import domain_of
-from listserv.store.claims import lock_rows, nap
+from listserv.store.claims import claim_rows, nap
 from listserv.store.db import transaction
 from listserv.store.models import Delivery, Outgoing, RecipientFailure, utcnow
 
@@ -172,7 +171,7 @@ def bookkeeping(app: App) -> Iterator[Session]:
         yield session
 
 
-def claim(app: App, instance_id: str, limit: int) -> list[Batch]:
+def claim_batches(app: App, instance_id: str, limit: int) -> list[Batch]:
     """Take up to *limit* due batches for this process, in one short transaction."""
     now = utcnow()
     with bookkeeping(app) as session:
@@ -182,15 +181,8 @@ def claim(app: App, instance_id: str, limit: int) -> list[Batch]:
             .order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(limit)
         )
-        # The claim is one UPDATE: SQLite takes its write lock before reading, so two
-        # processes never both see a batch queued.
-        ids = session.scalars(
-            update(Delivery)
-            .where(Delivery.id.in_(lock_rows(due, session)), Delivery.status == "queued")
-            .values(status="sending", claimed_by=instance_id)
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)
-        ).all()
+        queued = Delivery.status == "queued"
+        ids = claim_rows(session, Delivery, due, queued, status="sending", claimed_by=instance_id)
         if not ids:
             return []
         rows = session.execute(
@@ -288,7 +280,7 @@ def record_failures(
     now: datetime,
 ) -> None:
     """Recipients that will not get this message: kept for ``queue status`` and
-    ``queue retry``, and counted against the member like a bounce (bounces.py)."""
+    ``queue retry``, and counted against the member like a bounce (``App.on_refused``)."""
     session.execute(
         insert(RecipientFailure),
         [
@@ -304,7 +296,8 @@ def record_failures(
             for address, (code, reason) in failures.items()
         ],
     )
-    delivery_failures(app, session, outgoing_id, failures)
+    if app.on_refused is not None:
+        app.on_refused(app, session, outgoing_id, failures)
 
 
 def still_ours(batch: Batch) -> ColumnElement[bool]:
@@ -355,7 +348,7 @@ async def run_claimer(
     while True:
         wakeup.clear()
         try:
-            batches = await asyncio.to_thread(claim, app, instance_id, limit)
+            batches = await asyncio.to_thread(claim_batches, app, instance_id, limit)
         except Exception:
             log.exception("could not claim deliveries")
             batches = []
@@ -397,7 +390,7 @@ async def run_delivery(
 ) -> None:
     """Run ``[delivery] connections`` workers fed by one claimer until *stopping* is set;
     then the batches already claimed are sent (so a clean stop sends nothing twice) and the
-    workers end. Cancelling cuts that short; ``unregister`` gives back what is left."""
+    workers end. Cancelling cuts that short; ``unregister_instance`` gives back what is left."""
     connections = app.config.delivery.connections
     queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=connections)
     claimer = asyncio.create_task(run_claimer(app, instance_id, queue, wakeup, poll))

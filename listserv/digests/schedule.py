@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.config import DigestConfig
-from listserv.delivery.outbound import Wakeup, queue_mail
+from listserv.delivery.outbound import Wakeup, send
 from listserv.digests.format import BUILDERS, Issue
 from listserv.mail.codec import parse
 from listserv.store.claims import nap
@@ -194,16 +194,7 @@ def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str 
         for mode, build in BUILDERS.items():
             to = peeked(recipients(session, mlist.id, (mode,)))
             if to is not None:
-                queue_mail(
-                    session,
-                    kind="digest",
-                    mail_from=mlist.address("bounces"),
-                    message=build(issue, app.templates),
-                    recipients=to,
-                    batch_size=app.config.delivery.max_recipients,
-                    signer=app.signer,
-                    list_id=mlist.id,
-                )
+                send(app, session, mlist, "digest", build(issue, app.templates), to)
         session.execute(delete(DigestEntry).where(DigestEntry.id.in_([e.id for e in entries])))
         return f"Vol {issue.volume}, Issue {issue.number} ({len(entries)} posts)"
 
