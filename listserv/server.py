@@ -15,7 +15,7 @@ import signal
 from sqlalchemy import event
 
 from listserv.app import App, make_app
-from listserv.bounces.scores import run_upkeep
+from listserv.bounces.upkeep import run_upkeep
 from listserv.config import Config
 from listserv.delivery.outbound import wake_delivery
 from listserv.delivery.worker import run_delivery

@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.bounces.scores import delivery_failures
+from listserv.bounces.actions import delivery_failures
 from listserv.config import DeliveryConfig, host_port
 from listserv.delivery.personalize import Personalized, load_payload
 from listserv.delivery.smtp_client import LOST, Result, SmtpConnection, SmtpError, data_payload
