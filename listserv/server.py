@@ -19,7 +19,7 @@ from listserv.bounces.upkeep import run_upkeep
 from listserv.config import Config
 from listserv.delivery.outbound import wake_delivery
 from listserv.delivery.worker import run_delivery
-from listserv.digests.schedule import run_digests, wake_digests, wake_digests_after_commit
+from listserv.digests.issues import run_digests, wake_digests, wake_digests_after_commit
 from listserv.housekeeping import run_housekeeping
 from listserv.intake.router import HANDLERS, RCPT_CHECKS, run_router
 from listserv.intake.smtp import Intake, IntakeHandler
