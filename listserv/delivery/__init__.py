@@ -9,6 +9,7 @@
 - ``personalize``: per-recipient copies (VERP, one-click unsubscribe) made at send time.
 - ``queue_admin``: the operator's view of the queue (``queue status``, ``queue retry``).
 
-May import mail, store and auth (and config, app); the worker reports refused recipients to
-``bounces`` (a seam being reworked). Nothing here knows about posting, digests or commands.
+May import mail, store and auth (and config, app). Delivery decides nothing about members:
+refused recipients are recorded and handed on (``worker.record_failures``) to be counted as
+bounces. Nothing here knows about posting, digests or commands.
 """
