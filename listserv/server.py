@@ -15,11 +15,12 @@ import signal
 from sqlalchemy import event
 
 from listserv.app import App, make_app
-from listserv.bounces.scores import delivery_failures, run_upkeep
+from listserv.bounces.actions import delivery_failures
+from listserv.bounces.upkeep import run_upkeep
 from listserv.config import Config
 from listserv.delivery.outbound import wake_after_commit, wake_delivery
 from listserv.delivery.worker import run_delivery
-from listserv.digests.schedule import run_digests, wake_digests, wake_digests_after_commit
+from listserv.digests.issues import run_digests, wake_digests, wake_digests_after_commit
 from listserv.housekeeping import run_housekeeping
 from listserv.intake.router import HANDLERS, RCPT_CHECKS, run_router
 from listserv.intake.smtp import Intake, IntakeHandler

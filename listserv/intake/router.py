@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.bounces.scores import handle_bounce
+from listserv.bounces.actions import handle_bounce
 from listserv.commands.confirm import handle_confirm
 from listserv.commands.request import handle_join, handle_leave, handle_request
 from listserv.intake.owner import forward_to_owners

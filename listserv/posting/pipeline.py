@@ -14,7 +14,7 @@ from listserv.auth.dmarc import Mitigation, lookup_policy, mitigate
 from listserv.auth.one_click import link_maker
 from listserv.delivery.outbound import send
 from listserv.delivery.personalize import prepare_post, sends_personalized
-from listserv.digests.schedule import add_to_digest
+from listserv.digests.issues import add_to_digest
 from listserv.mail.addresses import sender_of
 from listserv.mail.codec import parse, subject_of, to_bytes
 from listserv.mail.headers import one_line
