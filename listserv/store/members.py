@@ -105,3 +105,21 @@ def import_members(
     if new:
         session.execute(insert(Member), new)
     return len(new)
+
+
+def members_of(session: Session, list_id: int) -> list[Member]:
+    """The list's members, by address."""
+    query = select(Member).where(Member.list_id == list_id).order_by(Member.address)
+    return list(session.scalars(query))
+
+
+def change_member(
+    member: Member, *, delivery: str | None = None, moderated: bool | None = None
+) -> None:
+    """Set what is given; None leaves a setting as it is."""
+    if delivery is not None:
+        if delivery not in DELIVERY_MODES:
+            raise ValueError(f"unknown delivery mode {delivery!r}")
+        member.delivery = delivery
+    if moderated is not None:
+        member.moderated = moderated
