@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from listserv.cli.base import Context, Group, pass_context
+from listserv.cli.base import Context, Group, pass_context, progress_bar
 from listserv.housekeeping import prune
 
 
@@ -25,5 +25,6 @@ def db_upgrade(context: Context) -> None:
 @pass_context
 def db_prune(context: Context) -> None:
     """Delete what housekeeping deletes (serve does it on a schedule), now."""
-    pruned = prune(context.app)
+    with progress_bar("Pruning") as progress:
+        pruned = prune(context.app, progress=progress)
     click.echo("\n".join(f"{table}: {count} deleted" for table, count in pruned.items()))

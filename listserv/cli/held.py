@@ -9,7 +9,16 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from listserv.cli.base import Context, Group, emit, fail, json_option, pass_context
+from listserv.cli.base import (
+    Context,
+    Group,
+    emit,
+    fail,
+    json_option,
+    pass_context,
+    readable,
+    when,
+)
 from listserv.moderation.decisions import (
     Decider,
     NotPending,
@@ -56,8 +65,17 @@ def held_data(post: HeldMessage, mlist: MailList) -> dict[str, Any]:
     }
 
 
+def decision(row: dict[str, Any]) -> str:
+    """`` [rejected 2026-12-02 03:50 by ana@x.example]``; nothing while pending."""
+    if row["status"] == "pending":
+        return ""
+    at = f" {when(row['decided_at'])}" if row["decided_at"] else ""
+    by = f" by {row['decided_by']}" if row["decided_by"] else ""
+    return f" [{row['status']}{at}{by}]"
+
+
 def held_line(row: dict[str, Any]) -> str:
-    status = "" if row["status"] == "pending" else f" [{row['status']}]"
+    status = decision(row)
     who = f"{row['id']:>6}  {row['list']:<20} {row['sender']:<32}"
     return f"{who} {row['rule']}{status}  {row['subject']}"
 
@@ -99,9 +117,7 @@ def held_show(context: Context, held_id: int, as_json: bool) -> None:
     emit(
         data,
         as_json,
-        lambda d: (
-            "\n".join(f"{k}: {v}" for k, v in d.items() if k != "message") + "\n\n" + d["message"]
-        ),
+        lambda d: readable({k: v for k, v in d.items() if k != "message"}) + "\n\n" + d["message"],
     )
 
 
@@ -149,7 +165,8 @@ def held_discard(context: Context, held_id: int) -> None:
     "--at",
     "at",
     type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]),
-    help="Run as of this UTC time instead of now.",
+    metavar="TIME",
+    help="Run as of this UTC time (YYYY-MM-DD[THH:MM[:SS]]) instead of now.",
 )
 @pass_context
 def held_expire(context: Context, at: datetime | None) -> None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import sys
+import typing
 from typing import Any
 
 import click
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.cli.base import Context, Group, emit, fail, json_option, pass_context
+from listserv.cli.base import Context, Group, emit, fail, json_option, pass_context, readable
 from listserv.commands.subscriptions import delivery_counts, pending_confirmations
-from listserv.config import ListConfig, _build
+from listserv.config import ConfigError, ListConfig, _build
 from listserv.mail.addresses import normalize
 from listserv.store.lists import (
     all_lists,
@@ -26,6 +27,21 @@ from listserv.store.lists import (
 @click.group(cls=Group)
 def lists() -> None:
     """Mailing lists."""
+
+
+def allowed(key: str) -> click.Choice:
+    """The values a list setting accepts, as its type in ListConfig spells them."""
+    return click.Choice(typing.get_args(typing.get_type_hints(ListConfig)[key]))
+
+
+def as_flags(message: str, name: str) -> str:
+    """A list setting's error as the flag that gave it (``lists.x.region:`` → ``--region:``)."""
+    key, colon, rest = message.partition(":")
+    if key == "lists.name":
+        return f"NAME{colon}{rest}"
+    if colon and key.startswith(f"lists.{name}."):
+        return f"--{key.removeprefix(f'lists.{name}.').replace('_', '-')}{colon}{rest}"
+    return message
 
 
 def list_summary(session: Session, app: App) -> list[dict[str, Any]]:
@@ -73,28 +89,59 @@ def lists_show(context: Context, name: str, as_json: bool) -> None:
             "pending_confirmations": len(pending_confirmations(session, mlist.id)),
             **mlist.config.settings(),
         }
-    emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+    emit(data, as_json, readable)
 
 
 @lists.command("create")
 @click.argument("name")
-@click.option("--title", default="")
-@click.option("--region", default="")
-@click.option("--topic", default="")
-@click.option("--language", default="en", show_default=True)
-@click.option("--posting", default="members", show_default=True)
-@click.option("--nonmember-action", default="hold", show_default=True)
-@click.option("--moderator", "moderators", multiple=True, help="Repeat for several.")
-@click.option("--owner", "owners", multiple=True, help="Repeat for several.")
-@click.option("--subject-prefix", default=None)
-@click.option("--reply-to", default="poster", show_default=True)
+@click.option("--title", default="", help="Shown in list mail and in `lists list`.")
+@click.option("--region", default="", help="The region the list is about.")
+@click.option("--topic", default="", help="The topic the list is about.")
+@click.option(
+    "--language",
+    type=allowed("language"),
+    default="en",
+    show_default=True,
+    help="Language of the mail the list writes.",
+)
+@click.option(
+    "--posting",
+    type=allowed("posting"),
+    default="members",
+    show_default=True,
+    help="Who may post: anyone, members, every post moderated, or moderators only.",
+)
+@click.option(
+    "--nonmember-action",
+    type=allowed("nonmember_action"),
+    default="hold",
+    show_default=True,
+    help="What becomes of a post from a non-member.",
+)
+@click.option(
+    "--moderator", "moderators", multiple=True, metavar="ADDR", help="Repeat for several."
+)
+@click.option("--owner", "owners", multiple=True, metavar="ADDR", help="Repeat for several.")
+@click.option(
+    "--subject-prefix", default=None, help='Put before each subject  [default: "[NAME] "]'
+)
+@click.option(
+    "--reply-to",
+    type=allowed("reply_to"),
+    default="poster",
+    show_default=True,
+    help="Where replies to a post go.",
+)
 @pass_context
 def lists_create(context: Context, name: str, **options: Any) -> None:
     """Create a list (lists in the config file are created at start)."""
     settings = {"name": name, **{k: v for k, v in options.items() if v is not None}}
     settings["moderators"] = [normalize(a) for a in options["moderators"]]
     settings["owners"] = [normalize(a) for a in options["owners"]]
-    config = _build(ListConfig, settings, f"lists.{name}")
+    try:
+        config = _build(ListConfig, settings, f"lists.{name}")
+    except ConfigError as error:
+        fail(as_flags(str(error), name))
     with context.session() as session:
         if list_exists(session, name):
             fail(f"list {name!r} already exists")

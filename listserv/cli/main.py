@@ -22,6 +22,7 @@ from listserv.server import serve as run_server
 
 @click.group(cls=Group)
 @click.option("--config", "config_path", metavar="PATH", help=CONFIG_HELP)
+@click.version_option(package_name="listserv", prog_name="listserv", message="%(prog)s %(version)s")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """listserv: a mailing-list server for regional topic lists."""

@@ -9,7 +9,17 @@ from typing import Any
 import click
 
 from listserv.bounces.scores import enable_delivery, member_state
-from listserv.cli.base import Context, Group, emit, fail, json_option, pass_context
+from listserv.cli.base import (
+    Context,
+    Group,
+    columns,
+    emit,
+    fail,
+    json_option,
+    pass_context,
+    progress_bar,
+    when,
+)
 from listserv.commands.subscriptions import pending_confirmations, welcome
 from listserv.mail.address_lines import read_addresses
 from listserv.mail.addresses import InvalidAddress, normalize
@@ -70,8 +80,8 @@ def members_list(context: Context, name: str, pending: bool, as_json: bool) -> N
             emit(
                 requests,
                 as_json,
-                lambda rows: "\n".join(
-                    f"{r['address']}  {r['action']}  expires {r['expires_at'][:16]}" for r in rows
+                lambda rows: columns(
+                    [[r["address"], r["action"], f"expires {when(r['expires_at'])}"] for r in rows]
                 ),
             )
             return
@@ -79,7 +89,7 @@ def members_list(context: Context, name: str, pending: bool, as_json: bool) -> N
     emit(
         data,
         as_json,
-        lambda rows: "\n".join(f"{r['address']}  {r['delivery']}  {r['state']}" for r in rows),
+        lambda rows: columns([[r["address"], r["delivery"], r["state"]] for r in rows]),
     )
 
 
@@ -155,16 +165,20 @@ def members_import(context: Context, name: str, file: Path, delivery: str | None
             entries.append((display_name, normalize(address)))
         except InvalidAddress:
             fail(f"{file}:{number}: not a mail address: {address!r}")
-    with context.session() as session:
+    with context.session() as session, progress_bar("Importing") as progress:
         mlist = get_list(session, name, context.app.domain)
-        added = import_members(session, mlist.id, entries, delivery or "regular")
+        added = import_members(session, mlist.id, entries, delivery or "regular", progress)
     click.echo(f"imported {added} new members ({len(entries) - added} already subscribed)")
 
 
 @members.command("set")
 @click.argument("name")
 @click.argument("address")
-@click.option("--delivery", type=click.Choice(DELIVERY_MODES))
+@click.option(
+    "--delivery",
+    type=click.Choice(DELIVERY_MODES),
+    help="Each post (regular), a digest (digest, plain, html) or nothing (nomail).",
+)
 @click.option("--moderated/--unmoderated", default=None, help="Hold this member's posts.")
 @click.option("--enable", is_flag=True, help="Deliver again after bounces; reset the score.")
 @pass_context

@@ -7,6 +7,7 @@ import click
 from listserv.cli.base import Context, Group, emit, json_option, pass_context
 from listserv.delivery.worker import queue_counts, resend_failed
 from listserv.intake.smtp import inbox_backlog
+from listserv.mail.addresses import InvalidAddress, normalize_domain
 
 
 @click.group(cls=Group)
@@ -24,8 +25,18 @@ def queue_status(context: Context, as_json: bool) -> None:
     emit(counts, as_json, lambda c: "\n".join(f"{k}: {v}" for k, v in c.items()))
 
 
+def domain_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A mistyped domain would match nothing and look like "nothing failed there"."""
+    try:
+        return normalize_domain(value) if value is not None else None
+    except InvalidAddress as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @queue.command("retry")
-@click.option("--domain", help="Only recipients at this domain.")
+@click.option(
+    "--domain", callback=domain_name, help="Only recipients at this domain (IDN allowed)."
+)
 @pass_context
 def queue_retry(context: Context, domain: str | None) -> None:
     """Send failed deliveries again (once a provider's block is lifted)."""
