@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import typing
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy.orm import Session
@@ -23,15 +24,21 @@ from listserv.store.lists import (
     save_list,
 )
 
+FC = TypeVar("FC", bound=Callable[..., Any])
+
 
 @click.group(cls=Group)
 def lists() -> None:
     """Mailing lists."""
 
 
-def allowed(key: str) -> click.Choice:
-    """The values a list setting accepts, as its type in ListConfig spells them."""
-    return click.Choice(typing.get_args(typing.get_type_hints(ListConfig)[key]))
+def setting(key: str, default: str, meaning: str) -> Callable[[FC], FC]:
+    """The option of a list setting with fixed values, offering those ListConfig accepts."""
+    values = typing.get_args(typing.get_type_hints(ListConfig)[key])
+    flag = "--" + key.replace("_", "-")
+    return click.option(
+        flag, type=click.Choice(values), default=default, show_default=True, help=meaning
+    )
 
 
 def as_flags(message: str, name: str) -> str:
@@ -97,27 +104,9 @@ def lists_show(context: Context, name: str, as_json: bool) -> None:
 @click.option("--title", default="", help="Shown in list mail and in `lists list`.")
 @click.option("--region", default="", help="The region the list is about.")
 @click.option("--topic", default="", help="The topic the list is about.")
-@click.option(
-    "--language",
-    type=allowed("language"),
-    default="en",
-    show_default=True,
-    help="Language of the mail the list writes.",
-)
-@click.option(
-    "--posting",
-    type=allowed("posting"),
-    default="members",
-    show_default=True,
-    help="Who may post: anyone, members, every post moderated, or moderators only.",
-)
-@click.option(
-    "--nonmember-action",
-    type=allowed("nonmember_action"),
-    default="hold",
-    show_default=True,
-    help="What becomes of a post from a non-member.",
-)
+@setting("language", "en", "Language of the mail the list writes.")
+@setting("posting", "members", "Who may post: anyone, members, all moderated, moderators only.")
+@setting("nonmember_action", "hold", "What becomes of a post from a non-member.")
 @click.option(
     "--moderator", "moderators", multiple=True, metavar="ADDR", help="Repeat for several."
 )
@@ -125,13 +114,7 @@ def lists_show(context: Context, name: str, as_json: bool) -> None:
 @click.option(
     "--subject-prefix", default=None, help='Put before each subject  [default: "[NAME] "]'
 )
-@click.option(
-    "--reply-to",
-    type=allowed("reply_to"),
-    default="poster",
-    show_default=True,
-    help="Where replies to a post go.",
-)
+@setting("reply_to", "poster", "Where replies to a post go.")
 @pass_context
 def lists_create(context: Context, name: str, **options: Any) -> None:
     """Create a list (lists in the config file are created at start)."""
