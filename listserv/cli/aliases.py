@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from listserv.cli.base import Context, Group, emit, fail, json_option, pass_context
+from listserv.cli.base import Context, Group, columns, emit, fail, json_option, pass_context
 from listserv.mail.addresses import parse_recipient
 from listserv.posting.aliases import list_aliases, revoke
 from listserv.store.lists import get_list
@@ -35,8 +35,8 @@ def aliases_list(context: Context, name: str, as_json: bool) -> None:
     emit(
         data,
         as_json,
-        lambda rows: "\n".join(
-            f"{r['alias']}  {r['address']}{'  (revoked)' if r['revoked'] else ''}" for r in rows
+        lambda rows: columns(
+            [[r["alias"], r["address"], "(revoked)" if r["revoked"] else ""] for r in rows]
         ),
     )
 
