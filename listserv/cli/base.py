@@ -27,7 +27,7 @@ from listserv.store.lists import UnknownList
 CONFIG_HELP = "Configuration file (default: $LISTSERV_CONFIG, else ./config.toml)."
 
 
-class Failure(click.ClickException):
+class OneLineError(click.ClickException):
     """An error shown as one line: ``listserv: <message>``."""
 
     def show(self, file: Any = None) -> None:
@@ -35,7 +35,7 @@ class Failure(click.ClickException):
 
 
 def fail(message: str) -> NoReturn:
-    raise Failure(message)
+    raise OneLineError(message)
 
 
 # Click shows help for a bare group (``listserv held``); that is not a mistake to report.
@@ -46,7 +46,7 @@ SHOWS_HELP: tuple[type[Exception], ...] = tuple(
 )
 
 
-def usage_failure(error: click.UsageError) -> Failure:
+def usage_failure(error: click.UsageError) -> OneLineError:
     """Click's usage error (usage, hint and message on three lines, exit 2) as one line."""
     words = []
     ctx = error.ctx
@@ -54,7 +54,7 @@ def usage_failure(error: click.UsageError) -> Failure:
         words.insert(0, ctx.info_name or "")
         ctx = ctx.parent
     command = " ".join(["listserv", *words])
-    return Failure(f"error: {error.format_message().rstrip('.')} (see '{command} --help')")
+    return OneLineError(f"error: {error.format_message().rstrip('.')} (see '{command} --help')")
 
 
 class Context:
@@ -122,9 +122,9 @@ class Group(click.Group):
         except click.UsageError as error:
             raise usage_failure(error) from None
         except (ConfigError, DatabaseError, UnknownList, InvalidAddress) as error:
-            raise Failure(str(error)) from None
+            raise OneLineError(str(error)) from None
         except SQLAlchemyError as error:
-            raise Failure(describe(error)) from None
+            raise OneLineError(describe(error)) from None
 
 
 def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
@@ -149,12 +149,12 @@ def plain(value: Any) -> str:
     return str(value)
 
 
-def readable(data: dict[str, Any], indent: str = "") -> str:
+def as_text(data: dict[str, Any], indent: str = "") -> str:
     """``key: value`` lines, a nested table indented under its key."""
     lines = []
     for key, value in data.items():
         if isinstance(value, dict) and value:
-            lines += [f"{indent}{key}:", readable(value, indent + "  ")]
+            lines += [f"{indent}{key}:", as_text(value, indent + "  ")]
         else:
             lines.append(f"{indent}{key}: {plain(value)}")
     return "\n".join(lines)

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 from listserv.cli.base import (
     Context,
     Group,
+    as_text,
     emit,
     fail,
     json_option,
     pass_context,
-    readable,
     when,
 )
 from listserv.moderation.decisions import (
@@ -117,7 +117,7 @@ def held_show(context: Context, held_id: int, as_json: bool) -> None:
     emit(
         data,
         as_json,
-        lambda d: readable({k: v for k, v in d.items() if k != "message"}) + "\n\n" + d["message"],
+        lambda d: as_text({k: v for k, v in d.items() if k != "message"}) + "\n\n" + d["message"],
     )
 
 

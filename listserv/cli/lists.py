@@ -11,7 +11,7 @@ import click
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.cli.base import Context, Group, emit, fail, json_option, pass_context, readable
+from listserv.cli.base import Context, Group, as_text, emit, fail, json_option, pass_context
 from listserv.commands.subscriptions import delivery_counts, pending_confirmations
 from listserv.config import ConfigError, ListConfig, _build
 from listserv.mail.addresses import normalize
@@ -96,7 +96,7 @@ def lists_show(context: Context, name: str, as_json: bool) -> None:
             "pending_confirmations": len(pending_confirmations(session, mlist.id)),
             **mlist.config.settings(),
         }
-    emit(data, as_json, readable)
+    emit(data, as_json, as_text)
 
 
 @lists.command("create")

@@ -17,7 +17,7 @@ from listserv.cli.lists import lists
 from listserv.cli.members import members
 from listserv.cli.queue import queue
 from listserv.config import find_config, load_config
-from listserv.server import serve as run_server
+from listserv.server import run_server
 
 
 @click.group(cls=Group)
