@@ -1,0 +1,92 @@
+"""How the server writes things for people: addresses in Unicode, dates in the list's time
+zone and language, numbers with the right noun form, region and topic names translated.
+
+Registered as Jinja2 filters by ``mail.templates`` (and usable as plain functions by the
+web portal), so every mail and page words these the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_datetime, get_timezone_location
+
+# The domain after an "@" when one of its labels is IDNA-encoded (xn--…).
+ENCODED_DOMAIN = re.compile(r"(?<=@)(?=[a-z0-9.-]*xn--)[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.I)
+# Dates as a person reads them, per language (CLDR patterns), and how the zone is named.
+DATE_PATTERNS = {
+    "ru": "d MMMM y 'г.', HH:mm",
+    "kk": "y 'жылғы' d MMMM, HH:mm",
+    "en": "d MMMM y, HH:mm",
+}
+ZONE_WORDS = {"ru": "часовой пояс: {city}", "kk": "{city} уақыты", "en": "{city} time"}
+UTC_WORDS = {"ru": "по Гринвичу", "kk": "Гринвич уақыты", "en": "UTC"}
+UTC_ZONES = {"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Universal", "Zulu"}
+TRANSLATIONS_FILE = "translations.toml"
+
+
+def unicode_domain(match: re.Match[str]) -> str:
+    try:
+        return match.group(0).encode("ascii").decode("idna")
+    except UnicodeError:
+        return match.group(0)
+
+
+def for_people(text: str) -> str:
+    """*text* with every address's domain shown in Unicode (``user@мысал.қаз``): members
+    stored as ``xn--…`` must recognise their address. Mail is still sent to the A-label."""
+    if "xn--" not in text:
+        return text
+    return ENCODED_DOMAIN.sub(unicode_domain, text)
+
+
+def local_time(moment: datetime, language: str, zone: str = "UTC") -> str:
+    """``5 декабря 2026 г., 14:00 (часовой пояс: Алматы)``: *moment* (UTC when naive, as
+    the database stores it) in the list's time zone, in words of *language*."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    language = language if language in DATE_PATTERNS else "en"
+    tz = ZoneInfo(zone)
+    text = format_datetime(moment, DATE_PATTERNS[language], tzinfo=tz, locale=language)
+    if zone in UTC_ZONES:
+        return f"{text} ({UTC_WORDS[language]})"
+    city = get_timezone_location(tz, locale=language, return_city=True)
+    return f"{text} ({ZONE_WORDS[language].format(city=city)})"
+
+
+def plural(count: float, language: str, one: str, few: str = "", many: str = "") -> str:
+    """``3 напоминания``: *count* with the noun form its language wants (CLDR plural rules:
+    Russian one/few/many; Kazakh and English nouns after a number need one and "other")."""
+    form = Locale.parse(language).plural_form(count)
+    word = {"one": one, "few": few or many or one}.get(form, many or few or one)
+    number = f"{count:g}" if isinstance(count, float) else str(count)
+    return f"{number} {word}"
+
+
+@lru_cache(maxsize=8)
+def translations(*directories: Path) -> dict[str, dict[str, dict[str, str]]]:
+    """The region and topic names of ``translations.toml``, the shipped table merged under
+    an operator's (``[server] template_dir``), by kind, English name and language."""
+    merged: dict[str, dict[str, dict[str, str]]] = {}
+    for directory in reversed(directories):
+        path = directory / TRANSLATIONS_FILE
+        if not path.is_file():
+            continue
+        for kind, names in tomllib.loads(path.read_text(encoding="utf-8")).items():
+            for name, words in names.items():
+                merged.setdefault(kind, {}).setdefault(name, {}).update(words)
+    return merged
+
+
+def translate(
+    table: dict[str, dict[str, dict[str, str]]], kind: str, name: str, language: str
+) -> str:
+    """*name* (a region or topic as the config writes it) in *language*; as written when the
+    table has no translation."""
+    return table.get(kind, {}).get(name, {}).get(language, name)
