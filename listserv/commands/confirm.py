@@ -15,7 +15,7 @@ from listserv.notices import is_automated
 from listserv.posting.pipeline import post_sender
 from listserv.store.lists import MailList
 from listserv.store.models import InboxMessage
-from listserv.store.tokens import ACTIONS, lookup
+from listserv.store.tokens import ACTIONS, SPENT, lookup, lookup_spent
 
 
 def handle_confirm(app: App, session: Session, mlist: MailList, stored: InboxMessage) -> str:
@@ -38,5 +38,9 @@ def confirm_token(
     row = lookup(session, mlist.id, token)
     action = ACTIONS.get(row.action) if row is not None else None
     if row is None or action is None:
-        return None
+        spent = lookup_spent(session, mlist.id, token)
+        answer = SPENT.get(spent.action) if spent is not None else None
+        if spent is None or answer is None:
+            return None
+        return answer(app, session, mlist, spent, message, sender)
     return action(app, session, mlist, row, message, sender)

@@ -65,6 +65,10 @@ class Templates:
             plural=jinja2.pass_context(
                 lambda ctx, count, *forms: wording.plural(count, ctx["language"], *forms)
             ),
+            file_size=jinja2.pass_context(
+                lambda ctx, size: wording.file_size(size, ctx["language"])
+            ),
+            file_kind=wording.file_kind,
             region=jinja2.pass_context(lambda ctx, name: self.name_in("regions", name, ctx)),
             topic=jinja2.pass_context(lambda ctx, name: self.name_in("topics", name, ctx)),
         )

@@ -29,6 +29,20 @@ ZONE_WORDS = {"ru": "часовой пояс: {city}", "kk": "{city} уақыт�
 UTC_WORDS = {"ru": "по Гринвичу", "kk": "Гринвич уақыты", "en": "UTC"}
 UTC_ZONES = {"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Universal", "Zulu"}
 TRANSLATIONS_FILE = "translations.toml"
+# Units of a file size as people read them.
+SIZE_UNITS = {"ru": ("байт", "КБ", "МБ"), "kk": ("байт", "КБ", "МБ"), "en": ("bytes", "KB", "MB")}
+# Kinds of attachment people know by name; others are named by the file's extension.
+FILE_KINDS = {
+    "application/pdf": "PDF",
+    "application/msword": "DOC",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "DOCX",
+    "application/vnd.ms-excel": "XLS",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "XLSX",
+    "application/vnd.ms-powerpoint": "PPT",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "PPTX",
+    "application/zip": "ZIP",
+    "text/calendar": "ICS",
+}
 
 
 def unicode_domain(match: re.Match[str]) -> str:
@@ -67,6 +81,26 @@ def plural(count: float, language: str, one: str, few: str = "", many: str = "")
     word = {"one": one, "few": few or many or one}.get(form, many or few or one)
     number = f"{count:g}" if isinstance(count, float) else str(count)
     return f"{number} {word}"
+
+
+def file_size(size: int, language: str) -> str:
+    """``120 КБ``: a size in the unit a person expects."""
+    units = SIZE_UNITS.get(language, SIZE_UNITS["en"])
+    if size < 1024:
+        return f"{size} {units[0]}"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} {units[1]}"
+    return f"{size / (1024 * 1024):.1f} {units[2]}".replace(".", "," if language != "en" else ".")
+
+
+def file_kind(content_type: str, filename: str = "") -> str:
+    """``PDF``: an attachment's kind by name rather than its MIME type."""
+    if content_type.lower() in FILE_KINDS:
+        return FILE_KINDS[content_type.lower()]
+    extension = filename.rpartition(".")[2] if "." in filename else ""
+    if extension.isalnum() and len(extension) <= 5:
+        return extension.upper()
+    return content_type.partition("/")[2].upper()[:8] or "?"
 
 
 @lru_cache(maxsize=8)
