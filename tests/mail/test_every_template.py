@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,7 @@ def contexts(name: str, mlist: MailList) -> list[dict[str, Any]]:
                 "pending": [held_post(), held_post(rule="moderated-member", id=13)],
                 "expiries": {12: MOMENT, 13: MOMENT},
             }
-        ],  # fmt: skip
+        ],
         "held_decided.txt": [
             {"held": h, "decider": Decider.recorded(h)} for h in (decided, by_cli, withdrawn)
         ],
@@ -186,7 +187,7 @@ def contexts(name: str, mlist: MailList) -> list[dict[str, Any]]:
                 "date": "",
                 "issued_at": MOMENT,
             }
-        ],  # fmt: skip
+        ],
         "munged_from.txt": [{"poster_name": "Айгүл", "list_name": mlist.name}],
         "unsubscribe.html": [
             {"state": state} for state in ("confirm", "done", "not-member", "invalid")
@@ -240,7 +241,7 @@ def broken_lines(text: str) -> list[str]:
     end a sentence or clause, continued in lower case on the next line."""
     lines = readable_text(text).splitlines()
     broken = []
-    for line, following in zip(lines, lines[1:], strict=False):
+    for line, following in pairwise(lines):
         continued = bool(line.strip()) and following[:1].islower()
         if continued and len(line) < 40 and not re.search(r"[.:!?»)—]$", line.rstrip()):
             broken.append(line)
