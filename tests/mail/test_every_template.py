@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from listserv.config import DigestConfig, ListConfig
+from listserv.config import DigestConfig, ListConfig, load_config
 from listserv.mail.templates import BUILTIN, Templates
 from listserv.moderation.decisions import Decider
 from listserv.store.lists import MailList
@@ -199,10 +199,25 @@ def contexts(name: str, mlist: MailList) -> list[dict[str, Any]]:
 def command_results(mlist: MailList) -> list[Any]:
     from listserv.commands.request import Result
 
-    other = mail_list(mlist.config.language)
+    # A list of the region written in English, with its title in the other languages.
+    other = MailList(
+        2,
+        ListConfig(
+            name="environment-ca",
+            title="Environment — Central Asia",
+            titles={
+                "ru": "Окружающая среда — Центральная Азия",
+                "kk": "Қоршаған орта — Орталық Азия",
+            },
+            region="Central Asia",
+            topic="Environment",
+            language="en",
+        ),
+        DOMAIN,
+    )
     return [
         Result("справка", "help"),
-        Result("списки", "lists", {"groups": [("Kazakhstan", [other]), ("", [other])]}),
+        Result("списки", "lists", {"groups": [("Kazakhstan", [mlist]), ("Central Asia", [other])]}),
         Result("информация", "info", {"delivery": "digest"}),
         Result("подписаться", "replaced", {"action": "subscribe"}),
         Result("подписаться дайджест", "confirmation-sent", {"delivery": "digest"}),
@@ -268,8 +283,11 @@ def test_template_reads_as_written_by_a_person(language: str, name: str) -> None
 @pytest.mark.parametrize("language", ("ru", "kk"))
 def test_lists_reply_names_regions_and_topics_in_the_list_language(language: str) -> None:
     reply = rendered(language, "command-reply.txt")[1]
-    assert "Kazakhstan" not in reply
+    assert "Kazakhstan" not in reply and "Central Asia" not in reply
     assert "Environment" not in reply
+    assert {"ru": "Окружающая среда — Центральная Азия", "kk": "Қоршаған орта — Орталық Азия"}[
+        language
+    ] in reply
     assert {"ru": "Казахстан", "kk": "Қазақстан"}[language] in reply
     assert {"ru": "Окружающая среда и устойчивое развитие", "kk": "Қоршаған орта"}[
         language
@@ -301,3 +319,36 @@ def test_an_operator_translation_table_wins(tmp_path: Path) -> None:
     reply = templates.text("ru", "command-reply.txt", **context)
     assert "Республика Казахстан" in reply
     assert "Окружающая среда и устойчивое развитие" in reply
+
+
+def readme_example(heading: str) -> str:
+    readme = (BUILTIN.parent / "README.md").read_text(encoding="utf-8")
+    after = readme[readme.index(heading) :]
+    return after.split("```\n", 2)[1].rstrip("\n")
+
+
+def sample_mail(list_name: str, template: str, **context: Any) -> str:
+    """A mail of the sample config's list as its reader sees it: Subject and text."""
+    config = load_config(BUILTIN.parent / "config.toml")
+    (settings,) = [entry for entry in config.lists if entry.name == list_name]
+    mlist = MailList(1, settings, config.server.domain)
+    message = Templates().mail(
+        settings.language, template, sender="x@y.example", to=MEMBER, domain="y.example",
+        **common(mlist), **context,
+    )  # fmt: skip
+    return f"Subject: {message['Subject']}\n\n{message.get_content().rstrip()}"
+
+
+def test_the_readme_examples_are_what_the_templates_write() -> None:
+    welcome = sample_mail("environment-kz", "welcome.txt", delivery="regular")
+    assert readme_example("A Russian welcome") == welcome
+    confirmation = sample_mail(
+        "disability-kz",
+        "confirm.txt",
+        action="subscribe",
+        delivery="digest",
+        token=TOKEN,
+        confirm_address="",
+        expires=datetime(2026, 12, 5, 9, 30),
+    )
+    assert readme_example("A Kazakh confirmation request") == confirmation
