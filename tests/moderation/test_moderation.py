@@ -263,6 +263,8 @@ def test_poster_withdraws_and_late_moderator_is_told(start_server, sink: Sink) -
     post(server, STRANGER, "oops")
     notice = wait_notice(sink, STRANGER, "held_notice")
     reply(server, STRANGER, notice, "withdraw")
+    ack = wait_notice(sink, STRANGER, "held_acknowledged").message.get_content()
+    assert "was withdrawn and will not be sent" in ack
     told = wait_notice(sink, MOD1, "held_decided").message
     assert "withdrawn" in told["Subject"]
     wait_notice(sink, MOD2, "held_decided")
