@@ -90,7 +90,8 @@ def file_size(size: int, language: str) -> str:
         return f"{size} {units[0]}"
     if size < 1024 * 1024:
         return f"{round(size / 1024)} {units[1]}"
-    return f"{size / (1024 * 1024):.1f} {units[2]}".replace(".", "," if language != "en" else ".")
+    megabytes = f"{size / (1024 * 1024):.1f}".removesuffix(".0")
+    return f"{megabytes.replace('.', ',') if language != 'en' else megabytes} {units[2]}"
 
 
 def file_kind(content_type: str, filename: str = "") -> str:

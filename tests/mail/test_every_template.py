@@ -276,6 +276,7 @@ def test_template_reads_as_written_by_a_person(language: str, name: str) -> None
         if str(MOMENT.year) in text and name != "digest.html":
             assert LOCAL_TIME in text, text
         assert not broken_lines(text), (broken_lines(text), text)
+        assert "))" not in readable_text(text), text  # a date's zone inside parentheses
         if language != "en":
             assert not english_words(text, mlist), (english_words(text, mlist), text)
 
