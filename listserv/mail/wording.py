@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -60,9 +61,15 @@ def for_people(text: str) -> str:
     return ENCODED_DOMAIN.sub(unicode_domain, text)
 
 
-def local_time(moment: datetime, language: str, zone: str = "UTC") -> str:
+def local_time(moment: datetime | str, language: str, zone: str = "UTC") -> str:
     """``5 декабря 2026 г., 14:00 (часовой пояс: Алматы)``: *moment* (UTC when naive, as
-    the database stores it) in the list's time zone, in words of *language*."""
+    the database stores it; or a Date header's text) in the list's time zone, in words of
+    *language*. A Date header that does not parse is shown as written."""
+    if isinstance(moment, str):
+        try:
+            moment = parsedate_to_datetime(moment)
+        except (TypeError, ValueError, IndexError):
+            return moment
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     language = language if language in DATE_PATTERNS else "en"
