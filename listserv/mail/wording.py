@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_datetime, get_timezone_location
+from babel.numbers import format_decimal
 
 # The domain after an "@" when one of its labels is IDNA-encoded (xn--…).
 ENCODED_DOMAIN = re.compile(r"(?<=@)(?=[a-z0-9.-]*xn--)[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.I)
@@ -83,11 +84,12 @@ def local_time(moment: datetime | str, language: str, zone: str = "UTC") -> str:
 
 def plural(count: float, language: str, one: str, few: str = "", many: str = "") -> str:
     """``3 напоминания``: *count* with the noun form its language wants (CLDR plural rules:
-    Russian one/few/many; Kazakh and English nouns after a number need one and "other")."""
+    Russian one/few/many, and "other" for fractions, which takes the few form: 0,5 дня;
+    Kazakh nouns after a number stay singular; English needs one and few)."""
     form = Locale.parse(language).plural_form(count)
-    word = {"one": one, "few": few or many or one}.get(form, many or few or one)
-    number = f"{count:g}" if isinstance(count, float) else str(count)
-    return f"{number} {word}"
+    few = few or one
+    word = {"one": one, "few": few, "many": many or few}.get(form, few)
+    return f"{format_decimal(count, locale=language)} {word}"
 
 
 def file_size(size: int, language: str) -> str:
