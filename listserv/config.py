@@ -21,6 +21,8 @@ from typing import Any, Literal
 from listserv.mail.addresses import InvalidAddress, normalize
 
 DEFAULT_CONFIG = "config.toml"
+# The languages the server writes in (templates/<language>/).
+LANGUAGES = ("en", "ru", "kk")
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9._]*(?:-[a-z0-9._]+)*$")
 WEB_BASE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$")
 RESERVED_SUFFIXES = (
@@ -214,6 +216,9 @@ class DigestConfig:
 class ListConfig:
     name: str
     title: str = ""
+    # The title in other languages, for lists shown in another list's language (the
+    # "lists" reply, the web directory): { ru = "…", kk = "…", en = "…" }.
+    titles: dict[str, str] = field(default_factory=dict)
     region: str = ""
     topic: str = ""
     description: str = ""
@@ -268,6 +273,12 @@ class ListConfig:
         for role in ("moderators", "owners"):
             addresses = _addresses(getattr(self, role), f"{key}.{role}")
             object.__setattr__(self, role, addresses)
+        for language, text in self.titles.items():
+            if language not in LANGUAGES or not isinstance(text, str):
+                raise ConfigError(
+                    f'{key}.titles: expected {{ ru = "…", kk = "…", en = "…" }}, '
+                    f"got {language} = {text!r}"
+                )
         _positive(self.hold_expiry_days, f"{key}.hold_expiry_days")
         _positive(self.bounce_threshold, f"{key}.bounce_threshold")
         for name in (

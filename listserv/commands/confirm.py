@@ -21,13 +21,13 @@ from listserv.commands.subscriptions import (
 )
 from listserv.mail.addresses import parse_recipient
 from listserv.mail.codec import parse
-from listserv.moderation.decisions import moderate_by_mail, withdraw_by_mail
+from listserv.moderation.decisions import answer_spent_token, moderate_by_mail, withdraw_by_mail
 from listserv.notices import is_automated
 from listserv.posting.hold import MODERATE, WITHDRAW
 from listserv.posting.pipeline import post_sender
 from listserv.store.lists import MailList
 from listserv.store.models import InboxMessage, Token
-from listserv.store.tokens import lookup
+from listserv.store.tokens import lookup, lookup_spent
 
 # What each kind of token does when it comes back, given the list, the live token row, the
 # mail that carried it and its sender; returns one line saying what was done (for the reply
@@ -39,6 +39,12 @@ ACTIONS: dict[str, ConfirmAction] = {
     SET_DELIVERY: confirmed_by_its_address(set_delivery),
     MODERATE: moderate_by_mail,
     WITHDRAW: withdraw_by_mail,
+}
+# What a token does when it comes back after it was used (a second reply to a moderation
+# request is told who decided); actions without an entry ignore it.
+SPENT: dict[str, ConfirmAction] = {
+    MODERATE: answer_spent_token,
+    WITHDRAW: answer_spent_token,
 }
 
 
@@ -62,5 +68,9 @@ def confirm_token(
     row = lookup(session, mlist.id, token)
     action = ACTIONS.get(row.action) if row is not None else None
     if row is None or action is None:
-        return None
+        spent = lookup_spent(session, mlist.id, token)
+        answer = SPENT.get(spent.action) if spent is not None else None
+        if spent is None or answer is None:
+            return None
+        return answer(app, session, mlist, spent, message, sender)
     return action(app, session, mlist, row, message, sender)

@@ -8,6 +8,7 @@ text, or after a few lines that are not commands, so a whole letter is never tak
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -18,11 +19,12 @@ from listserv.mail.text import plain_text
 # Each command and the words (English, Russian, Kazakh) that name it, lower-case.
 KEYWORDS: dict[str, tuple[str, ...]] = {
     "help": ("help", "помощь", "справка", "көмек", "анықтама"),
-    "lists": ("lists", "списки", "тізімдер"),
+    "lists": ("lists", "списки", "тізімдер", "таратылымдар"),
     "info": ("info", "информация", "инфо", "ақпарат"),
     "subscribe": ("subscribe", "join", "подписаться", "подписка", "жазылу"),
     "unsubscribe": ("unsubscribe", "leave", "отписаться", "отписка", "жазылымнан шығу"),
-    "set": ("set",),
+    # "set delivery digest", "режим дайджест", "алу тәсілі дайджест".
+    "set": ("set", "режим", "алу тәсілі", "тәсіл"),
     "confirm": ("confirm", "подтвердить", "растау"),
     "end": ("end", "stop", "конец", "стоп", "соңы"),
 }
@@ -36,6 +38,25 @@ MAX_OTHER_LINES = 5
 # Commands taken from one message at most: a mail is not a batch job.
 MAX_COMMANDS = 10
 MAX_LINE = 200
+# Delivery modes as members write them after "subscribe" or "set delivery", in each language.
+MODE_WORDS: dict[str, str] = {
+    "regular": "regular",
+    "обычный": "regular",
+    "әдеттегі": "regular",
+    "digest": "digest",
+    "дайджест": "digest",
+    "plain": "plain",
+    "текст": "plain",
+    "мәтін": "plain",
+    "nomail": "nomail",
+    "пауза": "nomail",
+    "үзіліс": "nomail",
+}
+# "Re: Подтвердите подписку (подтвердить TOKEN)": a confirmation's Subject names its token
+# among words in the list's language; a reply to it confirms wherever the words put it.
+SUBJECT_CONFIRM = re.compile(
+    r"(?<!\w)(?:confirm|подтвердить|растау)\s+([a-z2-7]{20,64})(?![\w-])", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,21 @@ def read_command(line: str) -> Command | None:
     return None
 
 
+def mode_of(word: str) -> str | None:
+    """The delivery mode a word names (``дайджест`` → ``digest``), or None."""
+    return MODE_WORDS.get(word.lower())
+
+
+def subject_command(subject: str) -> Command | None:
+    """The command a Subject gives: a confirmation token anywhere in it, else a command at
+    its start."""
+    text = RESPONSE_MARKERS.sub("", subject).strip()
+    found = SUBJECT_CONFIRM.search(text)
+    if found is not None:
+        return Command("confirm", (found.group(1),), f"confirm {found.group(1)}")
+    return read_command(text)
+
+
 def is_quote(line: str) -> bool:
     return line.lstrip().startswith(">")
 
@@ -73,12 +109,12 @@ def is_quote(line: str) -> bool:
 def parse_commands(subject: str, body: str) -> Commands:
     """The commands of a message with this Subject and body text."""
     found = Commands()
-    subject_command = read_command(RESPONSE_MARKERS.sub("", subject).strip())
+    first = subject_command(subject)
     # A Subject that is no command ("Question") is ignored, not counted against the body.
-    if subject_command is not None:
-        if subject_command.name == "end":
+    if first is not None:
+        if first.name == "end":
             return found
-        found.commands.append(subject_command)
+        found.commands.append(first)
     for raw_line in body.splitlines():
         line = raw_line.strip()
         if raw_line.rstrip("\r") in ("-- ", "--") or is_quote(raw_line):
@@ -94,7 +130,7 @@ def parse_commands(subject: str, body: str) -> Commands:
         if command.name == "end":
             break
         # A reply quoting "confirm TOKEN" in both Subject and body means it once.
-        if command not in found.commands:
+        if all((c.name, c.args) != (command.name, command.args) for c in found.commands):
             found.commands.append(command)
         if len(found.commands) >= MAX_COMMANDS:
             break

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.commands.confirm import confirm_token
-from listserv.commands.parse import Command, message_commands
+from listserv.commands.parse import Command, message_commands, mode_of
 from listserv.commands.subscriptions import (
     ALREADY_MEMBER,
     DELIVERY_CHANGED,
@@ -37,7 +37,10 @@ from listserv.store.models import InboxMessage
 
 SUBSCRIBE_MODES = ("regular", "digest", "plain")
 SET_MODES = ("regular", "digest", "plain", "nomail")
-CONFIRMATION_SENT = "confirmation-sent"
+# A change waiting to be sent for confirmation; sent, or replaced by a later one in the mail.
+ASKED, CONFIRMATION_SENT, REPLACED = "asked", "confirmation-sent", "replaced"
+# Results whose own mail (the confirmation request) is the answer: no reply besides it.
+ANSWERED_BY_CONFIRMATION = (CONFIRMATION_SENT, REPLACED)
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,31 @@ class Result:
 
 
 def ask(request: Request, command: Command, action: str, **payload: Any) -> Result:
-    sent = request_confirmation(
-        request.app, request.session, request.mlist, request.sender, action, **payload
-    )
-    return Result(command.line, CONFIRMATION_SENT if sent else "not-sent", payload)
+    """A change that waits for confirmation; the request goes out once the whole mail is
+    read (``confirm_last``), so one mail asks for one confirmation."""
+    return Result(command.line, ASKED, {"action": action, **payload})
+
+
+def confirm_last(request: Request, results: list[Result]) -> list[Result]:
+    """One request per address and list: the last change a mail asks for is the one sent
+    for confirmation, the earlier ones are reported replaced by it."""
+    asked = [i for i, r in enumerate(results) if r.key == ASKED]
+    settled = list(results)
+    for i in asked[:-1]:
+        settled[i] = Result(results[i].line, REPLACED, results[i].data)
+    if asked:
+        last = results[asked[-1]]
+        payload = {k: v for k, v in last.data.items() if k != "action"}
+        sent = request_confirmation(
+            request.app,
+            request.session,
+            request.mlist,
+            request.sender,
+            last.data["action"],
+            **payload,
+        )
+        settled[asked[-1]] = Result(last.line, CONFIRMATION_SENT if sent else "not-sent", last.data)
+    return settled
 
 
 def names_other_address(command: Command) -> bool:
@@ -95,9 +119,9 @@ def do_info(request: Request, command: Command) -> Result:
 def do_subscribe(request: Request, command: Command) -> Result:
     if names_other_address(command):
         return Result(command.line, "other-address")
-    modes = [arg.lower() for arg in command.args]
+    modes = [mode_of(arg) for arg in command.args]
     if len(modes) > 1 or (modes and modes[0] not in SUBSCRIBE_MODES):
-        return Result(command.line, "bad-argument", {"usage": "subscribe [digest|plain]"})
+        return Result(command.line, "bad-argument", {"usage": "subscribe"})
     if find_member(request.session, request.mlist.id, request.sender):
         return Result(command.line, ALREADY_MEMBER)
     return ask(request, command, SUBSCRIBE, delivery=modes[0] if modes else "regular")
@@ -112,21 +136,24 @@ def do_unsubscribe(request: Request, command: Command) -> Result:
 
 
 def do_set(request: Request, command: Command) -> Result:
-    args = [arg.lower() for arg in command.args]
-    if len(args) != 2 or args[0] != "delivery" or args[1] not in SET_MODES:
-        usage = "set delivery regular|digest|plain|nomail"
-        return Result(command.line, "bad-argument", {"usage": usage})
+    # "set delivery digest" in English; "режим дайджест", "алу тәсілі дайджест" say no more.
+    args = list(command.args)
+    if args and args[0].lower() == "delivery":
+        args = args[1:]
+    mode = mode_of(args[0]) if len(args) == 1 else None
+    if mode not in SET_MODES:
+        return Result(command.line, "bad-argument", {"usage": "set"})
     member = find_member(request.session, request.mlist.id, request.sender)
     if member is None:
         return Result(command.line, NOT_MEMBER)
-    if member.delivery == args[1]:
+    if member.delivery == mode:
         return Result(command.line, "unchanged", {"delivery": member.delivery})
-    return ask(request, command, SET_DELIVERY, delivery=args[1])
+    return ask(request, command, SET_DELIVERY, delivery=mode)
 
 
 def do_confirm(request: Request, command: Command) -> Result:
     if len(command.args) != 1:
-        return Result(command.line, "bad-argument", {"usage": "confirm TOKEN"})
+        return Result(command.line, "bad-argument", {"usage": "confirm"})
     outcome = confirm_token(
         request.app,
         request.session,
@@ -201,7 +228,10 @@ def handle_request(app: App, session: Session, mlist: MailList, stored: InboxMes
     if isinstance(request, str):
         return request
     found = message_commands(request.message)
-    results = [COMMANDS[c.name](request, c) for c in found.commands]
+    results = confirm_last(request, [COMMANDS[c.name](request, c) for c in found.commands])
+    if results and all(r.key in ANSWERED_BY_CONFIRMATION for r in results):
+        # The confirmation request says what was asked: one mail, not a reply besides it.
+        return summary(results)
     if not reply(request, results, len(found.unknown)):
         return summary(results) + "; reply not sent: daily limit reached"
     return summary(results)
@@ -215,7 +245,7 @@ def handle_address_command(
     request = read_request(app, session, mlist, stored)
     if isinstance(request, str):
         return request
-    result = COMMANDS[command.name](request, command)
+    [result] = confirm_last(request, [COMMANDS[command.name](request, command)])
     if result.key != CONFIRMATION_SENT:
         reply(request, [result])
     return summary([result])

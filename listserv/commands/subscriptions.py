@@ -13,7 +13,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from listserv.app import App
@@ -38,6 +38,7 @@ def request_confirmation(
     address already had its share of mail from us today."""
     if not allow_auto_reply(app, session, address):
         return False
+    withdraw_pending(session, mlist.id, address)
     ttl = timedelta(days=app.config.server.confirmation_expiry_days)
     token = issue(session, mlist.id, action, address=address, payload=payload, ttl=ttl)
     confirm_address = mlist.address("confirm", token)
@@ -51,12 +52,25 @@ def request_confirmation(
         action=action,
         token=token,
         confirm_address=confirm_address,
-        expires=f"{utcnow() + ttl:%Y-%m-%d %H:%M}",
+        expires=utcnow() + ttl,
         delivery=payload.get("delivery", ""),
     )
     message["Reply-To"] = confirm_address
     send_notice(app, session, mlist, message, [address])
     return True
+
+
+def withdraw_pending(session: Session, list_id: int, address: str) -> None:
+    """One request per address and list: a new one replaces what the address asked before
+    (its token stops working), so a second "subscribe" never leaves a stale request."""
+    session.execute(
+        delete(Token).where(
+            Token.list_id == list_id,
+            Token.address == address,
+            Token.action.in_(CHANGES),
+            Token.used_at.is_(None),
+        )
+    )
 
 
 def tell_member(
@@ -133,8 +147,8 @@ def confirmed_by_its_address(change: Change) -> Callable[..., str]:
 
 
 def pending_confirmations(session: Session, list_id: int) -> list[Token]:
-    """Changes asked for by mail and not yet confirmed, one per address and action (the
-    newest), oldest first."""
+    """Changes asked for by mail and not yet confirmed, one per address (the newest),
+    oldest first."""
     rows = session.scalars(
         select(Token)
         .where(
@@ -145,7 +159,7 @@ def pending_confirmations(session: Session, list_id: int) -> list[Token]:
         )
         .order_by(Token.created_at)
     )
-    newest = {(row.address, row.action): row for row in rows}
+    newest = {row.address: row for row in rows}
     return sorted(newest.values(), key=lambda row: row.created_at)
 
 

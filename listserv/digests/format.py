@@ -83,6 +83,7 @@ def context(issue: Issue) -> dict[str, Any]:
         "volume": issue.volume,
         "number": issue.number,
         "date": format_datetime(issue.date.astimezone(ZoneInfo(mlist.config.digest.timezone))),
+        "issued_at": issue.date,
         "posts": issue.contents,
         "list_address": mlist.address(),
         "request_address": mlist.address("request"),

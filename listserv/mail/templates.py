@@ -3,6 +3,11 @@
 A mail template starts with header lines (at least ``Subject:``), a blank line, then the body.
 Operators override any template by putting a file of the same name under ``[server]
 template_dir``; a template missing in a list's language falls back to English.
+
+Every ``{{ … }}`` shows addresses in Unicode (``mail.wording.for_people``), and every template
+has the filters ``when`` (a date in the list's time zone and language), ``plural`` (``{{ n |
+plural("день", "дня", "дней") }}``), ``region`` and ``topic`` (names translated by
+``templates/translations.toml``); ``language`` is the language being rendered.
 """
 
 from __future__ import annotations
@@ -15,12 +20,28 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
+from listserv.mail import wording
 from listserv.mail.headers import one_line, set_subject
 
 BUILTIN = Path(__file__).resolve().parents[2] / "templates"
 # Headers a template may set; anything else in the head of a template is a mistake.
 TEMPLATE_HEADERS = {"subject", "content-type"}
+
+
+def shown(value: Any) -> Any:
+    """What ``{{ … }}`` prints: addresses in Unicode, in every template."""
+    if isinstance(value, Markup):
+        return Markup(wording.for_people(str(value)))
+    if isinstance(value, str):
+        return wording.for_people(value)
+    return value
+
+
+def zone_of(context: jinja2.runtime.Context) -> str:
+    mlist = context.get("mlist")
+    return mlist.config.digest.timezone if mlist is not None else "UTC"
 
 
 class Templates:
@@ -34,12 +55,31 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
             undefined=jinja2.StrictUndefined,
+            finalize=shown,
         )
+        self.names = wording.translations(*(Path(p) for p in search))
+        self.env.filters.update(
+            when=jinja2.pass_context(
+                lambda ctx, moment: wording.local_time(moment, ctx["language"], zone_of(ctx))
+            ),
+            plural=jinja2.pass_context(
+                lambda ctx, count, *forms: wording.plural(count, ctx["language"], *forms)
+            ),
+            file_size=jinja2.pass_context(
+                lambda ctx, size: wording.file_size(size, ctx["language"])
+            ),
+            file_kind=wording.file_kind,
+            region=jinja2.pass_context(lambda ctx, name: self.name_in("regions", name, ctx)),
+            topic=jinja2.pass_context(lambda ctx, name: self.name_in("topics", name, ctx)),
+        )
+
+    def name_in(self, kind: str, name: str, context: jinja2.runtime.Context) -> str:
+        return wording.translate(self.names, kind, name, context["language"])
 
     def text(self, language: str, name: str, **context: Any) -> str:
         """Render ``templates/<language>/<name>`` (English when the language lacks it)."""
         template = self.env.get_or_select_template([f"{language}/{name}", f"en/{name}"])
-        return template.render(**context)
+        return template.render(language=language, **context)
 
     def mail(
         self,

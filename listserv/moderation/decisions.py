@@ -9,6 +9,7 @@ on a post that is settled.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -28,6 +29,8 @@ from listserv.store.members import find_member
 from listserv.store.models import HeldMessage, InboxMessage, Token, utcnow
 from listserv.store.tokens import use
 
+REQUEST_SENT_TO = re.compile(r"^(?P<who>\S+) \(request sent to (?P<moderator>[^()]+)\)$")
+COMMAND_LINE = " (command line)"
 # What each verdict makes of a held post.
 STATUS = {
     "approve": "approved",
@@ -51,6 +54,18 @@ class Decider:
         if self.moderator and self.moderator != self.who:
             return f"{self.who} (request sent to {self.moderator})"
         return self.who
+
+    @classmethod
+    def recorded(cls, held: HeldMessage) -> Decider:
+        """Who decided *held*, read back from what ``describe`` recorded, so that notices
+        can word it in the list's language ("root (command line)" → the operator root)."""
+        found = REQUEST_SENT_TO.match(held.decided_by or "")
+        if found:
+            return cls(found["who"], held.decided_via, found["moderator"])
+        who = held.decided_by or ""
+        if held.decided_via == "cli":
+            who = who.removesuffix(COMMAND_LINE)
+        return cls(who, held.decided_via)
 
 
 class NotPending(Exception):
@@ -99,7 +114,10 @@ def settle(
     held.decided_via = decider.via
     held.decision_reason = reason
     if decider.via != "expiry":
-        tell_moderators(app, session, mlist, held, skip=decider.moderator)
+        tell_moderators(app, session, mlist, held, skip={decider.moderator, decider.who})
+    if decider.via == "mail":
+        # Whoever decided by reply hears that it was done (the poster, for a withdrawal).
+        acknowledge(app, session, mlist, held, decider.who)
     return f"held message {held.id} {held.status}"
 
 
@@ -121,19 +139,47 @@ def tell_poster(
 
 
 def tell_moderators(
-    app: App, session: Session, mlist: MailList, held: HeldMessage, skip: str = ""
+    app: App, session: Session, mlist: MailList, held: HeldMessage, skip: set[str]
 ) -> None:
     for moderator in moderators_of(mlist):
-        if moderator != skip:
-            update = notice(app, mlist, "held_decided.txt", moderator, held=held)
+        if moderator not in skip:
+            update = notice(
+                app, mlist, "held_decided.txt", moderator, held=held, decider=Decider.recorded(held)
+            )
             send_notice(app, session, mlist, update, [moderator])
+
+
+def acknowledge(app: App, session: Session, mlist: MailList, held: HeldMessage, to: str) -> None:
+    reply = notice(app, mlist, "held_acknowledged.txt", to, held=held)
+    send_notice(app, session, mlist, reply, [to])
 
 
 def tell_already_decided(
     app: App, session: Session, mlist: MailList, held: HeldMessage, to: str, by_moderator: bool
 ) -> None:
-    reply = notice(app, mlist, "held_already_decided.txt", to, held=held, by_moderator=by_moderator)
+    reply = notice(
+        app,
+        mlist,
+        "held_already_decided.txt",
+        to,
+        held=held,
+        by_moderator=by_moderator,
+        decider=Decider.recorded(held),
+    )
     send_notice(app, session, mlist, reply, [to])
+
+
+def answer_spent_token(
+    app: App, session: Session, mlist: MailList, row: Token, message: EmailMessage, sender: str
+) -> str:
+    """A reply carrying a moderation or withdrawal token already used: say who decided the
+    post, when and how (a person wrote it, so they are answered, within the daily cap)."""
+    held = locked_held(session, row.payload.get("held"))
+    if held is None or held.list_id != mlist.id or held.status == "pending":
+        return "discarded: used token"
+    if allow_auto_reply(app, session, sender):
+        tell_already_decided(app, session, mlist, held, sender, row.action == MODERATE)
+    return f"already {held.status}: held message {held.id}"
 
 
 def decide_by_mail(

@@ -84,15 +84,20 @@ def read_verdict(text: str) -> Verdict | None:
     paragraph = first_paragraph(text)
     if not paragraph:
         return None
-    match = PATTERN.match(paragraph[0])
+    # Kazakh puts the adverb first: "әрқашан мақұлдау" is "approve always".
+    first_word, _, after = paragraph[0].partition(" ")
+    always_first = first_word.strip(".,!").casefold() in ALWAYS and bool(after.strip())
+    match = PATTERN.match(after.strip() if always_first else paragraph[0])
     if match is None:
         return None
     group = next(name for name, value in match.groupdict().items() if value and name != "rest")
     action: Action = group.rsplit("_", 1)[0]  # type: ignore[assignment]
+    if always_first and action != "approve":
+        return None
     rest = match.group("rest").strip()
     if action == "approve":
         first = rest.split(maxsplit=1)[0].strip(".,!").casefold() if rest else ""
-        return Verdict("approve", always=first in ALWAYS)
+        return Verdict("approve", always=always_first or first in ALWAYS)
     if action == "reject":
         reason = "\n".join([rest, *paragraph[1:]] if rest else paragraph[1:])
         return Verdict("reject", reason=reason.strip()[:MAX_REASON])

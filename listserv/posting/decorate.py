@@ -73,9 +73,10 @@ def append_to_text(message: EmailMessage, footer: str) -> bool:
     charset = "utf-8" if declared in ("us-ascii", "ascii") else declared
     try:
         body = message.get_payload(decode=True).decode(charset)
-        joined = (body if body.endswith("\n") else body + "\n") + "\n" + footer
-        joined.encode(charset)
     except (LookupError, UnicodeError):
+        return False
+    joined = in_charset((body if body.endswith("\n") else body + "\n") + "\n", footer, charset)
+    if joined is None:
         return False
     if charset == "utf-8" and declared != charset and joined.isascii():
         charset = "us-ascii"
@@ -84,6 +85,23 @@ def append_to_text(message: EmailMessage, footer: str) -> bool:
     params = {k: v for k, v in message.get_params([])[1:] if k != "charset"}
     message.set_content(joined, charset=charset, cte=cte, params=params)
     return True
+
+
+# Typographic marks the footers use that a legacy Cyrillic charset (KOI8-R) lacks, and the
+# plain forms that keep a footer inside such a body rather than in a part of its own.
+PLAIN_MARKS = str.maketrans({"«": '"', "»": '"', "„": '"', "“": '"', "—": "-", "–": "-"})
+
+
+def in_charset(body: str, footer: str, charset: str) -> str | None:
+    """*body* and *footer* joined, when *charset* can carry them (the footer's quotes and
+    dashes made plain if need be); None when it cannot."""
+    for shown in (footer, footer.translate(PLAIN_MARKS)):
+        try:
+            (body + shown).encode(charset)
+        except (LookupError, UnicodeError):
+            continue
+        return body + shown
+    return None
 
 
 def wrap_with_footer(message: EmailMessage, footer: str) -> None:

@@ -17,10 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listserv.app import App
+from listserv.auth.one_click import link_maker
 from listserv.mail.codec import parse
 from listserv.notices import allow_auto_reply, is_automated, notice, send_notice
 from listserv.posting.rules import SENDER_CAP
 from listserv.store.lists import MailList
+from listserv.store.members import find_member
 from listserv.store.models import HeldMessage, InboxMessage
 from listserv.store.tokens import issue
 
@@ -69,6 +71,7 @@ def answerable(
     action: str,
     to: str,
     template: str,
+    **context: object,
 ) -> EmailMessage:
     """A notice about *held* to *to* whose Reply-To carries a fresh *action* token for it."""
     token = issue(
@@ -83,6 +86,7 @@ def answerable(
         held=held,
         expires=expires_at(mlist, held),
         confirm_address=confirm_address,
+        **context,
     )
     message["Reply-To"] = confirm_address
     return message
@@ -98,7 +102,16 @@ def announce_hold(
 ) -> None:
     """Tell the poster and ask every moderator; called in the transaction that held it."""
     if may_tell_poster(app, session, held, message, envelope_sender):
-        reply = answerable(app, session, mlist, held, WITHDRAW, held.sender, "held_notice.txt")
+        reply = answerable(
+            app,
+            session,
+            mlist,
+            held,
+            WITHDRAW,
+            held.sender,
+            "held_notice.txt",
+            unsubscribe_url=unsubscribe_link(app, session, mlist, held),
+        )
         send_notice(app, session, mlist, reply, [held.sender])
     if is_repeat_of_runaway_sender(session, held):
         return
@@ -111,6 +124,17 @@ def announce_hold(
         )
         request.add_attachment(message, disposition="attachment")
         send_notice(app, session, mlist, request, [moderator])
+
+
+def unsubscribe_link(app: App, session: Session, mlist: MailList, held: HeldMessage) -> str:
+    """A member's one-click link, for the notice of a post that looks like "unsubscribe":
+    they most likely wanted to leave, so tell them how (empty when there is no web)."""
+    make_link = link_maker(app.config)
+    if make_link is None or held.rule != "command-like":
+        return ""
+    if find_member(session, mlist.id, held.sender) is None:
+        return ""
+    return make_link(mlist.name, held.sender)
 
 
 def is_repeat_of_runaway_sender(session: Session, held: HeldMessage) -> bool:

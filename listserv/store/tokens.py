@@ -67,5 +67,15 @@ def lookup(session: Session, list_id: int, token: str) -> Token | None:
     return row
 
 
+def lookup_spent(session: Session, list_id: int, token: str) -> Token | None:
+    """The token of this list when it has been used already (kept until housekeeping)."""
+    if not TOKEN_SHAPE.match(token):
+        return None
+    row = session.get(Token, secret_digest(token.lower()))
+    if row is None or row.list_id != list_id or row.used_at is None:
+        return None
+    return row
+
+
 def use(row: Token) -> None:
     row.used_at = utcnow()

@@ -11,6 +11,7 @@ from listserv.commands.parse import (
     MAX_OTHER_LINES,
     Command,
     message_commands,
+    mode_of,
     parse_commands,
     read_command,
 )
@@ -147,3 +148,31 @@ def test_confirmation_expiry_must_be_positive(tmp_path: Path) -> None:
         parse_config({"server": server}, tmp_path / "config.toml")
     server["confirmation_expiry_days"] = 0.5
     assert parse_config({"server": server}, tmp_path).server.confirmation_expiry_days == 0.5
+
+
+def test_delivery_modes_have_russian_and_kazakh_words() -> None:
+    assert names("", "режим дайджест\nалу тәсілі мәтін\nset delivery nomail") == [
+        ("set", ("дайджест",)),
+        ("set", ("мәтін",)),
+        ("set", ("delivery", "nomail")),
+    ]
+    assert [mode_of(w) for w in ("Дайджест", "текст", "үзіліс", "пауза", "often")] == [
+        "digest",
+        "plain",
+        "nomail",
+        "nomail",
+        None,
+    ]
+
+
+def test_a_confirmation_subject_confirms_wherever_its_token_stands() -> None:
+    token = "k3zq7m2xw4yv5tnpb6rf2jd7hsa4ceuo"
+    for subject in (
+        f"Re: Подтвердите подписку на рассылку «Экология» (подтвердить {token})",
+        f"Жауап: «Экология» таратылымына жазылуды растаңыз (растау {token})",
+        f'RE: Please confirm your subscription to "X" (confirm {token})',
+        f"confirm {token}",
+    ):
+        assert names(subject, "") == [("confirm", (token,))], subject
+    # Words alone are no token.
+    assert names("Re: Please confirm your subscription", "") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -45,9 +46,11 @@ def text(received: Received) -> str:
 
 
 def token_of(confirmation: Received) -> str:
+    """The token a confirmation names at the end of its Subject: "… (confirm TOKEN)"."""
     subject = str(confirmation.message["Subject"])
-    assert subject.startswith("confirm ")
-    return subject.split()[1]
+    found = re.search(r"\((?:confirm|подтвердить|растау) ([a-z2-7]{32})\)$", subject)
+    assert found, subject
+    return found.group(1)
 
 
 def members(server: RunningServer, name: str = "test") -> dict[str, str]:
@@ -94,8 +97,7 @@ def test_subscribe_confirmed_by_replying_makes_a_member_and_welcomes(
     server = start_server()
     send_command(server, "subscribe\n-- \nAlice\nsubscribe digest\n")
     confirmation = wait_notice(sink, ALICE, "confirm")
-    reply = wait_notice(sink, ALICE, "command-reply")
-    assert "A confirmation request was sent to alice@example.com" in text(reply)
+    assert "asked to subscribe alice@example.com to the list" in text(confirmation)
     token = token_of(confirmation)
     confirm_address = f"test-confirm+{token}@{DOMAIN}"
     assert confirmation.message["Reply-To"] == confirm_address
@@ -115,8 +117,10 @@ def test_subscribe_confirmed_by_replying_makes_a_member_and_welcomes(
     # The token is single-use: replying again, or sending it as a command, changes nothing.
     send_command(server, "", to=confirm_address, subject=f"Re: confirm {token}")
     send_command(server, f"confirm {token}")
-    reply = wait_notice(sink, ALICE, "command-reply", 2)
+    reply = wait_notice(sink, ALICE, "command-reply")
     assert "unknown, already used or expired" in text(reply)
+    # The confirmation request was the only answer to the subscribe command.
+    assert len(notices(sink, ALICE, "command-reply")) == 1
     assert len(notices(sink, ALICE, "welcome")) == 1
     assert members(server) == {ALICE: "regular"}
 
@@ -126,10 +130,10 @@ def test_confirm_command_subscribes_with_the_requested_delivery(start_server, si
     send_command(server, "", subject="subscribe digest")
     token = token_of(wait_notice(sink, ALICE, "confirm"))
     send_command(server, f"confirm {token}")
-    reply = wait_notice(sink, ALICE, "command-reply", 2)
+    reply = wait_notice(sink, ALICE, "command-reply")
     assert "Confirmed: alice@example.com is now subscribed" in text(reply)
     welcome = wait_notice(sink, ALICE, "welcome")
-    assert "digest (MIME)" in text(welcome)
+    assert "Delivery: digest — several messages in one mail" in text(welcome)
     assert members(server) == {ALICE: "digest"}
 
 
@@ -168,13 +172,13 @@ def test_unsubscribe_and_set_delivery_by_command_are_confirmed(start_server, sin
     assert members(server) == {ALICE: "regular"}
     send_command(server, "", to=f"test-confirm+{token}@{DOMAIN}", subject=f"Re: confirm {token}")
     changed = wait_notice(sink, ALICE, "delivery")
-    assert "digest (MIME)" in text(changed)
+    assert "Now: digest — several messages in one mail" in text(changed)
     assert members(server) == {ALICE: "digest"}
 
     send_command(server, "UNSUBSCRIBE")
     token = token_of(wait_notice(sink, ALICE, "confirm", 2))
     send_command(server, f"confirm {token}")
-    reply = wait_notice(sink, ALICE, "command-reply", 3)
+    reply = wait_notice(sink, ALICE, "command-reply", 2)
     assert "now unsubscribed" in text(reply)
     wait_notice(sink, ALICE, "goodbye")
     assert members(server) == {}
@@ -191,7 +195,7 @@ def test_wrong_foreign_and_expired_tokens_change_nothing(start_server, sink: Sin
     token = token_of(wait_notice(sink, ALICE, "confirm"))
 
     send_command(server, "confirm " + "A" * 32)
-    assert "unknown, already used or expired" in text(wait_notice(sink, ALICE, "command-reply", 2))
+    assert "unknown, already used or expired" in text(wait_notice(sink, ALICE, "command-reply"))
 
     # Someone else holding the token cannot confirm it, by command or by reply.
     mallory = "mallory@example.net"
@@ -205,7 +209,7 @@ def test_wrong_foreign_and_expired_tokens_change_nothing(start_server, sink: Sin
     assert pending(server) == []
     send_command(server, "", to=f"test-confirm+{token}@{DOMAIN}", subject=f"Re: confirm {token}")
     send_command(server, f"confirm {token}")
-    assert "unknown, already used or expired" in text(wait_notice(sink, ALICE, "command-reply", 3))
+    assert "unknown, already used or expired" in text(wait_notice(sink, ALICE, "command-reply", 2))
     assert members(server) == {}
     assert notices(sink, ALICE, "welcome") == []
 
@@ -322,11 +326,12 @@ def test_lists_and_info_never_disclose_members(start_server, sink: Sink) -> None
     lists_part = body[body.index("> lists") : body.index("> info")]
     assert lists_part.index("Kazakhstan") < lists_part.index(f"water-kz@{DOMAIN}")
     assert lists_part.index(f"water-kz@{DOMAIN}") < lists_part.index("Kyrgyzstan")
-    assert "Water KZ (Water)" in lists_part and "Gender KG (Gender)" in lists_part
+    assert "Water KZ\r\n      Topic: Water" in lists_part
+    assert "Gender KG\r\n      Topic: Gender" in lists_part
     assert "secret" not in lists_part
     info_part = body[body.index("> info") :]
     assert "Air." in info_part
-    assert "Your address alice@example.com is subscribed; delivery: every message" in info_part
+    assert "alice@example.com is subscribed to this list.\r\nDelivery: every message" in info_part
     assert "bob@example.com" not in body
 
 
@@ -363,7 +368,7 @@ def test_cli_welcomes_added_members_and_shows_pending_and_counts(start_server, s
     path = server.config_path
     assert cli(path, "members", "add", "test", "--no-welcome", "quiet@example.com").exit_code == 0
     assert cli(path, "members", "add", "test", "--digest", "new@example.com").exit_code == 0
-    assert "digest (MIME)" in text(wait_notice(sink, "new@example.com", "welcome"))
+    assert "Delivery: digest — several" in text(wait_notice(sink, "new@example.com", "welcome"))
     send_command(server, "subscribe plain")
     wait_notice(sink, ALICE, "confirm")
     sentinel(server, sink)
@@ -385,3 +390,71 @@ def test_cli_welcomes_added_members_and_shows_pending_and_counts(start_server, s
     assert shown["pending_confirmations"] == 1
     text_output = cli(path, "lists", "show", "test").output
     assert "pending_confirmations: 1" in text_output
+
+
+def test_delivery_change_by_mail_is_one_confirmation_that_says_why(
+    start_server, sink: Sink
+) -> None:
+    server = start_server(lists=[list_table("test", language="ru", title="Экология")])
+    assert cli(server.config_path, "members", "add", "test", "--no-welcome", ALICE).exit_code == 0
+    send_command(server, "режим дайджест")
+    confirmation = wait_notice(sink, ALICE, "confirm")
+    body = text(confirmation)
+    assert "Новый режим получения: дайджест — несколько писем в одном" in body
+    assert "чтобы никто не мог от вашего имени\r\nотключить вам рассылку" in body
+    assert members(server) == {ALICE: "regular"}
+
+    token = token_of(confirmation)
+    send_command(server, "", to=f"test-confirm+{token}@{DOMAIN}", subject=f"Re: {token}")
+    changed = wait_notice(sink, ALICE, "delivery")
+    assert "Теперь: дайджест — несколько писем в одном, с вложениями." in text(changed)
+    assert members(server) == {ALICE: "digest"}
+    sentinel(server, sink)
+    # The command, its confirmation and the change: two mails, no reply besides them.
+    assert sorted(m.message["X-Listserv-Notice"] for m in sink.messages_to(ALICE)) == [
+        "confirm",
+        "delivery",
+    ]
+
+
+def test_two_subscribe_commands_in_one_mail_make_one_request(start_server, sink: Sink) -> None:
+    server = start_server(lists=[list_table("test", language="ru")])
+    send_command(server, "подписаться digest", subject="Подписка")
+    confirmation = wait_notice(sink, ALICE, "confirm")
+    assert "Режим получения: дайджест" in text(confirmation)
+    assert [(p["address"], p["delivery"]) for p in pending(server)] == [(ALICE, "digest")]
+    shown = json.loads(cli(server.config_path, "lists", "show", "test", "--json").output)
+    assert shown["pending_confirmations"] == 1
+
+    # A later request replaces the earlier one: its token no longer works.
+    send_command(server, "подписаться текст")
+    second = wait_notice(sink, ALICE, "confirm", 2)
+    assert [(p["address"], p["delivery"]) for p in pending(server)] == [(ALICE, "plain")]
+    send_command(server, f"подтвердить {token_of(confirmation)}")
+    reply = wait_notice(sink, ALICE, "command-reply")
+    assert "неизвестен, уже использован или просрочен" in text(reply)
+    assert members(server) == {}
+
+    # A reply to -request whose Subject carries the token among Russian words confirms.
+    send_command(server, "", subject=f"Re: {second.message['Subject']}")
+    wait_notice(sink, ALICE, "welcome")
+    assert members(server) == {ALICE: "plain"}
+    sentinel(server, sink)
+    assert sorted(m.message["X-Listserv-Notice"] for m in sink.messages_to(ALICE)) == [
+        "command-reply",
+        "command-reply",
+        "confirm",
+        "confirm",
+        "welcome",
+    ]
+
+
+def test_members_read_their_address_in_unicode(start_server, sink: Sink) -> None:
+    server = start_server(lists=[list_table("test", language="kk")])
+    member = "aigul@мысал.қаз"
+    assert cli(server.config_path, "members", "add", "test", member).exit_code == 0
+    welcome = wait_notice(sink, "aigul@xn--80awbu3c.xn--80ao21a", "welcome")
+    body = text(welcome)
+    assert "Сіздің aigul@мысал.қаз мекенжайыңыз" in body
+    assert "xn--" not in body
+    assert "«жазылымнан шығу» деп жазыңыз" in body

@@ -115,7 +115,7 @@ def test_plain_digest_is_rfc1153_in_utf8() -> None:
     assert ru_body == "Уровень воды снова упал."
     assert en_headers["Keywords"] == "water"
     assert en_body.startswith("Report text.")
-    assert '[application/pdf "r.pdf", 8 bytes: not included in the digest]' in en_body
+    assert '[Attachment "r.pdf" (PDF, 8 bytes) not included in the digest]' in en_body
     assert html_body == "Hello all\n\nSecond & last"
     assert "To unsubscribe" in parsed.trailer
     end = "End of eco Digest, Vol 1, Issue 3"
@@ -155,7 +155,7 @@ def test_html_digest_sanitises_posts_and_escapes_text() -> None:
     ("language", "subject", "contents"),
     [
         ("ru", "Дайджест eco, том 1, выпуск 3", "Темы этого выпуска:"),
-        ("kk", "eco дайджесі, 1-том, 3-шығарылым", "Осы шығарылымның тақырыптары:"),
+        ("kk", "eco дайджесті, 1-том, 3-шығарылым", "Осы шығарылымның тақырыптары:"),
     ],
 )
 def test_digest_speaks_the_list_language(language: str, subject: str, contents: str) -> None:

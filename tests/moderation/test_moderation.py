@@ -160,7 +160,7 @@ def test_request_to_each_moderator_with_the_post_attached(start_server, sink: Si
     assert reply_to.startswith("test-confirm+") and reply_to.endswith(f"@{DOMAIN}")
     assert reply_to != str(second.message["Reply-To"])  # one token per moderator
     text = request.get_body(("plain",)).get_content()
-    assert f"{STRANGER} is not a member" in text
+    assert f"{STRANGER} is not subscribed to the list" in text
     assert "approve always" in text and "reject REASON" in text and "discard" in text
     (attachment,) = list(request.iter_attachments())
     assert attachment.get_content_type() == "message/rfc822"
@@ -213,7 +213,7 @@ def test_reject_with_reason_in_russian(start_server, sink: Sink) -> None:
     post(server, STRANGER, "Купите слона")
     request = wait_notice(sink, MOD2, "moderation_request")
     text = request.message.get_body(("plain",)).get_content()
-    assert "одобрить" in text and f"{STRANGER} не является участником рассылки" in text
+    assert "одобрить" in text and f"адрес {STRANGER} не подписан на рассылку" in text
     reply(server, MOD2, request, "Отклонить реклама не по теме рассылки")
     rejection = wait_notice(sink, STRANGER, "held_rejected").message
     assert rejection["Subject"] == f"Ваше письмо в {LIST} отклонено"
@@ -263,6 +263,8 @@ def test_poster_withdraws_and_late_moderator_is_told(start_server, sink: Sink) -
     post(server, STRANGER, "oops")
     notice = wait_notice(sink, STRANGER, "held_notice")
     reply(server, STRANGER, notice, "withdraw")
+    ack = wait_notice(sink, STRANGER, "held_acknowledged").message.get_content()
+    assert "was withdrawn and will not be sent" in ack
     told = wait_notice(sink, MOD1, "held_decided").message
     assert "withdrawn" in told["Subject"]
     wait_notice(sink, MOD2, "held_decided")
@@ -290,12 +292,18 @@ def test_forged_reused_and_foreign_tokens_change_nothing(start_server, sink: Sin
     reply(server, "mod1.home@ngo.example", request, "approve")
     wait_post(sink, READER, "held one")
     assert held(server)[0]["decided_by"] == f"mod1.home@ngo.example (request sent to {MOD1})"
-    # Used once: the same reply again changes nothing and gets no answer.
+    assert (
+        "was approved"
+        in wait_notice(sink, "mod1.home@ngo.example", "held_acknowledged").message.get_content()
+    )
+    # Used once: the same reply again changes nothing, and is told who decided and how.
     reply(server, MOD1, request, "reject")
+    already = wait_notice(sink, MOD1, "held_already_decided").message.get_content()
+    assert "was already\r\napproved by mod1.home@ngo.example." in already
+    assert f"How:      by replying to the request sent to {MOD1}" in already
     control(server, sink, "after reuse")
     assert held(server)[0]["status"] == "approved"
     assert not notices(sink, STRANGER, "held_rejected")
-    assert not notices(sink, MOD1, "held_already_decided")
     assert posts_to(sink, READER).count("[test] held one") == 1
 
 
@@ -383,7 +391,8 @@ def test_reminders_then_expiry(start_server, sink: Sink) -> None:
     (row,) = held(server)
     assert (row["status"], row["decided_via"]) == ("expired", "expiry")
     reply(server, MOD1, notices(sink, MOD1, "moderation_request")[0], "approve")
-    assert "expired" in wait_notice(sink, MOD1, "held_already_decided").message.get_content()
+    already = wait_notice(sink, MOD1, "held_already_decided").message.get_content()
+    assert "was already\r\ndropped because nobody decided in time." in already
 
 
 def test_serve_expires_on_its_schedule(start_server, sink: Sink) -> None:
@@ -431,3 +440,70 @@ def test_safety_holds(start_server, sink: Sink) -> None:
     # A runaway sender: the moderators are asked about the first capped post only.
     requests = [r.message["Subject"] for r in notices(sink, MOD2, "moderation_request")]
     assert len(requests) == 6 and not any(s.endswith(": r4") for s in requests)
+
+
+# ---- what moderators and posters read ------------------------------------------------------------
+
+
+def test_every_decision_by_reply_is_acknowledged_in_russian(start_server, sink: Sink) -> None:
+    server = start(start_server, language="ru", digest={"timezone": "Asia/Almaty"})
+    post(server, STRANGER, "Семинар")
+    request = wait_notice(sink, MOD1, "moderation_request")
+    reply(server, MOD1, request, "одобрить")
+    wait_post(sink, READER, "Семинар")
+    ack = wait_notice(sink, MOD1, "held_acknowledged").message
+    body = ack.get_content()
+    assert "Ваше решение принято: письмо № 1 в рассылку" in body
+    assert "одобрено.\r\nОно разослано подписчикам." in body
+    told = wait_notice(sink, MOD2, "held_decided").message.get_content()
+    assert f"одобрено модератором {MOD1}." in told
+    assert "(часовой пояс: Алматы)" in told and "UTC" not in told
+    assert not notices(sink, MOD1, "held_decided")
+
+    # The same token again: answered with who decided, when and how; nothing changes.
+    reply(server, MOD1, request, "отклонить поздно")
+    already = wait_notice(sink, MOD1, "held_already_decided").message
+    text = already.get_content()
+    assert already["Subject"] == "Письмо уже обработано: Семинар"
+    assert f"уже обработано:\r\nодобрено модератором {MOD1}." in text
+    assert "Когда:  " in text and "(часовой пояс: Алматы)" in text
+    assert "Как:    ответом на запрос по почте" in text
+    assert held(server)[0]["status"] == "approved"
+    assert not notices(sink, STRANGER, "held_rejected")
+
+
+def test_command_line_decisions_reach_moderators_as_a_sentence(start_server, sink: Sink) -> None:
+    server = start(start_server, language="ru")
+    post(server, STRANGER, "Реклама")
+    wait_notice(sink, MOD1, "moderation_request")
+    (row,) = held(server)
+    result = cli(server.config_path, "held", "reject", str(row["id"]), "--reason", "Спам")
+    assert result.exit_code == 0
+    told = wait_notice(sink, MOD1, "held_decided").message
+    assert told["Subject"] == f"test: письмо № {row['id']} — отклонено"
+    text = told.get_content()
+    assert "отклонено администратором сервера (пользователь " in text
+    assert "Как:      командой listserv на сервере" in text
+    assert "Причина:  Спам" in text
+    assert "command line" not in text and "root (" not in text
+
+
+def test_a_member_who_posts_unsubscribe_is_told_how_to_leave(
+    start_server, sink: Sink, tmp_path
+) -> None:
+    server = start_server(
+        lists=[list_table("test", language="ru", moderators=[MOD1])],
+        web={
+            "listen": "127.0.0.1:0",
+            "base_url": "https://lists.example.org",
+            "secret_file": str(tmp_path / "keys" / "web.secret"),
+        },
+    )
+    assert cli(server.config_path, "members", "add", "test", "--no-welcome", MEMBER).exit_code == 0
+    post(server, MEMBER, "отписаться")
+    notice = wait_notice(sink, MEMBER, "held_notice").message
+    text = notice.get_content()
+    assert "Если вы хотели отписаться, писать в рассылку для этого не нужно." in text
+    assert f"любое письмо на адрес test-leave@{DOMAIN}" in text
+    assert "Или откройте ссылку: https://lists.example.org/u/" in text
+    assert "Ничего делать не нужно" not in text

@@ -104,12 +104,12 @@ def test_rejected_post_gets_a_notice_in_the_lists_language(start_server, sink: S
     assert message["List-Post"] is None
     assert message["From"] == f"reject-owner@{DOMAIN}"
     body = message.get_content()
-    assert "с темой «Отчёт о заповеднике»" in body
-    assert f"Писать в эту рассылку могут только её участники, а адрес {STRANGER}" in body
+    assert "Тема:  «Отчёт о заповеднике»" in body
+    assert f"могут только её подписчики,\r\n    а адрес {STRANGER} на неё не подписан" in body
     assert "not" not in body
     kazakh = notices["kk"].message
-    assert str(kazakh["Subject"]) == f"otkaz@{DOMAIN} мекенжайына жіберген хатыңыз қабылданбады"
-    assert "тек оның мүшелері ғана жаза алады" in kazakh.get_content()
+    assert str(kazakh["Subject"]) == f"otkaz@{DOMAIN} таратылымына жіберген хатыңыз қабылданбады"
+    assert "тек оның жазылушылары ғана хат жібере алады" in kazakh.get_content()
     post(server, MEMBER, "open", "marker")
     sink.wait_for_recipients({MEMBER})
     assert outcomes(server)["robot"] == "rejected: nonmember"
