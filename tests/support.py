@@ -359,7 +359,7 @@ class ServeProcess:
         self.log: list[str] = []
         self.condition = threading.Condition()
         threading.Thread(target=self._follow, daemon=True).start()
-        self.wait_for_log("listening on port")
+        self.wait_for_log("listening on ")
 
     def _follow(self) -> None:
         assert self.process.stderr is not None

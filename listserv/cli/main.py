@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import logging
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from listserv import logs
 from listserv.app import App
 from listserv.auth.dkim import dns_record, generate_key, signing_domain
 from listserv.bounces.scores import enable_delivery, member_state
@@ -150,14 +150,17 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 @main.command()
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="text",
+    help="text, or json: one JSON object per line for log collectors.",
+)
 @pass_context
-def serve(context: Context) -> None:
+def serve(context: Context, log_format: logs.LogFormat) -> None:
     """Run intake, delivery and the schedulers until SIGTERM."""
     config = load_config(find_config(context.config_path))
-    logging.basicConfig(
-        level=config.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(config.server.log_level, log_format)
     run_server(config)
 
 
