@@ -42,6 +42,9 @@ class Client:
     helo: str | None = None
     name: str | None = None
 
+    def __bool__(self) -> bool:
+        return self.addr is not None
+
     def describe(self) -> str:
         """``name[addr]`` as MTAs log a client."""
         return f"{self.name or 'unknown'}[{self.addr or 'unknown'}]"
@@ -125,8 +128,9 @@ def received_client(raw: bytes) -> Client:
     if helo is not None:  # Exim: the first word is the host name (or its address)
         name = None if first.startswith("[") else first
         return Client(ip_of(addr.group(1)), helo.group(1), name)
-    name = postfix_name.group(1) if postfix_name else None
-    return Client(ip_of(addr.group(1)), None if first.startswith("[") else first, known(name))
+    name = postfix_name.group(1) if postfix_name else "unknown"
+    helo_name = None if first.startswith("[") else first
+    return Client(ip_of(addr.group(1)), helo_name, None if name == "unknown" else name)
 
 
 def peer_addr(session: Session) -> str | None:
@@ -143,7 +147,8 @@ def client_of(session: Session, raw: bytes, relays: Relays) -> Client:
     forwarded = getattr(session, "xforward", None)
     if forwarded is not None:
         return forwarded
-    return received_client(raw)
+    # No "from" clause: the relay's own mail (a bounce, a local submission) is its own.
+    return received_client(raw) or direct
 
 
 def reset(session: Session) -> None:
