@@ -348,10 +348,10 @@ class ServeProcess:
     """``python -m listserv serve`` as a real subprocess (for kill -9 and SIGTERM), its log
     followed so a test can wait for a line instead of sleeping."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, *options: str) -> None:
         root = Path(__file__).resolve().parent.parent
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "listserv", "--config", str(config_path), "serve"],
+            [sys.executable, "-m", "listserv", "--config", str(config_path), "serve", *options],
             env={**os.environ, "PYTHONPATH": str(root)},
             stderr=subprocess.PIPE,
             text=True,
