@@ -144,11 +144,9 @@ def client_of(session: Session, raw: bytes, relays: Relays) -> Client:
     direct = Client(peer_addr(session), session.host_name or None)
     if not relays.trust(direct.addr):
         return direct
-    forwarded = getattr(session, "xforward", None)
-    if forwarded is not None:
-        return forwarded
-    # No "from" clause: the relay's own mail (a bounce, a local submission) is its own.
-    return received_client(raw) or direct
+    # No client address forwarded (SOURCE=LOCAL) and no "from" clause in Received: the
+    # relay's own mail (its bounces, a local submission), judged as the relay's.
+    return getattr(session, "xforward", None) or received_client(raw) or direct
 
 
 def reset(session: Session) -> None:
