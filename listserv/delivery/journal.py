@@ -40,7 +40,7 @@ def outcome(
     next_attempt_at: datetime,
 ) -> None:
     """Log and count what became of one batch's recipients."""
-    what = f"message {batch.outgoing_id} batch {batch.id} (list {list_of(batch.mail_from)})"
+    what = f"outgoing {batch.outgoing_id} batch {batch.id} (list {list_of(batch.mail_from)})"
     if result.accepted:
         SENT.inc(len(result.accepted))
         log.info(

@@ -54,7 +54,7 @@ def test_one_post_to_three_members_logs_intake_routing_and_one_delivery(
     process = serve_process()
     post(process, "hello")
     sink.wait_for_recipients(set(MEMBERS))
-    process.wait_for_log("delivered message")
+    process.wait_for_log("delivered outgoing")
     with (
         smtplib.SMTP("127.0.0.1", intake_port(process), timeout=15) as client,
         pytest.raises(smtplib.SMTPRecipientsRefused),
@@ -68,7 +68,7 @@ def test_one_post_to_three_members_logs_intake_routing_and_one_delivery(
         log,
     ), log
     assert re.search(r"INFO listserv.intake.router: message \d+: ", log), log
-    delivered = [line for line in process.log if "delivered message" in line]
+    delivered = [line for line in process.log if "delivered outgoing" in line]
     assert len(delivered) == 1, log
     assert re.search(r"batch \d+ \(list test\): 3 recipients, 250 OK", delivered[0])
     refused = [line for line in process.log if "refused RCPT" in line]
@@ -83,15 +83,15 @@ def test_deferrals_and_refusals_at_the_smarthost_are_logged(serve_process, sink:
     sink.rcpt_reply[MEMBERS[2]] = "550 5.1.1 No such user here"
     process = serve_process()
     post(process, "partly")
-    process.wait_for_log("refused message")
-    process.wait_for_log("deferred message")
-    deferred = next(line for line in process.log if "deferred message" in line)
+    process.wait_for_log("refused outgoing")
+    process.wait_for_log("deferred outgoing")
+    deferred = next(line for line in process.log if "deferred outgoing" in line)
     assert re.search(
         r"1 recipients, 450 4.2.1 Mailbox busy, try later; next attempt \d{4}-\d\d-\d\dT", deferred
     ), deferred
-    refused = next(line for line in process.log if "refused message" in line)
+    refused = next(line for line in process.log if "refused outgoing" in line)
     assert f"<{MEMBERS[2]}> 550 5.1.1 No such user here" in refused
-    delivered = next(line for line in process.log if "delivered message" in line)
+    delivered = next(line for line in process.log if "delivered outgoing" in line)
     assert "(list test): 1 recipients, 250 OK" in delivered
 
 
@@ -99,7 +99,7 @@ def test_json_log_format(serve_process, sink: Sink) -> None:
     process = serve_process("--log-format", "json")
     post(process, "as json")
     sink.wait_for_recipients(set(MEMBERS))
-    process.wait_for_log("delivered message")
+    process.wait_for_log("delivered outgoing")
     records = [json.loads(line) for line in process.log]
     assert {"time", "level", "logger", "message"} <= set(records[0])
     (start,) = [r for r in records if r["message"].startswith("listening on 127.0.0.1:")]
