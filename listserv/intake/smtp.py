@@ -95,7 +95,6 @@ class IntakeHandler:
         if len(raw) > self.app.config.server.max_message_size:
             return "\r\n".join(["552 5.3.4 Message too big"] * self._reply_count(envelope))
         client = xforward.client_of(session, raw, self.relays)
-        xforward.reset(session)
         try:
             ids = await asyncio.to_thread(
                 self._store,

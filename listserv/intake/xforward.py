@@ -9,8 +9,8 @@ top. From any other peer neither is believed: XFORWARD is refused and Received i
 
 XFORWARD (www.postfix.org/XFORWARD_README.html): ``XFORWARD NAME=x ADDR=y HELO=z …``, values
 in xtext (RFC 3461), ``[UNAVAILABLE]`` and ``[TEMPUNAVAIL]`` meaning unknown; it may be sent
-several times before MAIL, and what it says holds until the transaction ends (DATA, RSET,
-a new EHLO).
+several times before MAIL, and what it says holds until the transaction ends (after DATA,
+RSET, a new EHLO).
 """
 
 from __future__ import annotations
@@ -156,7 +156,6 @@ def reset(session: Session) -> None:
 
 def advertise(session: Session, responses: list[str], relays: Relays) -> list[str]:
     """The EHLO/LHLO reply, offering XFORWARD to trusted relays only."""
-    reset(session)
     if relays.trust(peer_addr(session)):
         responses.insert(len(responses) - 1, f"250-{ADVERTISED}")
     return responses
@@ -187,10 +186,12 @@ class XForwardCommand:
         self.session.xforward = forwarded_client(current, attributes)  # type: ignore[attr-defined]
         return "250 2.0.0 Ok"
 
-    @syntax("RSET")
-    async def smtp_RSET(self, arg: str) -> None:
-        reset(self.session)
-        await super().smtp_RSET(arg)  # type: ignore[misc]
+    def _set_post_data_state(self) -> None:
+        # aiosmtpd's one place where a transaction ends (after DATA, RSET and EHLO, whatever
+        # the outcome): what XFORWARD said held for that transaction only.
+        if self.session is not None:
+            reset(self.session)
+        super()._set_post_data_state()  # type: ignore[misc]
 
 
 def with_xforward(cls: type[SMTP]) -> type[SMTP]:

@@ -55,12 +55,16 @@ def test_xforward_from_a_trusted_relay_names_the_client(
         post(client, "forwarded")
         # What XFORWARD said held for that transaction only: the next is the relay's own.
         post(client, "relay's own")
+        assert client.docmd("XFORWARD", f"ADDR={CLIENT_IP}")[0] == 250
+        client.rset()
+        post(client, "after RSET")
         # Bad syntax, and XFORWARD inside a transaction, are refused with a precise code.
         assert client.docmd("XFORWARD", "COLOUR=blue")[0] == 501
         client.docmd("MAIL", f"FROM:<{POSTER}>")
         assert client.docmd("XFORWARD", f"ADDR={CLIENT_IP}")[0] == 503
     assert spf_seen(sink, "forwarded").result == "pass"
     assert spf_seen(sink, "relay's own").result == "fail"
+    assert spf_seen(sink, "after RSET").result == "fail"
 
 
 def test_the_received_header_of_a_trusted_relay_names_the_client(
