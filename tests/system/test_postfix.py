@@ -1,8 +1,8 @@
 """listserv behind a real Postfix, configured with the recipe in contrib/postfix/: mail comes
 in through Postfix's SMTP port and reaches listserv over LMTP with XFORWARD; list mail leaves
 through the same Postfix, whose relayhost is the test's sink. A post, a command, a held post
-approved by reply and a bounce from the sink all go the whole way round, and an unknown list
-address is refused at RCPT by Postfix itself.
+approved by reply and a bounce from the sink all go the whole way round, list mail arrives
+DKIM-signed and intact, and an unknown list address is refused at RCPT by Postfix itself.
 
 Postfix must be installed (``.ci/run`` installs it); the test skips only when it is missing
 and ``CI`` is unset.
@@ -19,6 +19,7 @@ from email.message import EmailMessage
 import authres
 import pytest
 from dnsstub import DnsStub
+from mailauth import dkim_verifies
 from postfix_support import PrivatePostfix, postfix_available
 from support import (
     DOMAIN,
@@ -62,13 +63,14 @@ class Through:
 
 
 @pytest.fixture
-def through(start_server, sink: Sink, dns_stub: DnsStub) -> Iterator[Through]:
+def through(start_server, sink: Sink, dns_stub: DnsStub, dkim_section) -> Iterator[Through]:
     dns_stub.records["ngo.example"] = [f"v=spf1 ip4:{CLIENT} -all"]
     sink.rcpt_reply[BOUNCER] = "550 5.1.1 <gone@y.example>: no such user here"
     postfix_port = free_port()
     server: RunningServer = start_server(
         lists=[list_table("test", moderators=[MODERATOR], bounce_score_interval_days=0.0)],
         server={"protocol": "lmtp"},
+        dkim=dkim_section,
         delivery={"smarthost": f"127.0.0.1:{postfix_port}"},
     )
     postfix = PrivatePostfix(postfix_port, f"127.0.0.1:{server.port}", f"[127.0.0.1]:{sink.port}")
@@ -108,7 +110,7 @@ def bounce_score(server: RunningServer, address: str) -> float:
 
 
 def test_post_command_moderation_and_bounce_through_postfix(
-    through: Through, sink: Sink, caplog: pytest.LogCaptureFixture
+    through: Through, sink: Sink, dns_stub: DnsStub, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mail.log")  # aiosmtpd's line per command
     server = through.server
@@ -128,6 +130,7 @@ def test_post_command_moderation_and_bounce_through_postfix(
     commands = [r.getMessage() for r in caplog.records if r.name == "mail.log"]
     assert any(f"XFORWARD ADDR={CLIENT}" in c for c in commands), commands
     assert "Postfix" in str(post.message["Received"])
+    assert dkim_verifies(post.raw, dns_stub)  # signed by listserv, intact through Postfix
 
     # The sink refused one member: Postfix's bounce comes back to test-bounces and counts.
     server.wait_for_state(lambda: bounce_score(server, BOUNCER) > 0, "the bounce counted", 30)
