@@ -123,14 +123,14 @@ def received_client(raw: bytes) -> Client:
     if not clause or addr is None:
         return Client()
     first = clause.split()[1]
+    first = None if first.startswith(("[", "(")) else first
     helo = RECEIVED_HELO.search(clause)
-    postfix_name = RECEIVED_NAME.search(clause)
-    if helo is not None:  # Exim: the first word is the host name (or its address)
-        name = None if first.startswith("[") else first
-        return Client(ip_of(addr.group(1)), helo.group(1), name)
-    name = postfix_name.group(1) if postfix_name else "unknown"
-    helo_name = None if first.startswith("[") else first
-    return Client(ip_of(addr.group(1)), helo_name, None if name == "unknown" else name)
+    if helo is not None:  # Exim: the first word is the client's name
+        return Client(ip_of(addr.group(1)), helo.group(1), first)
+    # Postfix: the first word is the HELO name, the client's name is in the parentheses.
+    name = RECEIVED_NAME.search(clause)
+    known_name = name.group(1) if name and name.group(1) != "unknown" else None
+    return Client(ip_of(addr.group(1)), first, known_name)
 
 
 def peer_addr(session: Session) -> str | None:

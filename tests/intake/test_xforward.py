@@ -125,6 +125,10 @@ def test_lmtp_offers_xforward_at_lhlo(start_server, sink: Sink, dns_stub: DnsStu
             "from [192.0.2.9] (helo=laptop) by mx with esmtp (Exim 4.96)",
             Client("192.0.2.9", "laptop", None),
         ),
+        (
+            "from mail.example ([192.0.2.3]:4312 helo=hi.example) by mx with esmtps (Exim 4.97)",
+            Client("192.0.2.3", "hi.example", "mail.example"),
+        ),
         ("by mx.example (Postfix, from userid 0) id 4Xyz", Client()),
     ],
 )
