@@ -113,6 +113,7 @@ def test_post_command_moderation_and_bounce_through_postfix(
     through: Through, sink: Sink, dns_stub: DnsStub, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mail.log")  # aiosmtpd's line per command
+    caplog.set_level(logging.INFO, logger="listserv.delivery")
     server = through.server
     with through.smtp() as client:
         code, features = client.ehlo("client.ngo.example")
@@ -131,6 +132,12 @@ def test_post_command_moderation_and_bounce_through_postfix(
     assert any(f"XFORWARD ADDR={CLIENT}" in c for c in commands), commands
     assert "Postfix" in str(post.message["Received"])
     assert dkim_verifies(post.raw, dns_stub)  # signed by listserv, intact through Postfix
+    # The delivery line carries Postfix's queue id, to find the message in Postfix's log.
+    delivered = server.wait_for_state(
+        lambda: [r.getMessage() for r in caplog.records if "delivered outgoing" in r.getMessage()],
+        "the delivery line",
+    )
+    assert "3 recipients, 250 2.0.0 Ok: queued as " in delivered[0], delivered
 
     # The sink refused one member: Postfix's bounce comes back to test-bounces and counts.
     server.wait_for_state(lambda: bounce_score(server, BOUNCER) > 0, "the bounce counted", 30)
