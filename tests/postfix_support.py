@@ -42,8 +42,13 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+def command(name: str) -> str:
+    """Postfix's commands live in /usr/sbin, which a CI job's PATH may lack."""
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
 def postfix_available() -> bool:
-    return shutil.which("postfix") is not None or Path("/usr/sbin/postfix").exists()
+    return Path(command("postfix")).exists()
 
 
 class PrivatePostfix:
@@ -91,7 +96,7 @@ maillog_file_prefixes = {self.base}
                 text.replace("lmtp:inet:127.0.0.1:8025", f"lmtp:inet:{listserv}"),
                 encoding="utf-8",
             )
-            self._postfix("postmap", "-c", str(self.conf), str(self.conf / name))
+            self._postfix(command("postmap"), "-c", str(self.conf), str(self.conf / name))
 
     def _postfix(self, *command: str) -> None:
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
@@ -99,7 +104,7 @@ maillog_file_prefixes = {self.base}
             raise RuntimeError(f"{' '.join(command)}: {done.stderr}{done.stdout}\n{self.log()}")
 
     def start(self) -> PrivatePostfix:
-        self._postfix("postfix", "-c", str(self.conf), "start")
+        self._postfix(command("postfix"), "-c", str(self.conf), "start")
         return self
 
     def log(self) -> str:
@@ -115,7 +120,9 @@ maillog_file_prefixes = {self.base}
 
     def stop(self) -> None:
         pid = self.master_pid()
-        subprocess.run(["postfix", "-c", str(self.conf), "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [command("postfix"), "-c", str(self.conf), "stop"], capture_output=True, timeout=60
+        )
         # Teardown only: the master ends its daemons, then itself, within moments.
         deadline = time.monotonic() + 15
         while pid and time.monotonic() < deadline:
