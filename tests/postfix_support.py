@@ -84,6 +84,8 @@ smtpd_peername_lookup = no
 smtp_dns_support_level = disabled
 lmtp_dns_support_level = disabled
 maillog_file = {self.base}/maillog
+# A loaded test machine may take more than the default 3 polls to answer a probe.
+address_verify_poll_count = 15
 maillog_file_prefixes = {self.base}
 """
         (self.conf / "main.cf").write_text(private + recipe, encoding="utf-8")
