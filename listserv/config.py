@@ -8,6 +8,7 @@ operator can fix it from one line of output.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -77,6 +78,9 @@ class ServerConfig:
     # member events are deleted (housekeeping.py), and seconds between housekeeping runs.
     retention_days: float = 30.0
     housekeeping_interval: float = 3600.0
+    # MTAs in front of intake (networks or addresses) whose XFORWARD, or failing that whose
+    # Received: header, names the real client for SPF; nobody else's is believed.
+    trusted_relays: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1"])
 
     def __post_init__(self) -> None:
         try:
@@ -97,6 +101,13 @@ class ServerConfig:
         _positive(self.digest_check_interval, "server.digest_check_interval")
         _positive(self.retention_days, "server.retention_days")
         _positive(self.housekeeping_interval, "server.housekeeping_interval")
+        for relay in self.trusted_relays:
+            try:
+                ipaddress.ip_network(relay, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"server.trusted_relays: expected an IP address or network, got {relay!r}"
+                ) from None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy import event
 from listserv.app import App, make_app
 from listserv.bounces.actions import delivery_failures
 from listserv.bounces.upkeep import run_upkeep
-from listserv.config import Config
+from listserv.config import Config, host_port
 from listserv.delivery.outbound import wake_after_commit, wake_delivery
 from listserv.delivery.worker import run_delivery
 from listserv.digests.issues import run_digests, wake_digests, wake_digests_after_commit
@@ -97,11 +97,13 @@ class Server:
             ),
         ]
         web = self.app.config.web
-        if web is not None and web.base_url:
+        if web is not None:
             self.web = Web(self.app)
             self.tasks.append(self.web.start())
-            log.info("one-click unsubscribe on port %d", self.web.port)
-        log.info("listening on port %d (%s)", self.intake.port, self.app.config.server.protocol)
+            log.info("web on %s", listening_address(web.listen, self.web.port))
+        server = self.app.config.server
+        address = listening_address(server.listen, self.intake.port)
+        log.info("listening on %s (%s)", address, server.protocol)
 
     async def _heartbeat(self) -> None:
         interval = self.app.config.server.heartbeat
@@ -149,6 +151,12 @@ class Server:
         await self.stopping.wait()
         log.info("stopping")
         await self.stop()
+
+
+def listening_address(listen: str, port: int) -> str:
+    """``HOST:PORT`` as bound (port 0 in the config becomes the port we got)."""
+    host, _ = host_port(listen, "listen")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def run_server(config: Config) -> None:

@@ -8,6 +8,7 @@ thread, talking to a real SQLite or PostgreSQL database.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import smtplib
 import socket
@@ -332,8 +333,15 @@ def make_message(
 
 
 def cli(config_path: Path, *args: str, input: str | bytes | None = None) -> Any:
-    """Run the real ``listserv`` command line in-process; returns click's Result."""
-    return CliRunner().invoke(main, ["--config", str(config_path), *args], input=input)
+    """Run the real ``listserv`` command line in-process; returns click's Result. ``serve``
+    sets up logging for the whole process: what it set is undone, for the tests after it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        return CliRunner().invoke(main, ["--config", str(config_path), *args], input=input)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def members_of(config_path: Path, name: str) -> dict[str, dict[str, Any]]:
@@ -349,10 +357,10 @@ class ServeProcess:
     """``python -m listserv serve`` as a real subprocess (for kill -9 and SIGTERM), its log
     followed so a test can wait for a line instead of sleeping."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, *options: str) -> None:
         root = Path(__file__).resolve().parent.parent
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "listserv", "--config", str(config_path), "serve"],
+            [sys.executable, "-m", "listserv", "--config", str(config_path), "serve", *options],
             env={**os.environ, "PYTHONPATH": str(root)},
             stderr=subprocess.PIPE,
             text=True,
@@ -360,7 +368,7 @@ class ServeProcess:
         self.log: list[str] = []
         self.condition = threading.Condition()
         threading.Thread(target=self._follow, daemon=True).start()
-        self.wait_for_log("listening on port")
+        self.wait_for_log("listening on ")
 
     def _follow(self) -> None:
         assert self.process.stderr is not None

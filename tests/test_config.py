@@ -134,6 +134,10 @@ LIST = {"name": "environment-kz"}
         (config(server={"max_message_size": "10M"}), "server.max_message_size: expected a num"),
         (config(server={"max_recipients": -1}), "server.max_recipients: must be greater"),
         (config(server={"idle_timeout": 0}), "server.idle_timeout: must be greater"),
+        (
+            config(server={"trusted_relays": ["mx.example.org"]}),
+            "server.trusted_relays: expected an IP address or network, got 'mx.example.org'",
+        ),
         (config(database={"url": "mysql://x/y"}), "database.url: expected sqlite:///PATH"),
         (config(database={"url": 5}), "database.url: expected text"),
         (config(database={"timeout": 0}), "database.timeout: must be greater"),

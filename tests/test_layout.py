@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "listserv"
 # Bottom to top: a module may import its own layer and those before it.
 LAYERS = [
     "mail",
+    "logs",
     "config",
     "store",
     "auth",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
+from listserv import logs
 from listserv.cli.aliases import aliases
 from listserv.cli.base import CONFIG_HELP, Context, Group, pass_context
 from listserv.cli.db import db
@@ -30,14 +29,17 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 @main.command()
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="text",
+    help="text, or json: one JSON object per line for log collectors.",
+)
 @pass_context
-def serve(context: Context) -> None:
+def serve(context: Context, log_format: logs.LogFormat) -> None:
     """Run intake, delivery and the schedulers until SIGTERM."""
     config = load_config(find_config(context.config_path))
-    logging.basicConfig(
-        level=config.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(config.server.log_level, log_format)
     run_server(config)
 
 

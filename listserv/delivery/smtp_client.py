@@ -47,6 +47,9 @@ class Result:
     accepted: list[str] = field(default_factory=list)
     temporary: dict[str, tuple[int, str]] = field(default_factory=dict)
     permanent: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # The smarthost's last reply to a message it took ("250 2.0.0 Ok: queued as 4Xyz"), for
+    # the log: it names the message in the smarthost's own log.
+    reply: str = ""
 
     def fail(self, recipients: list[str], code: int, reason: str) -> Result:
         target = self.temporary if code < 500 else self.permanent
@@ -245,6 +248,7 @@ class SmtpConnection:
         ((code, text),) = await self.replies.read(1)
         if code < 300:
             result.accepted.extend(accepted)
+            result.reply = f"{code} {text}"
         else:
             result.fail(accepted, code, f"end of data: {text}")
 

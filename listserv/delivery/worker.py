@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.config import DeliveryConfig
+from listserv.delivery import journal
 from listserv.delivery.personalize import Personalized, load_payload
 from listserv.delivery.senders import Sender, make_sender
 from listserv.delivery.smtp_client import Result
@@ -115,6 +116,7 @@ def record(app: App, batch: Batch, result: Result) -> None:
     else:
         retry = result.temporary
     next_attempt_at = now + timedelta(seconds=retry_delay(config, batch.attempts))
+    journal.outcome(batch, result, retry, failures, next_attempt_at)
     # Ours still, or given back (we were thought dead) and not taken since: a batch another
     # process has claimed is left to it, and what we sent adds no retries or failures.
     ours = still_ours(batch)

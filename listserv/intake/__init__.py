@@ -3,5 +3,6 @@ would take, and stores each accepted message before answering 250. ``router`` th
 stored message to the handler its address names (``router.HANDLERS``). A handler is a function
 ``(app, session, mlist, stored) -> str`` that does all its work in the given transaction and
 returns a one-line outcome ("failed: …" marks the message failed). ``owner`` forwards the
-``-owner`` address.
+``-owner`` address. ``xforward`` finds the real client behind a trusted MTA (XFORWARD, else
+its Received: header) for SPF; ``journal`` logs and counts what intake accepts and refuses.
 """

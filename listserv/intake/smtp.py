@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from listserv.app import App
 from listserv.config import ConfigError, host_port
+from listserv.intake import journal, xforward
 from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient
 from listserv.store.db import transaction
 from listserv.store.models import InboxMessage, MailingList, utcnow
@@ -43,6 +44,13 @@ class IntakeHandler:
         self.on_stored = on_stored
         self.max_recipients = app.config.server.max_recipients
         self.lmtp = app.config.server.protocol == "lmtp"
+        self.relays = xforward.Relays(app.config.server.trusted_relays)
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list
+    ) -> list[str]:
+        session.host_name = hostname
+        return xforward.advertise(session, responses, self.relays)
 
     def _list_names(self) -> set[str]:
         with self.app.sessions() as session:
@@ -86,6 +94,7 @@ class IntakeHandler:
         raw = envelope.original_content or b""
         if len(raw) > self.app.config.server.max_message_size:
             return "\r\n".join(["552 5.3.4 Message too big"] * self._reply_count(envelope))
+        client = xforward.client_of(session, raw, self.relays)
         try:
             ids = await asyncio.to_thread(
                 store_messages,
@@ -93,15 +102,15 @@ class IntakeHandler:
                 envelope.mail_from or "",
                 list(envelope.rcpt_tos),
                 raw,
-                peer_ip(session),
-                session.host_name,
+                client.addr,
+                client.helo,
             )
         except SQLAlchemyError:
             log.exception("database unavailable at DATA")
             replies = ["451 4.3.0 Temporary failure, try again later"] * self._reply_count(envelope)
             return "\r\n".join(replies)
         self.on_stored()
-        log.info("accepted %s from %s for %s", ids, envelope.mail_from, envelope.rcpt_tos)
+        journal.accepted(ids, envelope.mail_from or "", envelope.rcpt_tos, client)
         if self.lmtp:
             return "\r\n".join(
                 f"250 2.0.0 <{rcpt}> queued as {i}"
@@ -155,11 +164,6 @@ def inbox_backlog(app: App) -> int:
         return session.scalar(query) or 0
 
 
-def peer_ip(session: Session) -> str | None:
-    peer = session.peer
-    return str(peer[0]) if isinstance(peer, tuple) and peer else None
-
-
 class Connections:
     """The SMTP sessions under way, so a stop can wait for them to finish."""
 
@@ -201,7 +205,8 @@ class Intake:
     async def start(self) -> None:
         server = self.app.config.server
         lmtp = server.protocol == "lmtp"
-        cls = tracked(LMTP if lmtp else SMTP, self.connections)
+        protocol = journal.journaled(xforward.with_xforward(LMTP if lmtp else SMTP))
+        cls = tracked(protocol, self.connections)
         if lmtp:
             # aiosmtpd refuses an overlong line or message with a single reply where LMTP owes
             # one per recipient, which would leave the MTA waiting: let the handler check the

@@ -25,6 +25,7 @@ from listserv.auth.one_click import load_secret, read_token, unsubscribe_by_link
 from listserv.config import ConfigError, host_port
 from listserv.store.db import transaction
 from listserv.store.lists import UnknownList, get_list
+from listserv.web.metrics import metrics_routes
 
 log = logging.getLogger(__name__)
 SECURITY_HEADERS = {
@@ -70,7 +71,9 @@ def make_web_app(app: App) -> Starlette:
         state = "done" if removed else "not-member"
         return page(language, state=state, address=address, list_address=list_address)
 
-    return Starlette(routes=[Route("/u/{token}", one_click, methods=["GET", "POST"])])
+    return Starlette(
+        routes=[Route("/u/{token}", one_click, methods=["GET", "POST"]), *metrics_routes(app)]
+    )
 
 
 class EmbeddedServer(uvicorn.Server):
