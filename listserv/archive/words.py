@@ -1,0 +1,48 @@
+"""Words as the full-text index holds them: case-folded, without diacritics, stemmed (Russian
+rules for Cyrillic words, English for Latin), so "экологии" finds "экология". The same function
+reads posts at indexing and queries at search time, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+
+import snowballstemmer
+
+WORD = re.compile(r"\w+")
+CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+LATIN = re.compile(r"[a-z]")
+_stemmers = threading.local()  # snowball stemmers keep state between calls
+
+
+def _stemmer(language: str) -> snowballstemmer.stemmer:
+    found = getattr(_stemmers, language, None)
+    if found is None:
+        found = snowballstemmer.stemmer(language)
+        setattr(_stemmers, language, found)
+    return found
+
+
+def plain(word: str) -> str:
+    """Case-folded, with accents and other combining marks dropped (ё → е, é → e)."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def stem(word: str) -> str:
+    word = plain(word)
+    if CYRILLIC.search(word):
+        return _stemmer("russian").stemWord(word)
+    if LATIN.search(word):
+        return _stemmer("english").stemWord(word)
+    return word
+
+
+def stems(text: str) -> list[str]:
+    """The stemmed words of *text*, in order (underscores split words, as the indexes do)."""
+    return [stem(w) for w in WORD.findall(text.replace("_", " ")) if w]
+
+
+def index_text(text: str) -> str:
+    return " ".join(stems(text))
