@@ -27,7 +27,7 @@ from listserv.moderation.expiry import run_moderation_schedule
 from listserv.store.claims import beat, register, unregister
 from listserv.store.db import transaction, upgrade
 from listserv.store.lists import save_list
-from listserv.web.one_click import Web
+from listserv.web.app import Web
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 30.0
@@ -86,11 +86,10 @@ class Server:
                 run_housekeeping(self.app, self.app.config.server.housekeeping_interval)
             ),
         ]
-        web = self.app.config.web
-        if web is not None and web.base_url:
+        if self.app.config.web is not None:
             self.web = Web(self.app)
             self.tasks.append(self.web.start())
-            log.info("one-click unsubscribe on port %d", self.web.port)
+            log.info("portal on port %d", self.web.port)
         log.info("listening on port %d (%s)", self.intake.port, self.app.config.server.protocol)
 
     async def _heartbeat(self) -> None:
