@@ -79,7 +79,9 @@ def highlight(content: str, query: str, width: int = SNIPPET_WORDS) -> Markup:
     if not shown:
         return Markup("")
     out = ["… " if start else ""]
-    for i in range(shown[0], shown[-1] + 1):
+    first_token = shown[0] if start else 0
+    last_token = shown[-1] if shown[-1] < words[-1] else len(tokens) - 1
+    for i in range(first_token, last_token + 1):
         piece = tokens[i]
         if i % 2 and stem(piece) in wanted:
             out.append(f"<mark>{escape(piece)}</mark>")

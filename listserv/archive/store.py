@@ -20,6 +20,7 @@ from listserv.archive.threading import (
     subject_key,
 )
 from listserv.archive.words import index_text
+from listserv.mail.addresses import InvalidAddress, normalize
 from listserv.mail.codec import parse, subject_of
 from listserv.mail.headers import one_line
 from listserv.store.models import ArchivedMessage, ArchiveSearchText, utcnow
@@ -100,7 +101,12 @@ def poster_of(from_value: str) -> tuple[str, str]:
     """Display name and lower-case address of a From value ("" for what is missing)."""
     pairs = getaddresses([one_line(from_value)])
     name, address = pairs[0] if pairs else ("", "")
-    return one_line(name), address.lower() if "@" in address else ""
+    if "@" not in address:
+        return one_line(name), ""
+    try:
+        return one_line(name), normalize(address)  # as members are stored
+    except InvalidAddress:
+        return one_line(name), address.lower()
 
 
 def headers_of(row: ArchivedMessage) -> Headers:

@@ -25,9 +25,16 @@ def _stemmer(language: str) -> snowballstemmer.stemmer:
 
 
 def plain(word: str) -> str:
-    """Case-folded, with accents and other combining marks dropped (ё → е, é → e)."""
-    decomposed = unicodedata.normalize("NFKD", word.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    """Case-folded, without accents (é → e, ё → е). Cyrillic letters are kept whole
+    otherwise: й, ў and the Kazakh letters are letters of their own, not и or у with a mark."""
+    letters = []
+    for char in unicodedata.normalize("NFC", word.casefold()):
+        if CYRILLIC.match(char):
+            letters.append("е" if char == "ё" else char)
+        else:
+            decomposed = unicodedata.normalize("NFKD", char)
+            letters.append("".join(c for c in decomposed if not unicodedata.combining(c)))
+    return "".join(letters)
 
 
 def stem(word: str) -> str:

@@ -58,6 +58,7 @@ from listserv.store.members import (
     remove_member,
 )
 from listserv.store.models import HeldMessage, InboxMessage, MailingList, Member, Token
+from listserv.web.app import run_web
 
 
 class Failure(click.ClickException):
@@ -773,3 +774,22 @@ def digest_send(context: Context, name: str | None, new_volume: bool) -> None:
         fail(f"digest of {failed[0]} not sent")
     if not any(sent.values()) and not name:
         click.echo("no posts pending")
+
+
+@main.command("web")
+@pass_context
+def web_command(context: Context) -> None:
+    """Run the portal alone (more processes, on more hosts, against the same database)."""
+    config = load_config(find_config(context.config_path))
+    if config.web is None:
+        fail("web: missing section: the portal needs a [web] section")
+    logging.basicConfig(
+        level=config.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    run_web(prepare(config))
+
+
+from listserv.cli.archive import archive  # noqa: E402  (it imports this module's helpers)
+
+main.add_command(archive)

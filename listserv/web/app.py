@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ from listserv.web.pages import SECURITY_HEADERS, Pages
 from listserv.web.search import search_routes
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger(__name__)
 
 
 class SecurityHeaders:
@@ -127,13 +130,20 @@ class Web:
             self.socket.close()
 
 
-async def run_web(app: App, stopping: asyncio.Event) -> None:
-    """``listserv web``: the portal alone until *stopping* is set."""
-    web = Web(app)
-    task = web.start()
-    try:
-        await asyncio.wait(
-            {task, asyncio.create_task(stopping.wait())}, return_when="FIRST_COMPLETED"
-        )
-    finally:
+def run_web(app: App) -> None:
+    """``listserv web``: the portal alone, until SIGTERM or SIGINT."""
+
+    async def portal() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        web = Web(app)
+        task = web.start()
+        log.info("portal on port %d", web.port)
+        waiting = asyncio.create_task(stopping.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
         await web.stop()
+
+    asyncio.run(portal())
