@@ -25,10 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from listserv.app import App
 from listserv.config import ConfigError, host_port
+from listserv.web.account import account_routes
 from listserv.web.archive import archive_routes
 from listserv.web.one_click import one_click_routes
 from listserv.web.pages import SECURITY_HEADERS, Pages
 from listserv.web.search import search_routes
+from listserv.web.sessions import session_middleware
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -74,8 +76,13 @@ def make_web_app(app: App) -> Starlette:
         *one_click_routes(app),
         *archive_routes(app, pages),
         *search_routes(app, pages),
+        *account_routes(app, pages),
     ]
-    portal = Starlette(routes=routes, exception_handlers={404: not_found})
+    portal = Starlette(
+        routes=routes,
+        middleware=[session_middleware(app)],
+        exception_handlers={404: not_found},
+    )
     portal.add_middleware(SecurityHeaders)
     return portal
 

@@ -40,7 +40,8 @@ from listserv.archive.store import find_post
 from listserv.mail.codec import parse
 from listserv.store.lists import MailList, UnknownList, get_list
 from listserv.store.models import ArchivedMessage, utcnow
-from listserv.web.pages import Pages, visitor_of
+from listserv.web.pages import Pages
+from listserv.web.sessions import visitor_of
 
 ATTACHMENT = re.compile(r"^(?P<id>.+)/attachment/(?P<number>\d+)/[^/]*$")
 FEED_SIZE = 20

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from listserv.mail.templates import BUILTIN
+from listserv.web.sessions import csrf_token, visitor_of
 
 LANGUAGES = ("ru", "kk", "en")
 DEFAULT_LANGUAGE = "en"
@@ -88,7 +89,9 @@ class Pages:
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         language = choose_language(request)
         root = request.scope.get("root_path", "")
-        html = self.render(language, name, root=root, **context)
+        visitor = visitor_of(request)
+        context.setdefault("csrf", csrf_token(request) if visitor else "")
+        html = self.render(language, name, root=root, visitor=visitor, **context)
         response = HTMLResponse(html, status_code=status)
         remember_language(request, response)
         return response
@@ -104,9 +107,3 @@ def remember_language(request: Request, response: Response) -> None:
         response.set_cookie(
             LANGUAGE_COOKIE, asked, max_age=365 * 24 * 3600, httponly=True, samesite="lax"
         )
-
-
-def visitor_of(request: Request) -> str | None:
-    """The signed-in address, None for anyone else (sign-in comes with sessions, issue 14)."""
-    visitor = request.scope.get("visitor")
-    return visitor if isinstance(visitor, str) else None

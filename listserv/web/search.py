@@ -18,7 +18,8 @@ from listserv.archive.search import Filters, highlight, search
 from listserv.mail.codec import parse
 from listserv.store.lists import all_lists
 from listserv.web.archive import sender_shown
-from listserv.web.pages import Pages, visitor_of
+from listserv.web.pages import Pages
+from listserv.web.sessions import visitor_of
 
 
 @dataclass(frozen=True)
