@@ -23,17 +23,25 @@ BUILTIN = Path(__file__).resolve().parents[2] / "templates"
 TEMPLATE_HEADERS = {"subject", "content-type"}
 
 
+def environment(override_dir: Path | None, **options: Any) -> jinja2.Environment:
+    """Templates from *override_dir* first, then the built-in ones; *options* as Jinja2's."""
+    search = [str(override_dir)] if override_dir else []
+    search.append(str(BUILTIN))
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        **options,
+    )
+
+
 class Templates:
     def __init__(self, override_dir: Path | None = None) -> None:
-        search = [str(override_dir)] if override_dir else []
-        search.append(str(BUILTIN))
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(search),
+        self.env = environment(
+            override_dir,
             autoescape=jinja2.select_autoescape(["html", "htm"], default=False),
             keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            undefined=jinja2.StrictUndefined,
         )
 
     def text(self, language: str, name: str, **context: Any) -> str:

@@ -14,17 +14,13 @@ from listserv.app import App
 from listserv.mail.addresses import InvalidAddress, normalize
 from listserv.store.db import transaction
 from listserv.store.lists import list_by_id
-from listserv.web.pages import Pages
+from listserv.web.pages import Pages, public_base
 from listserv.web.sessions import checked_form, csrf_token, sign_in, sign_out
 from listserv.web.signin import ClientLimit, live_sign_in, redeem_sign_in, request_sign_in
 
 
 def account_routes(app: App, pages: Pages) -> list[Route]:
     limit = ClientLimit()
-
-    def base(request: Request) -> str:
-        web = app.config.web
-        return (web.base_url if web and web.base_url else str(request.base_url)).rstrip("/")
 
     async def login(request: Request) -> Response:
         if request.method == "GET":
@@ -40,7 +36,7 @@ def account_routes(app: App, pages: Pages) -> list[Route]:
         except InvalidAddress:
             address = ""
         if address:
-            link_base = base(request)
+            link_base = public_base(app, request)
 
             def send() -> None:
                 with transaction(app.sessions) as session:

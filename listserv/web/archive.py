@@ -8,8 +8,10 @@ archive; posters' full addresses are shown only to the list's members (archive/r
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 from urllib.parse import quote
 
 from markupsafe import Markup
@@ -40,9 +42,10 @@ from listserv.archive.store import find_post
 from listserv.mail.codec import parse
 from listserv.store.lists import MailList, UnknownList, get_list
 from listserv.store.models import ArchivedMessage, utcnow
-from listserv.web.pages import Pages
+from listserv.web.pages import Pages, public_base
 from listserv.web.sessions import visitor_of
 
+T = TypeVar("T")
 ATTACHMENT = re.compile(r"^(?P<id>.+)/attachment/(?P<number>\d+)/[^/]*$")
 FEED_SIZE = 20
 
@@ -91,54 +94,57 @@ def post_view(row: ArchivedMessage, insider: bool, with_body: bool = True) -> Po
 
 
 def archive_routes(app: App, pages: Pages) -> list[Route]:
-    def readable_list(session: Session, request: Request) -> tuple[MailList, bool] | None:
-        """The list, and whether the visitor sees addresses; None: answer 404."""
-        try:
-            mlist = get_list(session, request.path_params["name"], app.domain)
-        except UnknownList:
-            return None
-        visitor = visitor_of(request)
-        if not may_read(session, mlist, visitor):
-            return None
-        return mlist, is_insider(session, mlist, visitor)
+    def read_archive(
+        request: Request, query: Callable[[Session, MailList], T]
+    ) -> tuple[MailList, bool, T] | None:
+        """The list, whether the visitor sees addresses, and what *query* reads of its
+        archive; None when the visitor may not read it (answer 404, as for no list)."""
+        with app.sessions() as session:
+            try:
+                mlist = get_list(session, request.path_params["name"], app.domain)
+            except UnknownList:
+                return None
+            visitor = visitor_of(request)
+            if not may_read(session, mlist, visitor):
+                return None
+            return mlist, is_insider(session, mlist, visitor), query(session, mlist)
 
     def months(request: Request) -> Response:
-        with app.sessions() as session:
-            opened = readable_list(session, request)
-            if opened is None:
-                return pages.not_found(request)
-            mlist, _ = opened
-            counts = month_counts(session, mlist.id)
+        found = read_archive(request, lambda session, mlist: month_counts(session, mlist.id))
+        if found is None:
+            return pages.not_found(request)
+        mlist, _, counts = found
         return pages.page(request, "archive.html", mlist=mlist, months=counts)
 
-    def month(request: Request) -> Response:
+    def month_posts(request: Request) -> tuple[MailList, bool, list[ArchivedMessage]] | None:
         bounds = month_bounds(request.path_params["month"])
-        with app.sessions() as session:
-            opened = readable_list(session, request)
-            if opened is None or bounds is None:
-                return pages.not_found(request)
-            mlist, insider = opened
-            rows = posts_between(session, mlist.id, *bounds)
-        by_date = request.query_params.get("view") == "date"
+        if bounds is None:
+            return None
+        return read_archive(
+            request, lambda session, mlist: posts_between(session, mlist.id, *bounds)
+        )
+
+    def month(request: Request) -> Response:
+        found = month_posts(request)
+        if found is None:
+            return pages.not_found(request)
+        mlist, insider, rows = found
         views = [post_view(r, insider, with_body=False) for r in rows]
         return pages.page(
             request,
             "month.html",
             mlist=mlist,
             month=request.path_params["month"],
-            by_date=by_date,
+            by_date=request.query_params.get("view") == "date",
             posts=views,
             threads=threads_of(views),
         )
 
     def month_mbox(request: Request) -> Response:
-        bounds = month_bounds(request.path_params["month"])
-        with app.sessions() as session:
-            opened = readable_list(session, request)
-            if opened is None or bounds is None:
-                return pages.not_found(request)
-            mlist, insider = opened
-            rows = posts_between(session, mlist.id, *bounds)
+        found = month_posts(request)
+        if found is None:
+            return pages.not_found(request)
+        mlist, insider, rows = found
         name = f"{mlist.name}-{request.path_params['month']}.mbox"
         return StreamingResponse(
             mbox_of(rows, hide=not insider),
@@ -147,14 +153,13 @@ def archive_routes(app: App, pages: Pages) -> list[Route]:
         )
 
     def thread(request: Request) -> Response:
-        with app.sessions() as session:
-            opened = readable_list(session, request)
-            if opened is None:
-                return pages.not_found(request)
-            mlist, insider = opened
-            posts = thread_posts(session, mlist.id, request.path_params["thread"])
-        if not posts:
+        number = request.path_params["thread"]
+        found = read_archive(
+            request, lambda session, mlist: thread_posts(session, mlist.id, number)
+        )
+        if found is None or not found[2]:
             return pages.not_found(request)
+        mlist, insider, posts = found
         views = [(depth, post_view(row, insider)) for depth, row in posts]
         return pages.page(request, "thread.html", mlist=mlist, posts=views)
 
@@ -169,13 +174,18 @@ def archive_routes(app: App, pages: Pages) -> list[Route]:
             message_id, number, kind = rest[: -len("/raw")], 0, "raw"
         else:
             message_id, number, kind = rest.rstrip("/"), 0, "page"
-        with app.sessions() as session:
-            opened = readable_list(session, request)
-            row = find_post(session, opened[0].id, message_id) if opened else None
-            if opened is None or row is None:
-                return pages.not_found(request)
-            mlist, insider = opened
-            parent = session.get(ArchivedMessage, row.parent_id) if row.parent_id else None
+
+        def post_and_parent(
+            session: Session, mlist: MailList
+        ) -> tuple[ArchivedMessage | None, ArchivedMessage | None]:
+            row = find_post(session, mlist.id, message_id)
+            parent = session.get(ArchivedMessage, row.parent_id) if row and row.parent_id else None
+            return row, parent
+
+        found = read_archive(request, post_and_parent)
+        if found is None or found[2][0] is None:
+            return pages.not_found(request)
+        mlist, insider, (row, parent) = found
         if kind == "page":
             return pages.page(
                 request,
@@ -192,21 +202,19 @@ def archive_routes(app: App, pages: Pages) -> list[Route]:
         return attachment_response(row, number) or pages.not_found(request)
 
     def feed(request: Request) -> Response:
-        with app.sessions() as session:
-            opened = readable_list(session, request)
-            if opened is None:
-                return pages.not_found(request)
-            mlist, insider = opened
-            rows = latest_posts(session, mlist.id, FEED_SIZE)
-        web = app.config.web
-        base = (web.base_url if web and web.base_url else str(request.base_url)).rstrip("/")
+        found = read_archive(
+            request, lambda session, mlist: latest_posts(session, mlist.id, FEED_SIZE)
+        )
+        if found is None:
+            return pages.not_found(request)
+        mlist, insider, rows = found
         views = [post_view(row, insider) for row in rows]
         xml = pages.render(
             "en",
             "feed.atom",
             mlist=mlist,
             posts=views,
-            base=base,
+            base=public_base(app, request),
             updated=views[0].date if views else utcnow(),
         )
         return Response(xml, media_type="application/atom+xml; charset=utf-8")

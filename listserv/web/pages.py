@@ -16,7 +16,8 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from listserv.mail.templates import BUILTIN
+from listserv.app import App
+from listserv.mail.templates import environment
 from listserv.web.sessions import csrf_token, visitor_of
 
 LANGUAGES = ("ru", "kk", "en")
@@ -60,15 +61,7 @@ def choose_language(request: Request) -> str:
 
 class Pages:
     def __init__(self, override_dir: Path | None = None) -> None:
-        search = [str(override_dir)] if override_dir else []
-        search.append(str(BUILTIN))
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(search),
-            autoescape=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            undefined=jinja2.StrictUndefined,
-        )
+        self.env = environment(override_dir, autoescape=True)
         self.env.filters["message_path"] = message_path
 
     def template(self, language: str, name: str) -> jinja2.Template:
@@ -107,3 +100,9 @@ def remember_language(request: Request, response: Response) -> None:
         response.set_cookie(
             LANGUAGE_COOKIE, asked, max_age=365 * 24 * 3600, httponly=True, samesite="lax"
         )
+
+
+def public_base(app: App, request: Request) -> str:
+    """The portal's address as seen from outside: ``[web] base_url``, else as requested."""
+    web = app.config.web
+    return (web.base_url if web and web.base_url else str(request.base_url)).rstrip("/")
