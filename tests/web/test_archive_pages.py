@@ -182,3 +182,33 @@ def test_search_finds_word_forms_and_highlights_escaped(portal) -> None:
     hostile = client.get("/search", params={"q": '<script>alert("x")</script>'}).text
     assert "<script>alert" not in hostile and "&lt;script&gt;" in hostile
     assert client.get("/static/portal.css").headers["content-type"].startswith("text/css")
+
+
+def test_html_only_and_koi8r_posts_render_decoded_and_sanitised(portal) -> None:
+    server, client = portal
+    html = make_message("h@x.example", subject="HTML")
+    html.set_content(
+        '<p onclick="steal()">Встреча <a href="javascript:alert(1)">здесь</a>'
+        ' и <a href="https://example.org/map">карта</a></p>'
+        '<style>p{}</style><img src="https://tracker.example/p.gif"><iframe src="x"></iframe>',
+        subtype="html",
+    )
+    koi8 = (
+        (
+            f"From: k@x.example\r\nTo: test@{DOMAIN}\r\nSubject: koi8\r\n"
+            "Message-ID: <koi8@x.example>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        ).encode()
+        + b64encode("Привет из Алматы\n".encode("koi8-r"))
+        + b"\r\n"
+    )
+    server.send("h@x.example", f"test@{DOMAIN}", html)
+    server.send("k@x.example", f"test@{DOMAIN}", koi8)
+    server.wait_for_state(lambda: archived_count(server) == 2, "two posts archived")
+
+    page = client.get(f"/lists/test/message/{html['Message-ID'].strip('<>')}/").text
+    assert "Встреча" in page and 'href="https://example.org/map"' in page
+    for unsafe in ("onclick", "javascript:", "<style", "tracker.example", "<iframe"):
+        assert unsafe not in page, unsafe
+    assert "Привет из Алматы" in client.get("/lists/test/message/koi8@x.example/").text
+    assert "Привет" in client.get("/search", params={"q": "алматы"}).text
