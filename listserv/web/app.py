@@ -20,7 +20,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from listserv.app import App
@@ -65,14 +66,16 @@ def make_web_app(app: App) -> Starlette:
     override = app.config.server.template_dir
     pages = Pages(app.config.resolve(override) if override else None)
 
-    async def stylesheet(_request: Request) -> Response:
-        return FileResponse(STATIC / "portal.css", media_type="text/css")
+    async def favicon(_request: Request) -> Response:
+        # Browsers ask for it on pages without a <head> (raw messages) too.
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
     async def not_found(request: Request, _error: Exception) -> Response:
         return pages.not_found(request)
 
     routes = [
-        Route("/static/portal.css", stylesheet),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        Route("/favicon.ico", favicon),
         *one_click_routes(app),
         *archive_routes(app, pages),
         *search_routes(app, pages),
