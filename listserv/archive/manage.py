@@ -37,9 +37,8 @@ def import_mbox(
             with transaction(sessions) as session:
                 for key in batch:
                     raw = unquote_from(box.get_bytes(key))
-                    row = archive_post(
-                        session, mlist.id, raw, subject_prefix=mlist.config.subject_prefix or ""
-                    )
+                    prefix = mlist.config.subject_prefix or ""
+                    row = archive_post(session, mlist.id, raw, subject_prefix=prefix, thread=False)
                     imported += row is not None
                     skipped += row is None
             progress(len(batch))

@@ -1,7 +1,7 @@
 """Full-text search over archived posts, behind one function for both databases: SQLite's
-FTS5 table ``archive_fts`` or PostgreSQL's GIN index on ``to_tsvector('simple', words)``
-(migration 0007_archive). Both hold words stemmed by archive/words.py, and the query is
-stemmed the same way, so the two databases find the same posts."""
+FTS5 table ``archive_fts`` or PostgreSQL's GIN-indexed ``words_vector``, generated as
+``to_tsvector('simple', words)`` (migration 0007_archive). Both hold words stemmed by
+archive/words.py, and the query is stemmed the same way, so both find the same posts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from markupsafe import Markup, escape
-from sqlalchemy import column, func, select, table, text
+from sqlalchemy import column, func, literal_column, select, table, text
 from sqlalchemy.orm import Session
 
 from listserv.archive.words import stem, stems
@@ -32,7 +32,7 @@ def search(
     session: Session, query: str, filters: Filters, limit: int = 50
 ) -> list[ArchivedMessage]:
     """Archived posts of the given lists holding every word of *query* (stemmed), the most
-    relevant first; removed posts have no words and are never found."""
+    relevant first, then the newest; removed posts have no words and are never found."""
     words = stems(query)
     if not words or not filters.list_ids:
         return []
@@ -42,14 +42,12 @@ def search(
     if session.get_bind().dialect.name == "sqlite":
         # Quoted, each word is a plain term (the stemmer's output has no quotes).
         match = " ".join(f'"{w}"' for w in words)
-        statement = (
-            statement.join(FTS, FTS.c.rowid == ArchiveSearchText.archived_id)
-            .where(text("archive_fts MATCH :match").bindparams(match=match))
-            .order_by(text("bm25(archive_fts)"))
+        statement = statement.join(FTS, FTS.c.rowid == ArchiveSearchText.archived_id).where(
+            text("archive_fts MATCH :match").bindparams(match=match)
         )
     else:
-        vector = func.to_tsvector("simple", ArchiveSearchText.words)
-        wanted = func.plainto_tsquery("simple", " ".join(words))
+        vector = literal_column("archive_search.words_vector")  # generated, GIN-indexed
+        wanted = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
         statement = statement.where(vector.op("@@")(wanted)).order_by(
             func.ts_rank(vector, wanted).desc()
         )

@@ -37,10 +37,12 @@ def archive_post(
     subject_prefix: str = "",
     poster: str | None = None,
     now: datetime | None = None,
+    thread: bool = True,
 ) -> ArchivedMessage | None:
     """Archive *raw* (the post as distributed) for the list; None when a post with its
     Message-ID is archived already. *poster* is the From as the poster wrote it (the
-    distributed From may be rewritten for DMARC)."""
+    distributed From may be rewritten for DMARC). Without *thread* the post starts a thread
+    of its own (an import threads the whole list once at the end)."""
     now = now or utcnow()
     message = parse(raw)
     headers = threading_headers(message, raw, subject_prefix, now)
@@ -68,7 +70,10 @@ def archive_post(
     )
     session.add(row)
     session.flush()
-    place_in_thread(session, row)
+    if thread:
+        place_in_thread(session, row)
+    else:
+        row.thread_id = row.id
     index_post(session, row, message)
     return row
 

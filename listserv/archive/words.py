@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from functools import lru_cache
 
 import snowballstemmer
 
@@ -37,6 +38,7 @@ def plain(word: str) -> str:
     return "".join(letters)
 
 
+@lru_cache(maxsize=65536)  # the words of a language repeat: most are stemmed once
 def stem(word: str) -> str:
     word = plain(word)
     if CYRILLIC.search(word):

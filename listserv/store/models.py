@@ -392,8 +392,8 @@ class ArchivedMessage(Base):
 
 class ArchiveSearchText(Base):
     """The words of an archived post, stemmed (archive/words.py), as the full-text index reads
-    them: an FTS5 table fed by triggers on SQLite, a GIN index on PostgreSQL (migration
-    0007_archive)."""
+    them: an FTS5 table fed by triggers on SQLite, a generated tsvector column with a GIN
+    index on PostgreSQL (migration 0007_archive)."""
 
     __tablename__ = "archive_search"
     __table_args__ = (Index("ix_archive_search_list", "list_id"),)
@@ -409,7 +409,8 @@ def described_by_models(
     obj: Any, name: str | None, type_: str, reflected: bool, _other: Any
 ) -> bool:
     """Alembic's filter: the full-text index of the archive (``archive_fts`` and its shadow
-    tables on SQLite, the GIN expression index on PostgreSQL) is made by hand in migration
-    0007_archive and has no model, so it is no difference."""
+    tables on SQLite; the generated ``words_vector`` column and its GIN index on PostgreSQL)
+    is made by hand in migration 0007_archive and has no model, so it is no difference."""
     made_by_hand = (name or "").startswith(("archive_fts", "ix_archive_search_words"))
-    return not (reflected and made_by_hand and type_ in ("table", "index"))
+    made_by_hand |= name == "words_vector"
+    return not (reflected and made_by_hand and type_ in ("table", "index", "column"))

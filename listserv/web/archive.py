@@ -35,11 +35,11 @@ from listserv.archive.reading import (
 from listserv.archive.render import (
     Attachment,
     hide_addresses_in_bytes,
+    read_post,
     render_readable,
     split_parts,
 )
 from listserv.archive.store import find_post
-from listserv.mail.codec import parse
 from listserv.store.lists import MailList, UnknownList, get_list
 from listserv.store.models import ArchivedMessage, utcnow
 from listserv.web.pages import Pages, public_base
@@ -88,7 +88,7 @@ def post_view(row: ArchivedMessage, insider: bool, with_body: bool = True) -> Po
         reason=row.removed_reason,
     )
     if with_body and row.raw is not None:
-        readable, view.attachments = split_parts(parse(row.raw))
+        readable, view.attachments = split_parts(read_post(row.raw))
         view.parts = render_readable(readable, show_addresses=insider)
     return view
 
@@ -232,7 +232,7 @@ def archive_routes(app: App, pages: Pages) -> list[Route]:
 def attachment_response(row: ArchivedMessage, number: int) -> Response | None:
     """An attachment, always as a download: a browser must never render or sniff it."""
     assert row.raw is not None
-    _, attachments = split_parts(parse(row.raw))
+    _, attachments = split_parts(read_post(row.raw))
     if not 1 <= number <= len(attachments):
         return None
     chosen = attachments[number - 1]

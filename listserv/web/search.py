@@ -13,9 +13,8 @@ from starlette.routing import Route
 
 from listserv.app import App
 from listserv.archive.reading import is_insider, may_read
-from listserv.archive.render import hide_addresses, text_of
+from listserv.archive.render import hide_addresses, read_post, text_of
 from listserv.archive.search import Filters, highlight, search
-from listserv.mail.codec import parse
 from listserv.store.lists import all_lists
 from listserv.web.archive import sender_shown
 from listserv.web.pages import Pages
@@ -55,7 +54,7 @@ def search_routes(app: App, pages: Pages) -> list[Route]:
                 filters = Filters(list(by_id), params.get("from", ""), after, before)
                 for row in search(session, query, filters):
                     insider = row.list_id in insiders
-                    content = text_of(parse(row.raw)) if row.raw is not None else ""
+                    content = text_of(read_post(row.raw)) if row.raw is not None else ""
                     excerpt = highlight(content if insider else hide_addresses(content), query)
                     hits.append(
                         Hit(

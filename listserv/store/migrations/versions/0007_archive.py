@@ -1,7 +1,8 @@
 """archive: archived posts and their full-text index
 
 The index is the one part that differs by database: on SQLite an FTS5 table over
-``archive_search.words`` kept in step by triggers, on PostgreSQL a GIN index on its tsvector.
+``archive_search.words`` kept in step by triggers, on PostgreSQL a generated tsvector column
+``words_vector`` with a GIN index.
 Both read words stemmed by listserv (archive/words.py), so no database dictionary is needed.
 
 Revision ID: 0007_archive
@@ -72,9 +73,13 @@ def upgrade() -> None:
         for statement in SQLITE_INDEX:
             op.execute(statement)
     else:
+        # Stored, so neither a search nor its ranking turns text into vectors again.
         op.execute(
-            "CREATE INDEX ix_archive_search_words ON archive_search "
-            "USING gin (to_tsvector('simple', words))"
+            "ALTER TABLE archive_search ADD COLUMN words_vector tsvector GENERATED ALWAYS AS "
+            "(to_tsvector('simple'::regconfig, words)) STORED"
+        )
+        op.execute(
+            "CREATE INDEX ix_archive_search_words ON archive_search USING gin (words_vector)"
         )
 
 
