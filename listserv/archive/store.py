@@ -170,9 +170,14 @@ def find_parent(session: Session, row: ArchivedMessage) -> ArchivedMessage | Non
 
 
 def naming_children(session: Session, row: ArchivedMessage) -> list[ArchivedMessage]:
+    """Archived posts naming this one as their parent. Only those dated after it (give or
+    take a wrong clock) are looked at: replies come after what they answer, and the date
+    index keeps this cheap on a list with years of posts (``archive reindex`` threads the
+    rest)."""
     candidates = session.scalars(
         select(ArchivedMessage).where(
             ArchivedMessage.list_id == row.list_id,
+            ArchivedMessage.date >= row.date - CLOCK_SKEW,
             ArchivedMessage.id != row.id,
             or_(
                 ArchivedMessage.in_reply_to == row.message_id,

@@ -3,6 +3,7 @@ through the running portal over HTTP (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import signal
@@ -146,9 +147,15 @@ def test_remove_and_forget_delete_posts_from_pages_search_feeds_and_exports(
     )
 
 
-def test_reindex_keeps_search_and_threads(start_server, tmp_path: Path) -> None:
+def test_a_gzipped_export_imports_and_reindex_keeps_search_and_threads(
+    start_server, tmp_path: Path
+) -> None:
     server, client = portal(start_server)
-    cli(server.config_path, "archive", "import", "env", str(write_mbox(tmp_path / "a", MESSAGES)))
+    plain = write_mbox(tmp_path / "a", MESSAGES)
+    gzipped = tmp_path / "env.mbox.gz"
+    gzipped.write_bytes(gzip.compress(plain.read_bytes()))
+    imported = cli(server.config_path, "archive", "import", "env", str(gzipped))
+    assert imported.output.strip() == "env: 3 posts imported, 0 already archived"
     result = cli(server.config_path, "archive", "reindex", "env")
     assert result.output.strip() == "env: 3 posts indexed"
     found = client.get("/search", params={"q": "ресурсов"}).text
