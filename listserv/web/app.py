@@ -28,6 +28,7 @@ from listserv.app import App
 from listserv.config import ConfigError, host_port
 from listserv.web.account import account_routes
 from listserv.web.archive import archive_routes
+from listserv.web.directory import directory_routes
 from listserv.web.one_click import one_click_routes
 from listserv.web.pages import SECURITY_HEADERS, Pages
 from listserv.web.search import search_routes
@@ -80,6 +81,7 @@ def make_web_app(app: App) -> Starlette:
         *archive_routes(app, pages),
         *search_routes(app, pages),
         *account_routes(app, pages),
+        *directory_routes(app, pages),
     ]
     portal = Starlette(
         routes=routes,

@@ -165,6 +165,9 @@ def test_archives_a_visitor_may_not_read_are_not_found(portal) -> None:
     assert client.get("/lists/test/archive/2026-13/").status_code == 404
     found = client.get("/search", params={"q": "отчёт"})
     assert "[private]" not in found.text and "секретный" not in found.text
+    directory = client.get("/").text
+    assert "Test list private" in directory and "/lists/private/archive/" not in directory
+    assert 'href="/lists/test/archive/"' in directory
 
 
 def test_search_finds_word_forms_and_highlights_escaped(portal) -> None:
