@@ -4,14 +4,16 @@ search words, and its poster; removed or erased, it keeps only its place in the 
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from listserv.archive.render import obfuscate, text_of
+from listserv.archive.render import header_text, obfuscate, text_of
 from listserv.archive.threading import (
     SUBJECT_WINDOW,
     Headers,
@@ -23,8 +25,10 @@ from listserv.archive.words import index_text
 from listserv.mail.addresses import InvalidAddress, normalize
 from listserv.mail.codec import parse, subject_of
 from listserv.mail.headers import one_line
+from listserv.store.lists import MailList
 from listserv.store.models import ArchivedMessage, ArchiveSearchText, utcnow
 
+log = logging.getLogger(__name__)
 # A Date this far ahead of the archiving time is a wrong clock: the archiving time is used.
 CLOCK_SKEW = timedelta(days=1)
 
@@ -51,7 +55,7 @@ def archive_post(
     )
     if session.scalar(exists) is not None:
         return None
-    name, address = poster_of(poster if poster is not None else str(message.get("From") or ""))
+    name, address = poster_of(poster if poster is not None else raw_header(message, "From"))
     assert headers.date is not None
     row = ArchivedMessage(
         list_id=list_id,
@@ -78,15 +82,41 @@ def archive_post(
     return row
 
 
+def raw_header(message: EmailMessage, name: str) -> str:
+    """A header's value as written, without the email package's parser (some malformed
+    Message-IDs make it raise, and an archive must take whatever was distributed)."""
+    value = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
+    return value if isinstance(value, str) else str(value)
+
+
+def archive_distributed(session: Session, mlist: MailList, raw: bytes, poster: str) -> None:
+    """Archive a post being distributed, in the posting transaction. Should the archive
+    choke on some input nobody foresaw, the post still goes out (unarchived, logged):
+    members' mail matters more than its copy."""
+    try:
+        with session.begin_nested():
+            archive_post(
+                session,
+                mlist.id,
+                raw,
+                subject_prefix=mlist.config.subject_prefix or "",
+                poster=poster,
+            )
+    except (SQLAlchemyError, MemoryError):
+        raise  # the transaction is broken anyway: the router tries the post again
+    except Exception:
+        log.exception("list %s: the post could not be archived", mlist.name)
+
+
 def threading_headers(message: EmailMessage, raw: bytes, prefix: str, now: datetime) -> Headers:
-    ids = message_ids(str(message.get("Message-ID") or ""))
+    ids = message_ids(raw_header(message, "Message-ID"))
     # A post without a Message-ID gets one from its bytes, the same at every import.
     message_id = ids[0] if ids else f"{hashlib.sha256(raw).hexdigest()[:32]}@archive.invalid"
-    replied = message_ids(str(message.get("In-Reply-To") or ""))
+    replied = message_ids(raw_header(message, "In-Reply-To"))
     return Headers(
         message_id=message_id[:500],
         in_reply_to=replied[0][:500] if replied else "",
-        references=tuple(m[:500] for m in message_ids(str(message.get("References") or ""))),
+        references=tuple(m[:500] for m in message_ids(raw_header(message, "References"))),
         subject_key=subject_key(subject_of(message), prefix),
         date=post_date(message, now),
     )
@@ -94,7 +124,7 @@ def threading_headers(message: EmailMessage, raw: bytes, prefix: str, now: datet
 
 def post_date(message: EmailMessage, now: datetime) -> datetime:
     try:
-        date = parsedate_to_datetime(str(message.get("Date") or ""))
+        date = parsedate_to_datetime(raw_header(message, "Date"))
     except (TypeError, ValueError, IndexError):
         return now
     if date.tzinfo is None:
@@ -106,12 +136,13 @@ def poster_of(from_value: str) -> tuple[str, str]:
     """Display name and lower-case address of a From value ("" for what is missing)."""
     pairs = getaddresses([one_line(from_value)])
     name, address = pairs[0] if pairs else ("", "")
+    name = one_line(header_text(name))
     if "@" not in address:
-        return one_line(name), ""
+        return name, ""
     try:
-        return one_line(name), normalize(address)  # as members are stored
+        return name, normalize(address)  # as members are stored
     except InvalidAddress:
-        return one_line(name), address.lower()
+        return name, address.lower()
 
 
 def headers_of(row: ArchivedMessage) -> Headers:

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.archive.store import archive_post
+from listserv.archive.store import archive_distributed
 from listserv.auth.authentication import Authentication, authenticate_stored, stamp
 from listserv.auth.dmarc import Mitigation, lookup_policy, mitigate
 from listserv.auth.one_click import link_maker
@@ -168,13 +168,7 @@ def distribute(
     add_to_digest(session, mlist.id, as_distributed, message_id)
     # Archived in this same transaction: a distributed post is archived, or neither.
     if mlist.config.archive != "none":
-        archive_post(
-            session,
-            mlist.id,
-            as_distributed,
-            subject_prefix=mlist.config.subject_prefix or "",
-            poster=poster,
-        )
+        archive_distributed(session, mlist, as_distributed, poster)
 
 
 def hold(

@@ -105,3 +105,25 @@ def test_posts_archived_out_of_order_thread_as_if_in_order(database_url: str) ->
             assert got == expected, seed
             assert got["d"] == ("c", "a") and got["g"] == (None, "g") and got["f"] == ("e", "e")
     engine.dispose()
+
+
+def test_a_post_with_headers_the_email_parser_chokes_on_is_distributed_and_archived(
+    start_server, sink
+) -> None:
+    server = start_server(lists=[list_table("test", posting="open", archive="public")])
+    added = cli(server.config_path, "members", "add", "test", "--no-welcome", "m@x.example")
+    assert added.exit_code == 0, added.output
+    raw = (
+        f"From: =?utf-8?b?0JDQu9C40Y8=?= <a@x.example>\r\nTo: test@{DOMAIN}\r\n"
+        "Subject: odd\r\nMessage-ID: <<<>>>\r\nIn-Reply-To: <<<>>>\r\n"
+        "Date: Feb 30 99999\r\n\r\nbody\r\n"
+    ).encode()
+    server.send("a@x.example", f"test@{DOMAIN}", raw)
+    sink.wait_for_recipients({"m@x.example"})
+    (row,) = server.wait_for_state(lambda: archived(server), "the post archived")
+    assert row.message_id.endswith("@archive.invalid")  # made from its bytes
+    assert (row.sender_name, row.sender_address, row.subject) == (
+        "Алия",
+        "a@x.example",
+        "[test] odd",
+    )
