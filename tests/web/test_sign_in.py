@@ -85,3 +85,15 @@ def test_the_session_cookie_is_secure_behind_https(start_server, tmp_path) -> No
     assert server.server.web is not None
     page = httpx.get(f"http://127.0.0.1:{server.server.web.port}/login", timeout=10)
     assert "; secure" in page.headers["set-cookie"].lower()
+
+
+def test_sign_in_requests_are_limited_per_client(start_server) -> None:
+    server = start_server(web={"listen": "127.0.0.1:0"})
+    assert server.server.web is not None
+    client = httpx.Client(base_url=f"http://127.0.0.1:{server.server.web.port}", timeout=10)
+    csrf = csrf_of(client.get("/login"))
+    answers = [
+        client.post("/login", data={"address": f"x{i}@z.example", "csrf": csrf}).status_code
+        for i in range(11)
+    ]
+    assert answers == [200] * 10 + [429]
