@@ -52,9 +52,14 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = dict(SECURITY_HEADERS)
+                if (scope.get("session") or {}).get("address"):
+                    # What a signed-in member sees (addresses, members-only posts) must not
+                    # be kept by a shared cache.
+                    headers["Cache-Control"] = "private, no-store"
                 extra = [
                     (name.lower().encode(), value.encode())
-                    for name, value in SECURITY_HEADERS.items()
+                    for name, value in headers.items()
                     if name.lower().encode() not in present
                 ]
                 message["headers"] = [*message.get("headers", []), *extra]

@@ -62,6 +62,7 @@ def test_a_member_signs_in_by_mail_link_and_reads_the_members_archive(start_serv
     assert signed_in.status_code == 303 and signed_in.headers["location"] == archive
     page = client.get(archive)
     assert page.status_code == 200 and "Вы вошли как m@x.example" in page.text
+    assert page.headers["cache-control"] == "private, no-store"
     message = client.get(f"/lists/private/message/{post['Message-ID'].strip('<>')}/")
     assert "Мира &lt;m@x.example&gt;" in message.text  # members see addresses
 
