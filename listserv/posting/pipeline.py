@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.archive.store import archive_distributed
+from listserv.archive.store import archive_distributed, raw_header
 from listserv.auth.authentication import Authentication, authenticate_stored, stamp
 from listserv.auth.dmarc import Mitigation, lookup_policy, mitigate
 from listserv.auth.one_click import link_maker
@@ -124,7 +124,7 @@ def distribute(
     the poster's domain enforces DMARC. It is stored once, and sent as one copy per member
     when personalized (VERP, one-click links); those copies are signed one by one at
     sending. It is also kept for the list's next digest, and archived."""
-    poster = str(message.get("From") or "")  # before a DMARC rewrite
+    poster = raw_header(message, "From")  # as written, before a DMARC rewrite
     if authentication is None and message_id is not None:
         stored_message = session.get(InboxMessage, message_id)
         authentication = (
