@@ -23,7 +23,7 @@ from listserv.archive.threading import (
 )
 from listserv.archive.words import index_text
 from listserv.mail.addresses import InvalidAddress, normalize
-from listserv.mail.codec import parse, subject_of
+from listserv.mail.codec import MAIL_POLICY, parse, subject_of
 from listserv.mail.headers import one_line
 from listserv.store.lists import MailList
 from listserv.store.models import ArchivedMessage, ArchiveSearchText, utcnow
@@ -133,16 +133,25 @@ def post_date(message: EmailMessage, now: datetime) -> datetime:
 
 
 def poster_of(from_value: str) -> tuple[str, str]:
-    """Display name and lower-case address of a From value ("" for what is missing)."""
-    pairs = getaddresses([one_line(from_value)])
-    name, address = pairs[0] if pairs else ("", "")
-    name = one_line(header_text(name))
-    if "@" not in address:
+    """Display name and address (normalised as members are stored) of a From value as
+    written; "" for what is missing."""
+    value = one_line(from_value)
+    try:
+        # The email package's own reading gets encoded words next to plain text right
+        # ("=?utf-8?b?…?=. <a@x>"); on input it cannot read, the plain split below does.
+        address = MAIL_POLICY.header_factory("From", value).addresses[0]
+        name, found = address.display_name, address.addr_spec
+    except (IndexError, ValueError, TypeError, AttributeError):
+        pairs = getaddresses([value])
+        name, found = pairs[0] if pairs else ("", "")
+        name = header_text(name)
+    name = one_line(name)
+    if "@" not in found:
         return name, ""
     try:
-        return name, normalize(address)  # as members are stored
+        return name, normalize(found)
     except InvalidAddress:
-        return name, address.lower()
+        return name, found.lower()
 
 
 def headers_of(row: ArchivedMessage) -> Headers:
