@@ -271,6 +271,9 @@ class ListConfig:
     bounce_warning_interval_days: float = 7.0
     # A spam complaint (ARF feedback report) unsubscribes the member who made it.
     feedback_unsubscribe: bool = True
+    # Who may read the list's archive on the web: anyone, signed-in members, or nobody (posts
+    # are not kept at all).
+    archive: Literal["public", "members", "none"] = "members"
 
     def __post_init__(self) -> None:
         if not LIST_NAME.match(self.name) or self.name.endswith(RESERVED_SUFFIXES):

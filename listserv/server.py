@@ -28,7 +28,7 @@ from listserv.moderation.expiry import run_moderation_schedule
 from listserv.store.claims import beat, register_instance, unregister_instance
 from listserv.store.db import transaction, upgrade
 from listserv.store.lists import save_list
-from listserv.web.one_click import Web
+from listserv.web.app import Web
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 30.0
@@ -100,7 +100,7 @@ class Server:
         if web is not None:
             self.web = Web(self.app)
             self.tasks.append(self.web.start())
-            log.info("web on %s", listening_address(web.listen, self.web.port))
+            log.info("portal on %s", listening_address(web.listen, self.web.port))
         server = self.app.config.server
         address = listening_address(server.listen, self.intake.port)
         log.info("listening on %s (%s)", address, server.protocol)

@@ -6,7 +6,8 @@ import click
 
 from listserv import logs
 from listserv.cli.aliases import aliases
-from listserv.cli.base import CONFIG_HELP, Context, Group, pass_context
+from listserv.cli.archive import archive
+from listserv.cli.base import CONFIG_HELP, Context, Group, fail, pass_context
 from listserv.cli.db import db
 from listserv.cli.digest import digest
 from listserv.cli.dkim import dkim
@@ -16,7 +17,8 @@ from listserv.cli.lists import lists
 from listserv.cli.members import members
 from listserv.cli.queue import queue
 from listserv.config import find_config, load_config
-from listserv.server import run_server
+from listserv.server import prepare, run_server
+from listserv.web.app import run_web
 
 
 @click.group(cls=Group)
@@ -43,5 +45,22 @@ def serve(context: Context, log_format: logs.LogFormat) -> None:
     run_server(config)
 
 
-for command in (db, lists, members, queue, inject, dkim, aliases, held, digest):
+@main.command("web")
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="text",
+    help="text, or json: one JSON object per line for log collectors.",
+)
+@pass_context
+def web_command(context: Context, log_format: logs.LogFormat) -> None:
+    """Run the portal alone (more processes, on more hosts, against the same database)."""
+    config = load_config(find_config(context.config_path))
+    if config.web is None:
+        fail("web: missing section: the portal needs a [web] section")
+    logs.configure(config.server.log_level, log_format)
+    run_web(prepare(config))
+
+
+for command in (db, lists, members, queue, inject, dkim, aliases, held, digest, archive):
     main.add_command(command)

@@ -44,20 +44,31 @@ def zone_of(context: jinja2.runtime.Context) -> str:
     return mlist.config.digest.timezone if mlist is not None else "UTC"
 
 
+def template_dirs(override_dir: Path | None) -> list[Path]:
+    """Where templates are looked up: the operator's folder first, then the built-in ones."""
+    return [override_dir, BUILTIN] if override_dir else [BUILTIN]
+
+
+def environment(override_dir: Path | None, **options: Any) -> jinja2.Environment:
+    """Templates from *override_dir* first, then the built-in ones; *options* as Jinja2's."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs(override_dir)]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        **options,
+    )
+
+
 class Templates:
     def __init__(self, override_dir: Path | None = None) -> None:
-        search = [str(override_dir)] if override_dir else []
-        search.append(str(BUILTIN))
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(search),
+        self.env = environment(
+            override_dir,
             autoescape=jinja2.select_autoescape(["html", "htm"], default=False),
             keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            undefined=jinja2.StrictUndefined,
             finalize=shown,
         )
-        self.names = wording.translations(*(Path(p) for p in search))
+        self.names = wording.translations(*template_dirs(override_dir))
         self.env.filters.update(
             when=jinja2.pass_context(
                 lambda ctx, moment: wording.local_time(moment, ctx["language"], zone_of(ctx))

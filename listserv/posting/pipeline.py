@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from sqlalchemy.orm import Session
 
 from listserv.app import App
+from listserv.archive.store import archive_distributed, raw_header
 from listserv.auth.authentication import Authentication, authenticate_stored, stamp
 from listserv.auth.dmarc import Mitigation, lookup_policy, mitigate
 from listserv.auth.one_click import link_maker
@@ -122,7 +123,8 @@ def distribute(
     It carries our Authentication-Results of the message as received, and is rewritten when
     the poster's domain enforces DMARC. It is stored once, and sent as one copy per member
     when personalized (VERP, one-click links); those copies are signed one by one at
-    sending. It is also kept for the list's next digest."""
+    sending. It is also kept for the list's next digest, and archived."""
+    poster = raw_header(message, "From")  # as written, before a DMARC rewrite
     if authentication is None and message_id is not None:
         stored_message = session.get(InboxMessage, message_id)
         authentication = (
@@ -163,9 +165,11 @@ def distribute(
     # The digest keeps the post as members read it, with the list's leave address where each
     # member's own link would be.
     leave = mlist.address("leave").encode()
-    add_to_digest(
-        session, mlist.id, stored.replace(marker.encode(), leave) if marker else stored, message_id
-    )
+    as_distributed = stored.replace(marker.encode(), leave) if marker else stored
+    add_to_digest(session, mlist.id, as_distributed, message_id)
+    # Archived in this same transaction: a distributed post is archived, or neither.
+    if mlist.config.archive != "none":
+        archive_distributed(session, mlist, as_distributed, poster)
 
 
 def hold(

@@ -1,31 +1,24 @@
-"""The web endpoint (``[web]``): one-click unsubscribe links (RFC 8058).
+"""One-click unsubscribe links (RFC 8058), part of the portal (web/app.py).
 
 ``POST /u/TOKEN`` unsubscribes the member the token names, at once: that is what mail
 providers send when a member presses their "Unsubscribe" button. ``GET /u/TOKEN`` only shows a
 page, in the list's language, with a button that POSTs: link scanners and previews fetch URLs
-with GET and must never unsubscribe anyone. It runs under uvicorn on ``serve``'s own event loop.
+with GET and must never unsubscribe anyone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
-from collections.abc import Iterator
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from listserv.app import App
 from listserv.auth.one_click import load_secret, read_token, unsubscribe_by_link
-from listserv.config import ConfigError, host_port
 from listserv.store.db import transaction
 from listserv.store.lists import UnknownList, get_list
-from listserv.web.metrics import metrics_routes
 
 log = logging.getLogger(__name__)
 SECURITY_HEADERS = {
@@ -37,7 +30,7 @@ SECURITY_HEADERS = {
 }
 
 
-def make_web_app(app: App) -> Starlette:
+def one_click_routes(app: App) -> list[Route]:
     assert app.config.web is not None
     secret = load_secret(app.config.resolve(app.config.web.secret_file))
 
@@ -71,56 +64,4 @@ def make_web_app(app: App) -> Starlette:
         state = "done" if removed else "not-member"
         return page(language, state=state, address=address, list_address=list_address)
 
-    return Starlette(
-        routes=[Route("/u/{token}", one_click, methods=["GET", "POST"]), *metrics_routes(app)]
-    )
-
-
-class EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handling: ``serve`` stops everything together."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class Web:
-    def __init__(self, app: App) -> None:
-        assert app.config.web is not None
-        self.listen = app.config.web.listen
-        self.server = EmbeddedServer(
-            uvicorn.Config(
-                make_web_app(app),
-                lifespan="off",
-                access_log=False,
-                log_config=None,  # leave logging as serve set it up
-                log_level="warning",
-            )
-        )
-        self.socket: socket.socket | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    @property
-    def port(self) -> int:
-        assert self.socket is not None
-        return int(self.socket.getsockname()[1])
-
-    def start(self) -> asyncio.Task[None]:
-        """Bind now, so a port in use is an error at start naming the key, then serve."""
-        host, port = host_port(self.listen, "web.listen")
-        try:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            self.socket = socket.create_server((host, port), family=family, backlog=128)
-        except OSError as error:
-            raise ConfigError(f"web.listen: cannot listen on {self.listen}: {error}") from None
-        self.socket.setblocking(False)
-        self.task = asyncio.create_task(self.server.serve(sockets=[self.socket]))
-        return self.task
-
-    async def stop(self) -> None:
-        """Let requests under way finish, then close."""
-        self.server.should_exit = True
-        if self.task is not None:
-            await asyncio.wait({self.task}, timeout=5)
-        if self.socket is not None:
-            self.socket.close()
+    return [Route("/u/{token}", one_click, methods=["GET", "POST"])]

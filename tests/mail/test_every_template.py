@@ -30,7 +30,9 @@ MOMENT = datetime(2026, 12, 5, 9, 0)
 LOCAL_TIME = "14:00"
 # Every template a mail or page is made from (macros.txt and _*.txt are parts of them).
 TEMPLATE_NAMES = sorted(
-    p.name for p in (BUILTIN / "en").iterdir() if p.name != "macros.txt" and p.name[0] != "_"
+    p.name
+    for p in (BUILTIN / "en").iterdir()
+    if p.is_file() and p.name != "macros.txt" and p.name[0] != "_"
 )
 # Data that is no wording of ours: the operator's user name, a poster's file name.
 DATA = ("root", "report.pdf")
@@ -122,6 +124,10 @@ def contexts(name: str, mlist: MailList) -> list[dict[str, Any]]:
     by_name: dict[str, list[dict[str, Any]]] = {
         "welcome.txt": [{"delivery": mode} for mode in ("regular", "digest", "plain", "html")],
         "goodbye.txt": [{"delivery": "regular"}],
+        "login.txt": [
+            {"address": MEMBER, "link": f"https://{DOMAIN}/login/{TOKEN}", "minutes": minutes}
+            for minutes in (15, 21)
+        ],
         "delivery.txt": [{"delivery": mode} for mode in ("digest", "nomail")],
         "confirm.txt": [
             {**confirm, "action": action, "delivery": delivery, "expires": MOMENT}

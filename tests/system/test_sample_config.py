@@ -15,6 +15,7 @@ from email.parser import BytesParser
 from email.policy import default
 from pathlib import Path
 
+import httpx
 from support import WAIT, cli, free_port, make_message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,11 +40,12 @@ def accepting(port: int) -> bool:
 
 
 def test_serve_on_the_sample_config_writes_the_outbox(tmp_path: Path) -> None:
-    port = free_port()
+    port, web_port = free_port(), free_port()
     config = tmp_path / "config.toml"
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
-    assert 'listen = "127.0.0.1:8025"' in text
-    config.write_text(text.replace("127.0.0.1:8025", f"127.0.0.1:{port}"), encoding="utf-8")
+    assert 'listen = "127.0.0.1:8025"' in text and 'listen = "127.0.0.1:8080"' in text
+    text = text.replace("127.0.0.1:8025", f"127.0.0.1:{port}")
+    config.write_text(text.replace("127.0.0.1:8080", f"127.0.0.1:{web_port}"), encoding="utf-8")
 
     assert (
         cli(
@@ -78,6 +80,9 @@ def test_serve_on_the_sample_config_writes_the_outbox(tmp_path: Path) -> None:
         )
         assert post.get_content().startswith("Текст отчёта.")
         assert (tmp_path / "var" / "listserv.db").exists()
+        # The sample list's archive is public: the post is on the portal.
+        archive = f"http://127.0.0.1:{web_port}/lists/environment-kz/archive/"
+        assert "Писем: 1" in httpx.get(archive, headers={"Accept-Language": "ru"}).text
     finally:
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=60)[0].decode()

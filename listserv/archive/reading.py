@@ -1,0 +1,142 @@
+"""Reading the archive: who may, and the queries behind every page, feed and export.
+
+A visitor who may not read a list's archive must not learn anything from it, so callers turn
+``may_read`` being false into the same 404 as an unknown list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, Protocol, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from listserv.store.lists import MailList
+from listserv.store.members import find_member
+from listserv.store.models import ArchivedMessage
+
+
+def may_read(session: Session, mlist: MailList, visitor: str | None) -> bool:
+    """Public archives are for anyone, members-only ones for the list's members, moderators
+    and owners (*visitor* is the signed-in address, None for anyone else)."""
+    setting = mlist.config.archive
+    if setting == "public":
+        return True
+    if setting == "none" or not visitor:
+        return False
+    return is_insider(session, mlist, visitor)
+
+
+def is_insider(session: Session, mlist: MailList, visitor: str | None) -> bool:
+    """Whether *visitor* may see posters' full addresses: a member, moderator or owner."""
+    if not visitor:
+        return False
+    staff = {*mlist.config.moderators, *mlist.config.owners}
+    return visitor in staff or find_member(session, mlist.id, visitor) is not None
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime] | None:
+    """``YYYY-MM`` → [first instant, first instant of the next month) in UTC; None if bad."""
+    try:
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    following = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+    return start, following
+
+
+def month_counts(session: Session, list_id: int) -> list[tuple[str, int]]:
+    """(YYYY-MM, posts) for every month with posts, newest first."""
+    if session.get_bind().dialect.name == "sqlite":
+        month = func.strftime("%Y-%m", ArchivedMessage.date)
+    else:
+        month = func.to_char(func.timezone("UTC", ArchivedMessage.date), "YYYY-MM")
+    rows = session.execute(
+        select(month, func.count())
+        .where(ArchivedMessage.list_id == list_id)
+        .group_by(month)
+        .order_by(month.desc())
+    )
+    return [(m, n) for m, n in rows]
+
+
+def posts_between(
+    session: Session, list_id: int, start: datetime | None = None, end: datetime | None = None
+) -> list[ArchivedMessage]:
+    """The list's archived posts, oldest first, from *start* up to *end* (either open)."""
+    query = select(ArchivedMessage).where(ArchivedMessage.list_id == list_id)
+    if start is not None:
+        query = query.where(ArchivedMessage.date >= start)
+    if end is not None:
+        query = query.where(ArchivedMessage.date < end)
+    return list(session.scalars(query.order_by(ArchivedMessage.date, ArchivedMessage.id)))
+
+
+class InThread(Protocol):
+    thread_id: int
+    date: datetime
+
+
+P = TypeVar("P", bound=InThread)
+
+
+@dataclass(frozen=True)
+class ThreadSummary(Generic[P]):
+    thread_id: int
+    first: P
+    posts: int
+    last_date: datetime
+
+
+def threads_of(posts: list[P]) -> list[ThreadSummary[P]]:
+    """The threads among *posts* (in date order), the most recently active first."""
+    grouped: dict[int, list[P]] = {}
+    for post in posts:
+        grouped.setdefault(post.thread_id, []).append(post)
+    summaries = [ThreadSummary(t, ps[0], len(ps), ps[-1].date) for t, ps in grouped.items()]
+    return sorted(summaries, key=lambda s: s.last_date, reverse=True)
+
+
+def thread_posts(
+    session: Session, list_id: int, thread_id: int
+) -> list[tuple[int, ArchivedMessage]]:
+    """The thread's posts in reply order (each after its parent, siblings by date), with
+    their depth."""
+    posts = list(
+        session.scalars(
+            select(ArchivedMessage)
+            .where(ArchivedMessage.list_id == list_id, ArchivedMessage.thread_id == thread_id)
+            .order_by(ArchivedMessage.date, ArchivedMessage.id)
+        )
+    )
+    ids = {p.id for p in posts}
+    children: dict[int | None, list[ArchivedMessage]] = {}
+    for post in posts:
+        parent = post.parent_id if post.parent_id in ids else None
+        children.setdefault(parent, []).append(post)
+
+    ordered: list[tuple[int, ArchivedMessage]] = []
+    # Depth first without recursion: a long chain of replies must not hit Python's limit.
+    stack = [(0, post) for post in reversed(children.get(None, []))]
+    while stack:
+        depth, post = stack.pop()
+        ordered.append((depth, post))
+        stack.extend((depth + 1, child) for child in reversed(children.get(post.id, [])))
+    return ordered
+
+
+def latest_posts(session: Session, list_id: int, limit: int = 20) -> list[ArchivedMessage]:
+    return list(
+        session.scalars(
+            select(ArchivedMessage)
+            .where(ArchivedMessage.list_id == list_id, ArchivedMessage.raw.is_not(None))
+            .order_by(ArchivedMessage.date.desc(), ArchivedMessage.id.desc())
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,328 @@
+"""Writing the archive: a post is archived once per list (by Message-ID) with its thread, its
+search words, and its poster; removed or erased, it keeps only its place in the thread."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import getaddresses, parsedate_to_datetime
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from listserv.archive.render import header_text, obfuscate, text_of
+from listserv.archive.threading import (
+    SUBJECT_WINDOW,
+    Headers,
+    message_ids,
+    named_parents,
+    subject_key,
+)
+from listserv.archive.words import index_text
+from listserv.mail.addresses import InvalidAddress, normalize
+from listserv.mail.codec import MAIL_POLICY, parse, subject_of
+from listserv.mail.headers import one_line
+from listserv.store.lists import MailList
+from listserv.store.models import ArchivedMessage, ArchiveSearchText, utcnow
+
+log = logging.getLogger(__name__)
+# A Date this far ahead of the archiving time is a wrong clock: the archiving time is used.
+CLOCK_SKEW = timedelta(days=1)
+
+
+def archive_post(
+    session: Session,
+    list_id: int,
+    raw: bytes,
+    *,
+    subject_prefix: str = "",
+    poster: str | None = None,
+    now: datetime | None = None,
+    thread: bool = True,
+) -> ArchivedMessage | None:
+    """Archive *raw* (the post as distributed) for the list; None when a post with its
+    Message-ID is archived already. *poster* is the From as the poster wrote it (the
+    distributed From may be rewritten for DMARC). Without *thread* the post starts a thread
+    of its own (an import threads the whole list once at the end)."""
+    now = now or utcnow()
+    message = parse(raw)
+    headers = threading_headers(message, raw, subject_prefix, now)
+    exists = select(ArchivedMessage.id).where(
+        ArchivedMessage.list_id == list_id, ArchivedMessage.message_id == headers.message_id
+    )
+    if session.scalar(exists) is not None:
+        return None
+    name, address = poster_of(poster if poster is not None else raw_header(message, "From"))
+    assert headers.date is not None
+    row = ArchivedMessage(
+        list_id=list_id,
+        message_id=headers.message_id,
+        in_reply_to=headers.in_reply_to,
+        references=" ".join(headers.references),
+        subject_key=headers.subject_key[:500],
+        date=headers.date,
+        archived_at=now,
+        sender_name=name[:200],
+        sender_obfuscated=obfuscate(address) if address else "",
+        sender_address=address[:320],
+        subject=subject_of(message),
+        size=len(raw),
+        raw=raw,
+    )
+    session.add(row)
+    session.flush()
+    if thread:
+        place_in_thread(session, row)
+    else:
+        row.thread_id = row.id
+    index_post(session, row, message)
+    return row
+
+
+def raw_header(message: EmailMessage, name: str) -> str:
+    """A header's value as written, without the email package's parser (some malformed
+    Message-IDs make it raise, and an archive must take whatever was distributed)."""
+    value = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
+    return value if isinstance(value, str) else str(value)
+
+
+def archive_distributed(session: Session, mlist: MailList, raw: bytes, poster: str) -> None:
+    """Archive a post being distributed, in the posting transaction. Should the archive
+    choke on some input nobody foresaw, the post still goes out (unarchived, logged):
+    members' mail matters more than its copy."""
+    try:
+        with session.begin_nested():
+            archive_post(
+                session,
+                mlist.id,
+                raw,
+                subject_prefix=mlist.config.subject_prefix or "",
+                poster=poster,
+            )
+    except (SQLAlchemyError, MemoryError):
+        raise  # the transaction is broken anyway: the router tries the post again
+    except Exception:
+        log.exception("list %s: the post could not be archived", mlist.name)
+
+
+def threading_headers(message: EmailMessage, raw: bytes, prefix: str, now: datetime) -> Headers:
+    ids = message_ids(raw_header(message, "Message-ID"))
+    # A post without a Message-ID gets one from its bytes, the same at every import.
+    message_id = ids[0] if ids else f"{hashlib.sha256(raw).hexdigest()[:32]}@archive.invalid"
+    replied = message_ids(raw_header(message, "In-Reply-To"))
+    return Headers(
+        message_id=message_id[:500],
+        in_reply_to=replied[0][:500] if replied else "",
+        references=tuple(m[:500] for m in message_ids(raw_header(message, "References"))),
+        subject_key=subject_key(subject_of(message), prefix),
+        date=post_date(message, now),
+    )
+
+
+def post_date(message: EmailMessage, now: datetime) -> datetime:
+    try:
+        date = parsedate_to_datetime(raw_header(message, "Date"))
+    except (TypeError, ValueError, IndexError):
+        return now
+    if date.tzinfo is None:
+        date = date.replace(tzinfo=UTC)
+    return now if date > now + CLOCK_SKEW else date.astimezone(UTC)
+
+
+def poster_of(from_value: str) -> tuple[str, str]:
+    """Display name and address (normalised as members are stored) of a From value as
+    written; "" for what is missing."""
+    value = one_line(from_value)
+    try:
+        # The email package's own reading gets encoded words next to plain text right
+        # ("=?utf-8?b?…?=. <a@x>"); on input it cannot read, the plain split below does.
+        address = MAIL_POLICY.header_factory("From", value).addresses[0]
+        name, found = address.display_name, address.addr_spec
+    except (IndexError, ValueError, TypeError, AttributeError):
+        pairs = getaddresses([value])
+        name, found = pairs[0] if pairs else ("", "")
+        name = header_text(name)
+    name = one_line(name)
+    if "@" not in found:
+        return name, ""
+    try:
+        return name, normalize(found)
+    except InvalidAddress:
+        return name, found.lower()
+
+
+def headers_of(row: ArchivedMessage) -> Headers:
+    return Headers(
+        row.message_id, row.in_reply_to, tuple(row.references.split()), row.subject_key, row.date
+    )
+
+
+def place_in_thread(session: Session, row: ArchivedMessage) -> None:
+    """Attach the new post to its parent, and adopt the archived posts that name it (their
+    parent came later, as with mail read from an mbox out of order)."""
+    parent = find_parent(session, row)
+    row.parent_id = parent.id if parent else None
+    row.thread_id = parent.thread_id if parent else row.id
+    for child in naming_children(session, row):
+        if better_parent(session, child, row) and not descends_from(session, row, child):
+            move_subtree(session, child, row)
+    for later in later_by_subject(session, row):
+        if not descends_from(session, row, later):
+            move_subtree(session, later, row)
+
+
+def find_parent(session: Session, row: ArchivedMessage) -> ArchivedMessage | None:
+    headers = headers_of(row)
+    named = named_parents(headers)
+    if named:
+        found = {
+            r.message_id: r
+            for r in session.scalars(
+                select(ArchivedMessage).where(
+                    ArchivedMessage.list_id == row.list_id, ArchivedMessage.message_id.in_(named)
+                )
+            )
+        }
+        for message_id in named:
+            if message_id in found:
+                return found[message_id]
+    if not row.subject_key:
+        return None
+    same_subject = session.scalars(
+        select(ArchivedMessage)
+        .where(
+            ArchivedMessage.list_id == row.list_id,
+            ArchivedMessage.subject_key == row.subject_key,
+            ArchivedMessage.id != row.id,
+            ArchivedMessage.date >= row.date - SUBJECT_WINDOW,
+            ArchivedMessage.date <= row.date,
+        )
+        .order_by(ArchivedMessage.date.desc(), ArchivedMessage.id.desc())
+        .limit(20)
+    )
+    # A post answering this one by name (archived before it) is its child, not its parent.
+    return next(
+        (r for r in same_subject if row.message_id not in named_parents(headers_of(r))), None
+    )
+
+
+def naming_children(session: Session, row: ArchivedMessage) -> list[ArchivedMessage]:
+    """Archived posts naming this one as their parent. Only those dated after it (give or
+    take a wrong clock) are looked at: replies come after what they answer, and the date
+    index keeps this cheap on a list with years of posts (``archive reindex`` threads the
+    rest)."""
+    candidates = session.scalars(
+        select(ArchivedMessage).where(
+            ArchivedMessage.list_id == row.list_id,
+            ArchivedMessage.date >= row.date - CLOCK_SKEW,
+            ArchivedMessage.id != row.id,
+            or_(
+                ArchivedMessage.in_reply_to == row.message_id,
+                ArchivedMessage.references.contains(row.message_id, autoescape=True),
+            ),
+        )
+    )
+    return [c for c in candidates if row.message_id in named_parents(headers_of(c))]
+
+
+def later_by_subject(session: Session, row: ArchivedMessage) -> list[ArchivedMessage]:
+    """Later posts with the same subject whose parent, by subject, is now this post: those
+    without a parent they name, threaded by subject to an older post or not at all."""
+    if not row.subject_key:
+        return []
+    later = session.scalars(
+        select(ArchivedMessage).where(
+            ArchivedMessage.list_id == row.list_id,
+            ArchivedMessage.subject_key == row.subject_key,
+            ArchivedMessage.id != row.id,
+            ArchivedMessage.date > row.date,
+            ArchivedMessage.date <= row.date + SUBJECT_WINDOW,
+        )
+    )
+    adopted = []
+    for post in later:
+        named = named_parents(headers_of(post))
+        parent = session.get(ArchivedMessage, post.parent_id) if post.parent_id else None
+        if row.message_id in named or (parent is not None and parent.message_id in named):
+            continue
+        if parent is None or parent.date < row.date:
+            adopted.append(post)
+    return adopted
+
+
+def better_parent(session: Session, child: ArchivedMessage, new: ArchivedMessage) -> bool:
+    """Whether *new* is a more direct parent of *child* than the one it has."""
+    named = named_parents(headers_of(child))
+    current = session.get(ArchivedMessage, child.parent_id) if child.parent_id else None
+    if current is None or current.message_id not in named:
+        return True  # no parent, or one found by subject only
+    return named.index(new.message_id) < named.index(current.message_id)
+
+
+def descends_from(session: Session, row: ArchivedMessage, ancestor: ArchivedMessage) -> bool:
+    seen: set[int] = set()
+    current: ArchivedMessage | None = row
+    while current is not None and current.id not in seen:
+        if current.id == ancestor.id:
+            return True
+        seen.add(current.id)
+        current = session.get(ArchivedMessage, current.parent_id) if current.parent_id else None
+    return False
+
+
+def move_subtree(session: Session, child: ArchivedMessage, parent: ArchivedMessage) -> None:
+    """Hang *child*, and every post below it, under *parent*'s thread."""
+    old_thread = list(
+        session.scalars(select(ArchivedMessage).where(ArchivedMessage.thread_id == child.thread_id))
+    )
+    below: dict[int | None, list[ArchivedMessage]] = {}
+    for post in old_thread:
+        below.setdefault(post.parent_id, []).append(post)
+    child.parent_id = parent.id
+    stack = [child]
+    while stack:
+        post = stack.pop()
+        post.thread_id = parent.thread_id
+        stack.extend(p for p in below.get(post.id, []) if p.thread_id != parent.thread_id)
+
+
+def index_post(session: Session, row: ArchivedMessage, message: EmailMessage) -> None:
+    words = index_text(f"{row.subject}\n{row.sender_name}\n{text_of(message)}")
+    session.merge(ArchiveSearchText(archived_id=row.id, list_id=row.list_id, words=words))
+
+
+def remove_post(
+    session: Session, row: ArchivedMessage, reason: str, now: datetime | None = None
+) -> None:
+    """Delete the post's bytes, words and poster for good; the thread keeps a placeholder
+    saying it was removed and why."""
+    session.execute(delete(ArchiveSearchText).where(ArchiveSearchText.archived_id == row.id))
+    row.raw = None
+    row.subject = ""
+    row.sender_name = row.sender_obfuscated = row.sender_address = ""
+    row.size = 0
+    row.removed_at = now or utcnow()
+    row.removed_reason = reason
+
+
+def find_post(session: Session, list_id: int, message_id: str) -> ArchivedMessage | None:
+    return session.scalar(
+        select(ArchivedMessage).where(
+            ArchivedMessage.list_id == list_id,
+            ArchivedMessage.message_id == message_id.strip().strip("<>"),
+        )
+    )
+
+
+def forget_address(session: Session, address: str, list_id: int | None = None) -> int:
+    """Erase every archived post by *address* (of one list, or of all); how many."""
+    query = select(ArchivedMessage).where(ArchivedMessage.sender_address == address.lower())
+    if list_id is not None:
+        query = query.where(ArchivedMessage.list_id == list_id)
+    rows = list(session.scalars(query))
+    for row in rows:
+        remove_post(session, row, "erased")
+    return len(rows)

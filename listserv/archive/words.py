@@ -1,0 +1,57 @@
+"""Words as the full-text index holds them: case-folded, without diacritics, stemmed (Russian
+rules for Cyrillic words, English for Latin), so "экологии" finds "экология". The same function
+reads posts at indexing and queries at search time, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from functools import lru_cache
+
+import snowballstemmer
+
+WORD = re.compile(r"\w+")
+CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+LATIN = re.compile(r"[a-z]")
+_stemmers = threading.local()  # snowball stemmers keep state between calls
+
+
+def _stemmer(language: str) -> snowballstemmer.stemmer:
+    found = getattr(_stemmers, language, None)
+    if found is None:
+        found = snowballstemmer.stemmer(language)
+        setattr(_stemmers, language, found)
+    return found
+
+
+def plain(word: str) -> str:
+    """Case-folded, without accents (é → e, ё → е). Cyrillic letters are kept whole
+    otherwise: й, ў and the Kazakh letters are letters of their own, not и or у with a mark."""
+    letters = []
+    for char in unicodedata.normalize("NFC", word.casefold()):
+        if CYRILLIC.match(char):
+            letters.append("е" if char == "ё" else char)
+        else:
+            decomposed = unicodedata.normalize("NFKD", char)
+            letters.append("".join(c for c in decomposed if not unicodedata.combining(c)))
+    return "".join(letters)
+
+
+@lru_cache(maxsize=65536)  # the words of a language repeat: most are stemmed once
+def stem(word: str) -> str:
+    word = plain(word)
+    if CYRILLIC.search(word):
+        return _stemmer("russian").stemWord(word)
+    if LATIN.search(word):
+        return _stemmer("english").stemWord(word)
+    return word
+
+
+def stems(text: str) -> list[str]:
+    """The stemmed words of *text*, in order (underscores split words, as the indexes do)."""
+    return [stem(w) for w in WORD.findall(text.replace("_", " ")) if w]
+
+
+def index_text(text: str) -> str:
+    return " ".join(stems(text))

@@ -1,0 +1,248 @@
+"""Archive pages (SPEC "The portal and archives"): months, a month's threads or posts, a
+thread, a post with its raw form and attachments, a month as mbox, the Atom feed.
+
+Every route answers 404, the same as for an unknown list, when the visitor may not read the
+archive; posters' full addresses are shown only to the list's members (archive/reading.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+from urllib.parse import quote
+
+from markupsafe import Markup
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from listserv.app import App
+from listserv.archive.mbox import mbox_of
+from listserv.archive.reading import (
+    is_insider,
+    latest_posts,
+    may_read,
+    month_bounds,
+    month_counts,
+    posts_between,
+    thread_posts,
+    threads_of,
+)
+from listserv.archive.render import (
+    Attachment,
+    hide_addresses_in_bytes,
+    read_post,
+    render_readable,
+    split_parts,
+)
+from listserv.archive.store import find_post
+from listserv.store.lists import MailList, UnknownList, get_list
+from listserv.store.models import ArchivedMessage, utcnow
+from listserv.web.pages import Pages, public_base
+from listserv.web.sessions import visitor_of
+
+T = TypeVar("T")
+ATTACHMENT = re.compile(r"^(?P<id>.+)/attachment/(?P<number>\d+)/[^/]*$")
+FEED_SIZE = 20
+
+
+@dataclass
+class PostView:
+    """A post as a page shows it."""
+
+    id: int
+    message_id: str
+    thread_id: int
+    subject: str
+    sender: str
+    date: datetime
+    removed: bool
+    reason: str
+    parts: list[Markup] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+def sender_shown(row: ArchivedMessage, insider: bool) -> str:
+    if insider and row.sender_address:
+        return (
+            f"{row.sender_name} <{row.sender_address}>" if row.sender_name else row.sender_address
+        )
+    if row.sender_name and row.sender_obfuscated:
+        return f"{row.sender_name} ({row.sender_obfuscated})"
+    return row.sender_name or row.sender_obfuscated
+
+
+def post_view(row: ArchivedMessage, insider: bool, with_body: bool = True) -> PostView:
+    view = PostView(
+        id=row.id,
+        message_id=row.message_id,
+        thread_id=row.thread_id,
+        subject=row.subject,
+        sender=sender_shown(row, insider),
+        date=row.date,
+        removed=row.raw is None,
+        reason=row.removed_reason,
+    )
+    if with_body and row.raw is not None:
+        readable, view.attachments = split_parts(read_post(row.raw))
+        view.parts = render_readable(readable, show_addresses=insider)
+    return view
+
+
+def archive_routes(app: App, pages: Pages) -> list[Route]:
+    def read_archive(
+        request: Request, query: Callable[[Session, MailList], T]
+    ) -> tuple[MailList, bool, T] | None:
+        """The list, whether the visitor sees addresses, and what *query* reads of its
+        archive; None when the visitor may not read it (answer 404, as for no list)."""
+        with app.sessions() as session:
+            try:
+                mlist = get_list(session, request.path_params["name"], app.domain)
+            except UnknownList:
+                return None
+            visitor = visitor_of(request)
+            if not may_read(session, mlist, visitor):
+                return None
+            return mlist, is_insider(session, mlist, visitor), query(session, mlist)
+
+    def months(request: Request) -> Response:
+        found = read_archive(request, lambda session, mlist: month_counts(session, mlist.id))
+        if found is None:
+            return pages.not_found(request)
+        mlist, _, counts = found
+        return pages.page(request, "archive.html", mlist=mlist, months=counts)
+
+    def month_posts(request: Request) -> tuple[MailList, bool, list[ArchivedMessage]] | None:
+        bounds = month_bounds(request.path_params["month"])
+        if bounds is None:
+            return None
+        return read_archive(
+            request, lambda session, mlist: posts_between(session, mlist.id, *bounds)
+        )
+
+    def month(request: Request) -> Response:
+        found = month_posts(request)
+        if found is None:
+            return pages.not_found(request)
+        mlist, insider, rows = found
+        views = [post_view(r, insider, with_body=False) for r in rows]
+        return pages.page(
+            request,
+            "month.html",
+            mlist=mlist,
+            month=request.path_params["month"],
+            by_date=request.query_params.get("view") == "date",
+            posts=views,
+            threads=threads_of(views),
+        )
+
+    def month_mbox(request: Request) -> Response:
+        found = month_posts(request)
+        if found is None:
+            return pages.not_found(request)
+        mlist, insider, rows = found
+        name = f"{mlist.name}-{request.path_params['month']}.mbox"
+        return StreamingResponse(
+            mbox_of(rows, hide=not insider),
+            media_type="application/mbox",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    def thread(request: Request) -> Response:
+        number = request.path_params["thread"]
+        found = read_archive(
+            request, lambda session, mlist: thread_posts(session, mlist.id, number)
+        )
+        if found is None or not found[2]:
+            return pages.not_found(request)
+        mlist, insider, posts = found
+        views = [(depth, post_view(row, insider)) for depth, row in posts]
+        return pages.page(request, "thread.html", mlist=mlist, posts=views)
+
+    def message(request: Request) -> Response:
+        """``MSGID/``, ``MSGID/raw`` and ``MSGID/attachment/N/FILENAME`` (a Message-ID may
+        hold a "/", so the path is read here rather than by the router)."""
+        rest = request.path_params["rest"]
+        attachment = ATTACHMENT.match(rest)
+        if attachment:
+            message_id, number, kind = attachment["id"], int(attachment["number"]), "attachment"
+        elif rest.endswith("/raw"):
+            message_id, number, kind = rest[: -len("/raw")], 0, "raw"
+        else:
+            message_id, number, kind = rest.rstrip("/"), 0, "page"
+
+        def post_and_parent(
+            session: Session, mlist: MailList
+        ) -> tuple[ArchivedMessage | None, ArchivedMessage | None]:
+            row = find_post(session, mlist.id, message_id)
+            parent = session.get(ArchivedMessage, row.parent_id) if row and row.parent_id else None
+            return row, parent
+
+        found = read_archive(request, post_and_parent)
+        if found is None or found[2][0] is None:
+            return pages.not_found(request)
+        mlist, insider, (row, parent) = found
+        if kind == "page":
+            return pages.page(
+                request,
+                "message.html",
+                mlist=mlist,
+                post=post_view(row, insider),
+                parent=post_view(parent, insider, with_body=False) if parent else None,
+            )
+        if row.raw is None:
+            return pages.not_found(request)
+        if kind == "raw":
+            raw = row.raw if insider else hide_addresses_in_bytes(row.raw)
+            return Response(raw, media_type="text/plain; charset=utf-8")
+        return attachment_response(row, number) or pages.not_found(request)
+
+    def feed(request: Request) -> Response:
+        found = read_archive(
+            request, lambda session, mlist: latest_posts(session, mlist.id, FEED_SIZE)
+        )
+        if found is None:
+            return pages.not_found(request)
+        mlist, insider, rows = found
+        views = [post_view(row, insider) for row in rows]
+        xml = pages.render(
+            "en",
+            "feed.atom",
+            mlist=mlist,
+            posts=views,
+            base=public_base(app, request),
+            updated=views[0].date if views else utcnow(),
+        )
+        return Response(xml, media_type="application/atom+xml; charset=utf-8")
+
+    return [
+        Route("/lists/{name}/archive/", months),
+        Route("/lists/{name}/archive/{month}.mbox", month_mbox),
+        Route("/lists/{name}/archive/{month}/", month),
+        Route("/lists/{name}/thread/{thread:int}/", thread),
+        Route("/lists/{name}/message/{rest:path}", message),
+        Route("/lists/{name}/feed.atom", feed),
+    ]
+
+
+def attachment_response(row: ArchivedMessage, number: int) -> Response | None:
+    """An attachment, always as a download: a browser must never render or sniff it."""
+    assert row.raw is not None
+    _, attachments = split_parts(read_post(row.raw))
+    if not 1 <= number <= len(attachments):
+        return None
+    chosen = attachments[number - 1]
+    disposition = f"attachment; filename*=UTF-8''{quote(chosen.filename, safe='')}"
+    return Response(
+        chosen.data,
+        media_type=chosen.content_type,
+        headers={
+            "Content-Disposition": disposition,
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )

@@ -1,0 +1,129 @@
+"""Archiving: distributed posts are archived as distributed, in the posting transaction, and
+threaded the same way whether they arrive in order or not (real SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import select
+from support import DOMAIN, cli, list_table, make_message
+
+from listserv.archive.store import archive_post, headers_of
+from listserv.archive.threading import thread_all
+from listserv.mail.codec import to_bytes
+from listserv.store.db import make_engine, session_factory, transaction, upgrade
+from listserv.store.models import ArchivedMessage, ArchiveSearchText, MailingList
+
+
+def archived(server) -> list[ArchivedMessage]:
+    with server.app.sessions() as session:
+        return list(session.scalars(select(ArchivedMessage).order_by(ArchivedMessage.id)))
+
+
+def test_a_distributed_post_is_archived_as_members_received_it(start_server, sink) -> None:
+    server = start_server(
+        lists=[list_table("test", archive="public"), list_table("quiet", archive="none")]
+    )
+    for name in ("test", "quiet"):
+        result = cli(server.config_path, "members", "add", name, "--no-welcome", "a@x.example")
+        assert result.exit_code == 0, result.output
+    post = make_message('"Алия Б." <a@x.example>', subject="Water report")
+    reply = make_message(
+        "a@x.example", subject="Re: [test] Water report", In_Reply_To=post["Message-ID"]
+    )
+    server.send("a@x.example", f"test@{DOMAIN}", post)
+    server.send("a@x.example", f"quiet@{DOMAIN}", make_message("a@x.example", to=f"quiet@{DOMAIN}"))
+    server.send("a@x.example", f"test@{DOMAIN}", reply)
+    sink.wait_for(lambda got: len(got) == 3)
+    rows = server.wait_for_state(lambda: len(archived(server)) == 2 and archived(server))
+    first, second = rows
+    assert first.message_id == post["Message-ID"].strip("<>")
+    assert first.subject == "[test] Water report"
+    assert first.sender_name == "Алия Б."
+    assert first.sender_address == "a@x.example"
+    assert first.sender_obfuscated == "a…@x….example"
+    distributed = next(m for m in sink.received if m.message["Message-ID"] == post["Message-ID"])
+    assert first.raw == distributed.raw  # what members got, footer and List-* headers included
+    assert (second.parent_id, second.thread_id) == (first.id, first.id)
+    with server.app.sessions() as session:
+        assert session.get(ArchiveSearchText, first.id).words.startswith("test water report")
+
+
+def message(mid: str, day: int, subject: str, irt: str = "", refs: str = "") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"{mid}@example.org"
+    msg["Subject"] = subject
+    msg["Message-ID"] = f"<{mid}@example.org>"
+    msg["Date"] = (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day)).strftime(
+        "%a, %d %b %Y %H:%M:%S +0000"
+    )
+    if irt:
+        msg["In-Reply-To"] = f"<{irt}@example.org>"
+    if refs:
+        msg["References"] = " ".join(f"<{r}@example.org>" for r in refs.split())
+    msg.set_content("text\n")
+    return to_bytes(msg)
+
+
+def test_posts_archived_out_of_order_thread_as_if_in_order(database_url: str) -> None:
+    posts = [
+        message("a", 0, "Water"),
+        message("b", 1, "Re: Water", irt="a"),
+        message("c", 2, "Re: Water", refs="a b"),
+        message("d", 3, "Re: Water"),  # by subject
+        message("e", 4, "Air"),
+        message("f", 5, "Re: Air", irt="e", refs="e"),
+        message("g", 50, "Re: Water"),  # outside the subject window
+    ]
+    engine = make_engine(database_url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    for seed in range(3):
+        shuffled = posts[:]
+        random.Random(seed).shuffle(shuffled)
+        with transaction(sessions) as session:
+            mlist = MailingList(name=f"l{seed}", settings={"name": f"l{seed}"})
+            session.add(mlist)
+            session.flush()
+            for raw in shuffled:
+                assert archive_post(session, mlist.id, raw) is not None
+            assert archive_post(session, mlist.id, shuffled[0]) is None  # once per Message-ID
+            rows = list(
+                session.scalars(select(ArchivedMessage).where(ArchivedMessage.list_id == mlist.id))
+            )
+            by_id = {r.id: r.message_id.split("@")[0] for r in rows}
+            got = {
+                by_id[r.id]: (by_id.get(r.parent_id) if r.parent_id else None, by_id[r.thread_id])
+                for r in rows
+            }
+            expected = {
+                m.split("@")[0]: (p.split("@")[0] if p else None, t.split("@")[0])
+                for m, (p, t) in thread_all(headers_of(r) for r in rows).items()
+            }
+            assert got == expected, seed
+            assert got["d"] == ("c", "a") and got["g"] == (None, "g") and got["f"] == ("e", "e")
+    engine.dispose()
+
+
+def test_a_post_with_headers_the_email_parser_chokes_on_is_distributed_and_archived(
+    start_server, sink
+) -> None:
+    server = start_server(lists=[list_table("test", posting="open", archive="public")])
+    added = cli(server.config_path, "members", "add", "test", "--no-welcome", "m@x.example")
+    assert added.exit_code == 0, added.output
+    raw = (
+        f"From: =?utf-8?b?0JDQu9C40Y8=?= <a@x.example>\r\nTo: test@{DOMAIN}\r\n"
+        "Subject: odd\r\nMessage-ID: <<<>>>\r\nIn-Reply-To: <<<>>>\r\n"
+        "Date: Feb 30 99999\r\n\r\nbody\r\n"
+    ).encode()
+    server.send("a@x.example", f"test@{DOMAIN}", raw)
+    sink.wait_for_recipients({"m@x.example"})
+    (row,) = server.wait_for_state(lambda: archived(server), "the post archived")
+    assert row.message_id.endswith("@archive.invalid")  # made from its bytes
+    assert (row.sender_name, row.sender_address, row.subject) == (
+        "Алия",
+        "a@x.example",
+        "[test] odd",
+    )
