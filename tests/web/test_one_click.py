@@ -79,6 +79,9 @@ def test_one_click_post_unsubscribes_exactly_that_member(
         assert page.status_code == 200
         assert 'method="post"' in page.text and "Отписаться" in page.text
         assert "b@y.example" in page.text
+        # Scanners send HEAD too (``curl -I``): it shows the page's headers, nothing more.
+        head = client.head(local_url(server, links["b@y.example"]))
+        assert head.status_code == 200 and head.text == ""
         # Another member's signature on b's address, and a made-up token, are refused.
         a_payload, a_signature = links["a@x.example"].rsplit("/", 1)[1].split(".")
         b_payload = links["b@y.example"].rsplit("/", 1)[1].split(".")[0]
