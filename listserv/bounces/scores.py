@@ -1,7 +1,8 @@
 """Bounces: finding dead addresses without punishing members for someone else's post.
 
 A bounce reaches ``NAME-bounces`` (the envelope sender of list mail) or, with VERP,
-``NAME-bounces+local=domain@domain``, which names the member whatever the report looks like.
+``NAME-bounces+local=domain+SIG@domain``, which (signed by us) names the member whatever the
+report looks like.
 Reports are read with flufl.bounce (every format it knows) and, for standard DSNs, their
 per-recipient Status and Diagnostic-Code; a refusal at delivery time (5xx) counts the same.
 
@@ -33,10 +34,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from listserv.app import App
+from listserv.auth.verp import verp_member, verp_secret
 from listserv.bounces.feedback import handle_complaint, is_feedback_report
 from listserv.config import ListConfig
 from listserv.delivery.outbound import queue_mail
-from listserv.delivery.personalize import verp_decode
 from listserv.mail.addresses import InvalidAddress, normalize, parse_recipient
 from listserv.notices import notice, send_notice
 from listserv.store.claims import lock_rows
@@ -340,7 +341,8 @@ def handle_bounce(app: App, session: Session, mlist: MailList, stored: InboxMess
         if is_auto_reply(message, failures):
             return "discarded: auto-reply to a probe"
         return "bounce: " + probe_failed(app, session, mlist, member, failure, stored.id)
-    member_address = verp_decode(detail) if detail else None
+    # Only a VERP address we signed names the member; an unsigned one is anyone's to write.
+    member_address = verp_member(verp_secret(app), mlist.name, detail) if detail else None
     if member_address is not None:
         if is_auto_reply(message, failures):
             return "discarded: auto-reply"

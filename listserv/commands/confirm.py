@@ -9,13 +9,13 @@ from email.message import EmailMessage
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.mail.addresses import parse_recipient
+from listserv.mail.addresses import Target, parse_recipient
 from listserv.mail.codec import parse
 from listserv.notices import is_automated
 from listserv.posting.pipeline import post_sender
-from listserv.store.lists import MailList
+from listserv.store.lists import MailList, get_list
 from listserv.store.models import InboxMessage
-from listserv.store.tokens import ACTIONS, lookup
+from listserv.store.tokens import ACTIONS, lookup, was_issued
 
 
 def handle_confirm(app: App, session: Session, mlist: MailList, stored: InboxMessage) -> str:
@@ -40,3 +40,11 @@ def confirm_token(
     if row is None or action is None:
         return None
     return action(app, session, mlist, row, message, sender)
+
+
+def token_was_issued(app: App, target: Target) -> bool:
+    """RCPT check: ``NAME-confirm+<anything>`` is refused unless we issued that token, so a
+    made-up address cannot have the message stored once per recipient."""
+    with app.sessions() as session:
+        mlist = get_list(session, target.list_name, app.domain)
+        return was_issued(session, mlist.id, target.detail)

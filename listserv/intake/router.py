@@ -16,8 +16,9 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from listserv.app import App
+from listserv.bounces.addresses import bounce_address_is_ours
 from listserv.bounces.scores import handle_bounce
-from listserv.commands.confirm import handle_confirm
+from listserv.commands.confirm import handle_confirm, token_was_issued
 from listserv.commands.request import handle_join, handle_leave, handle_request
 from listserv.intake.owner import forward_to_owners
 from listserv.mail.addresses import parse_recipient
@@ -49,8 +50,13 @@ HANDLERS: dict[str, Handler] = {
     "leave": handle_leave,
     "alias": forward_to_poster,
 }
-# Roles whose addresses need a further look before RCPT is accepted (a revoked alias).
-RCPT_CHECKS = {"alias": alias_is_live}
+# Roles whose addresses need a further look before RCPT is accepted: a revoked alias, a
+# token or bounce address we never issued.
+RCPT_CHECKS = {
+    "alias": alias_is_live,
+    "confirm": token_was_issued,
+    "bounces": bounce_address_is_ours,
+}
 
 
 def handle(app: App, session: Session, stored: InboxMessage) -> str:
