@@ -25,7 +25,7 @@ def to_bytes(message: Message) -> bytes:
 
 
 def subject_of(message: Message) -> str:
-    """The decoded Subject, or "" when absent or undecodable.
+    """The decoded Subject on one line, or "" when absent or undecodable.
 
     A Subject written as raw 8-bit bytes (old clients in windows-1251 or KOI8-R) is read in
     UTF-8, else in the charset of the body, which such clients write in the same charset.
@@ -39,7 +39,9 @@ def subject_of(message: Message) -> str:
             except (LookupError, UnicodeError):
                 continue
     try:
-        return str(message.get("Subject", "") or "")
+        # One line: RFC 2047 words may decode to CR and LF, which would otherwise write
+        # headers (or a body) into every template that shows the subject.
+        return one_line(str(message.get("Subject", "") or ""))
     except (ValueError, LookupError):
         return ""
 
