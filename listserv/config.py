@@ -75,6 +75,12 @@ class ServerConfig:
     # member events are deleted (housekeeping.py), and seconds between housekeeping runs.
     retention_days: float = 30.0
     housekeeping_interval: float = 3600.0
+    # Bytes of the header block, and of one header field, a message may carry (more is
+    # refused at DATA): every stage parses headers, in time that grows with their square.
+    max_header_size: int = 65536
+    max_header_field_size: int = 32768
+    # Seconds the router gives one message before it goes on with the others beside it.
+    message_time_budget: float = 30.0
 
     def __post_init__(self) -> None:
         try:
@@ -95,6 +101,9 @@ class ServerConfig:
         _positive(self.digest_check_interval, "server.digest_check_interval")
         _positive(self.retention_days, "server.retention_days")
         _positive(self.housekeeping_interval, "server.housekeeping_interval")
+        _positive(self.max_header_size, "server.max_header_size")
+        _positive(self.max_header_field_size, "server.max_header_field_size")
+        _positive(self.message_time_budget, "server.message_time_budget")
 
 
 @dataclass(frozen=True)

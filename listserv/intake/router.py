@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -20,6 +21,7 @@ from listserv.bounces.addresses import bounce_address_is_ours
 from listserv.bounces.scores import handle_bounce
 from listserv.commands.confirm import handle_confirm, token_was_issued
 from listserv.commands.request import handle_join, handle_leave, handle_request
+from listserv.intake.budget import TimeBudget
 from listserv.intake.owner import forward_to_owners
 from listserv.mail.addresses import parse_recipient
 from listserv.moderation import decisions  # noqa: F401 - registers the moderation token actions
@@ -162,17 +164,20 @@ def count_attempt(app: App, message_id: int, error: OperationalError) -> bool | 
 
 async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:
     """Process the inbox until cancelled: on each wake-up and every *poll* seconds."""
+    budget = TimeBudget(app.config.server.message_time_budget)
     while True:
         wakeup.clear()
         try:
-            ids = await asyncio.to_thread(claim, app, instance_id)
+            claimed = await asyncio.to_thread(claim, app, instance_id)
+            # Messages over their budget stay claimed while they finish: not started again.
+            ids = [i for i in claimed if i not in budget.running]
             for message_id in ids:
-                await asyncio.to_thread(process, app, message_id)
+                await budget.run(message_id, partial(process, app, message_id))
         except SQLAlchemyError as error:
             # The database went away: keep the router alive and try again later; the
             # claimed messages are released by the heartbeat if this process dies.
             log.warning("router: %s", describe(error))
-            ids = []
-        if len(ids) == CLAIM_BATCH:
+            claimed = ids = []
+        if len(claimed) == CLAIM_BATCH and ids:
             continue
         await nap(wakeup, poll)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from listserv.app import App
 from listserv.config import ConfigError, host_port
+from listserv.intake.limits import header_problem
 from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient
 from listserv.store.db import transaction
 from listserv.store.models import InboxMessage, MailingList, utcnow
@@ -84,8 +85,14 @@ class IntakeHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
-        if len(raw) > self.app.config.server.max_message_size:
+        server_config = self.app.config.server
+        if len(raw) > server_config.max_message_size:
             return "\r\n".join(["552 5.3.4 Message too big"] * self._reply_count(envelope))
+        problem = header_problem(
+            raw, server_config.max_header_size, server_config.max_header_field_size
+        )
+        if problem is not None:
+            return "\r\n".join([problem] * self._reply_count(envelope))
         try:
             ids = await asyncio.to_thread(
                 self._store,

@@ -46,6 +46,13 @@ def subject_of(message: Message) -> str:
         return ""
 
 
+def raw_values(message: Message, *names: str) -> list[str]:
+    """The values of the named header fields as received, unparsed: reading them through the
+    header registry takes time quadratic in their length."""
+    wanted = {name.lower() for name in names}
+    return [str(value) for key, value in message.raw_items() if key.lower() in wanted]
+
+
 def undecoded_bytes(value: object) -> bytes:
     """The raw 8-bit bytes a parsed header value carries, b"" when it carries none (plain
     ASCII, or text set by the program)."""
