@@ -36,11 +36,15 @@ MAX_OTHER_LINES = 5
 # Commands taken from one message at most: a mail is not a batch job.
 MAX_COMMANDS = 10
 MAX_LINE = 200
+# What a reply quotes of a command line at most: enough to recognise it, too little to carry
+# a message of someone else's through our replies.
+MAX_QUOTE = 60
 
 
 @dataclass(frozen=True)
 class Command:
-    """One command line: its name (``subscribe``), its arguments and the line as written."""
+    """One command line: its name (``subscribe``), its arguments and the line as a reply
+    may quote it (``quotable``)."""
 
     name: str
     args: tuple[str, ...] = ()
@@ -62,8 +66,14 @@ def read_command(line: str) -> Command | None:
     lowered = text.lower()
     for phrase, name in PHRASES:
         if lowered == phrase or lowered.startswith(phrase + " "):
-            return Command(name, tuple(text[len(phrase) :].split()), text[:MAX_LINE])
+            return Command(name, tuple(text[len(phrase) :].split()), quotable(text))
     return None
+
+
+def quotable(text: str) -> str:
+    """A command line as a reply may quote it: one line, printable, short."""
+    shown = "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
+    return shown if len(shown) <= MAX_QUOTE else shown[: MAX_QUOTE - 1] + "…"
 
 
 def is_quote(line: str) -> bool:
