@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from listserv.app import App
 from listserv.delivery.outbound import queue_mail
 from listserv.mail.addresses import addresses_in, domain_of, sender_of
+from listserv.mail.headers import marked_automatic
 from listserv.mail.list_headers import add_list_headers
 from listserv.store.lists import MailList
 from listserv.store.models import AutoReply, utcnow
@@ -30,8 +31,7 @@ def is_automated(message: Message, envelope_sender: str) -> bool:
     """True for mail that must not be answered: bounces, auto-replies, bulk and list mail."""
     if not envelope_sender or envelope_sender == "<>":
         return True
-    auto = str(message.get("Auto-Submitted", "no")).strip().lower()
-    if auto and auto != "no":
+    if marked_automatic(message):
         return True
     if str(message.get("Precedence", "")).strip().lower() in ("bulk", "junk", "list"):
         return True

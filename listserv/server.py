@@ -21,7 +21,7 @@ from listserv.delivery.outbound import wake_delivery
 from listserv.delivery.worker import run_delivery
 from listserv.digests.schedule import run_digests, wake_digests, wake_digests_after_commit
 from listserv.housekeeping import run_housekeeping
-from listserv.intake.router import HANDLERS, RCPT_CHECKS, run_router
+from listserv.intake.router import HANDLERS, RCPT_CHECKS, SITE_ROLES, run_router
 from listserv.intake.smtp import Intake, IntakeHandler
 from listserv.moderation.expiry import run_moderation_schedule
 from listserv.store.claims import beat, register, unregister
@@ -67,7 +67,8 @@ class Server:
         if not event.contains(self.app.sessions, "after_commit", wake_digests_after_commit):
             event.listen(self.app.sessions, "after_commit", wake_digests_after_commit)
         self.instance_id = await asyncio.to_thread(register, self.app.sessions)
-        handler = IntakeHandler(self.app, set(HANDLERS), self.inbox.set, RCPT_CHECKS)
+        roles = set(HANDLERS) | SITE_ROLES
+        handler = IntakeHandler(self.app, roles, self.inbox.set, RCPT_CHECKS)
         self.intake = Intake(self.app, handler)
         await self.intake.start()
         self.delivery = asyncio.create_task(

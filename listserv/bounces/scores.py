@@ -39,6 +39,7 @@ from listserv.bounces.feedback import handle_complaint, is_feedback_report
 from listserv.config import ListConfig
 from listserv.delivery.outbound import queue_mail
 from listserv.mail.addresses import InvalidAddress, normalize, parse_recipient
+from listserv.mail.headers import marked_automatic
 from listserv.notices import notice, send_notice
 from listserv.store.claims import lock_rows
 from listserv.store.db import transaction
@@ -184,7 +185,7 @@ def strongest(failures: list[Failure]) -> Failure | None:
 def is_auto_reply(message: Message, failures: list[Failure]) -> bool:
     """A vacation notice or the like sent to a bounce address: no failure in it, and marked
     as automatic (RFC 3834). Bounces carry that mark too, so the failures decide first."""
-    return not failures and one_line(message.get("Auto-Submitted", "no")).lower() not in ("", "no")
+    return not failures and marked_automatic(message)
 
 
 # ---- scores (pure) --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from listserv.app import App
 from listserv.auth.authentication import authenticate_stored, prepend, stamp
 from listserv.delivery.outbound import queue_mail
 from listserv.mail.codec import parse
-from listserv.mail.headers import one_line
+from listserv.mail.headers import marked_automatic
 from listserv.store.lists import MailList
 from listserv.store.models import InboxMessage
 
@@ -29,10 +29,9 @@ def been_there(message: Mail, address: str) -> bool:
 
 def auto_generated(message: Mail, envelope_sender: str) -> bool:
     """A bounce or an automatic reply (RFC 3834): never written by a person."""
-    auto = one_line(str(message.get("Auto-Submitted", "no"))).strip().lower()
     return (
         envelope_sender in ("", "<>")
-        or auto not in ("", "no")
+        or marked_automatic(message)
         or message.get_content_type() == "multipart/report"
     )
 

@@ -23,7 +23,8 @@ from listserv.commands.confirm import handle_confirm, token_was_issued
 from listserv.commands.request import handle_join, handle_leave, handle_request
 from listserv.intake.budget import TimeBudget
 from listserv.intake.owner import forward_to_owners
-from listserv.mail.addresses import parse_recipient
+from listserv.intake.postmaster import forward_to_postmaster
+from listserv.mail.addresses import POSTMASTER, parse_recipient
 from listserv.moderation import decisions  # noqa: F401 - registers the moderation token actions
 from listserv.posting.aliases import alias_is_live, forward_to_poster
 from listserv.posting.pipeline import process_post
@@ -52,6 +53,8 @@ HANDLERS: dict[str, Handler] = {
     "leave": handle_leave,
     "alias": forward_to_poster,
 }
+# Roles of addresses that belong to no list, handled by ``handle`` itself.
+SITE_ROLES = {POSTMASTER}
 # Roles whose addresses need a further look before RCPT is accepted: a revoked alias, a
 # token or bounce address we never issued.
 RCPT_CHECKS = {
@@ -63,6 +66,8 @@ RCPT_CHECKS = {
 
 def handle(app: App, session: Session, stored: InboxMessage) -> str:
     target = parse_recipient(stored.rcpt_to, app.domain, list_names(session))
+    if target is not None and target.role == POSTMASTER:
+        return forward_to_postmaster(app, session, stored)
     if target is None or target.role not in HANDLERS:
         return f"failed: no list address {stored.rcpt_to}"
     mlist = get_list(session, target.list_name, app.domain)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from listserv.app import App
 from listserv.config import ConfigError, host_port
 from listserv.intake.limits import header_problem
+from listserv.intake.missing import with_required_headers
 from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient
 from listserv.store.db import transaction
 from listserv.store.models import InboxMessage, MailingList, utcnow
@@ -93,6 +94,7 @@ class IntakeHandler:
         )
         if problem is not None:
             return "\r\n".join([problem] * self._reply_count(envelope))
+        raw = with_required_headers(raw, self.app.domain)
         try:
             ids = await asyncio.to_thread(
                 self._store,

@@ -274,6 +274,10 @@ def test_robots_and_bounces_get_no_answer(start_server, sink: Sink) -> None:
         "bulk@example.com": {"Precedence": "bulk"},
         "list@example.com": {"List_Id": "<other.example.com>"},
         "echo@example.com": {"X_Listserv_Notice": "command-reply"},
+        # Autoresponders that do not use Auto-Submitted.
+        "away@example.com": {"X_Autoreply": "yes"},
+        "holiday@example.com": {"X_Autorespond": "Out of office"},
+        "outlook@example.com": {"X_Auto_Response_Suppress": "All"},
     }
     for sender, headers in robots.items():
         send_command(server, "help\nsubscribe", sender=sender, **headers)

@@ -72,3 +72,44 @@ def test_limits_are_configurable(start_server) -> None:
     code, text = data_reply(server, raw_post(folded_to(40)))
     assert (code, text) == (552, b"5.3.4 Header field To too large (over 500 bytes)")
     assert data_reply(server, raw_post("m@x.example"))[0] == 250
+
+
+def test_a_post_without_message_id_or_date_gets_them_at_intake(start_server, sink: Sink) -> None:
+    server = open_list(start_server)
+    bare = f"From: a@x.example\r\nTo: {LIST}\r\nSubject: bare\r\n\r\nHello.\r\n".encode()
+    assert data_reply(server, bare)[0] == 250
+    (copy,) = sink.wait_for(lambda got: any("m@x.example" in r.rcpt_tos for r in got))
+    message = copy.message
+    assert str(message["Message-ID"]).endswith(f"@{DOMAIN}>")
+    assert message["Date"].datetime is not None
+    assert message["Subject"] == "[test] bare"
+
+
+def test_postmaster_is_accepted_and_forwarded_to_the_site_owners(start_server, sink: Sink) -> None:
+    server: RunningServer = start_server(
+        lists=[
+            list_table("one", owners=["o1@ngo.example"]),
+            list_table("two", owners=["o2@ngo.example"], moderators=["mod@ngo.example"]),
+            list_table("three", moderators=["o1@ngo.example"]),
+        ]
+    )
+    for address in (f"postmaster@{DOMAIN}", f"PostMaster@{DOMAIN}"):
+        message = make_message("someone@remote.example", address, subject=f"to {address}")
+        assert server.send("someone@remote.example", address, message) == {}
+    got = sink.wait_for(lambda got: len(got) == 2)
+    for forward in got:
+        assert sorted(forward.rcpt_tos) == ["o1@ngo.example", "o2@ngo.example"]
+        assert forward.mail_from in ("", "<>")  # the null sender
+        assert forward.message["X-BeenThere"] == f"postmaster@{DOMAIN}"
+
+
+def test_postmaster_goes_where_the_operator_says(start_server, sink: Sink) -> None:
+    server: RunningServer = start_server(
+        lists=[list_table("one", owners=["o1@ngo.example"])],
+        server={"postmaster": ["Admin@Hosting.example"]},
+    )
+    address = f"postmaster@{DOMAIN}"
+    server.send("", address, make_message("mailer-daemon@remote.example", address))
+    (forward,) = sink.wait_for(lambda got: len(got) == 1)
+    assert forward.rcpt_tos == ["Admin@hosting.example".lower()]
+    assert forward.message["Auto-Submitted"] == "auto-forwarded"
