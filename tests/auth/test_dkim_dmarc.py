@@ -116,6 +116,13 @@ def test_post_from_an_enforcing_domain_comes_from_the_posters_alias(
         ({}, "ann@gmail.com", False),
         ({"_dmarc.mail.ru": ["v=DMARC1; p=reject"]}, "ann@bk.mail.ru", True),
         ({"_dmarc.mail.ru": ["v=DMARC1; p=reject; sp=none"]}, "ann@bk.mail.ru", False),
+        # Under a top-level domain the suffix list does not know (RFC 7489 3.2: the
+        # organizational domain is one label below it): the 2019 list said "example".
+        (
+            {"_dmarc.reject-dmarc.example": ["v=DMARC1; p=reject"]},
+            "a@mail.reject-dmarc.example",
+            True,
+        ),
     ],
 )
 def test_only_enforcing_policies_rewrite_the_from(
