@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from listserv.app import App
 from listserv.bounces.scores import delivery_failures
 from listserv.config import DeliveryConfig, host_port
+from listserv.delivery.forget import forget_sent_secret, still_has_body
 from listserv.delivery.personalize import Personalized, load_payload
 from listserv.delivery.smtp_client import LOST, Result, SmtpConnection, SmtpError, data_payload
 from listserv.mail.addresses import domain_of
@@ -278,6 +279,8 @@ def record(app: App, batch: Batch, result: Result) -> None:
             )
         if failures:
             record_failures(app, session, batch.outgoing_id, failures, now)
+        if not retry:
+            forget_sent_secret(session, batch.outgoing_id)
 
 
 def record_failures(
@@ -419,7 +422,11 @@ def resend_failed(app: App, domain: str | None = None) -> int:
     """Queue failed recipients again (``queue retry``); returns how many."""
     config = app.config.delivery
     with transaction(app.sessions) as session:
-        query = select(RecipientFailure).where(RecipientFailure.resent.is_(False))
+        query = (
+            select(RecipientFailure)
+            .join(Outgoing, Outgoing.id == RecipientFailure.outgoing_id)
+            .where(RecipientFailure.resent.is_(False), still_has_body())
+        )
         if domain:
             query = query.where(RecipientFailure.domain == domain.lower())
         failures = list(session.scalars(query.order_by(RecipientFailure.outgoing_id)))

@@ -20,9 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from listserv.app import App
 from listserv.config import ConfigError, host_port
-from listserv.intake.limits import header_problem
+from listserv.intake.limits import MAX_MIME_DEPTH, header_problem, mime_depth_exceeds
 from listserv.intake.missing import with_required_headers
-from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient
+from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient, redacted
 from listserv.store.db import transaction
 from listserv.store.models import InboxMessage, MailingList, utcnow
 
@@ -92,6 +92,8 @@ class IntakeHandler:
         problem = header_problem(
             raw, server_config.max_header_size, server_config.max_header_field_size
         )
+        if problem is None and mime_depth_exceeds(raw):
+            problem = f"554 5.6.0 MIME parts nested too deep (over {MAX_MIME_DEPTH} levels)"
         if problem is not None:
             return "\r\n".join([problem] * self._reply_count(envelope))
         raw = with_required_headers(raw, self.app.domain)
@@ -109,7 +111,9 @@ class IntakeHandler:
             replies = ["451 4.3.0 Temporary failure, try again later"] * self._reply_count(envelope)
             return "\r\n".join(replies)
         self.on_stored()
-        log.info("accepted %s from %s for %s", ids, envelope.mail_from, envelope.rcpt_tos)
+        # Recipients may carry live tokens (NAME-confirm+TOKEN): never written to the log.
+        rcpts = [redacted(rcpt) for rcpt in envelope.rcpt_tos]
+        log.info("accepted %s from %s for %s", ids, envelope.mail_from, rcpts)
         if self.lmtp:
             return "\r\n".join(
                 f"250 2.0.0 <{rcpt}> queued as {i}"

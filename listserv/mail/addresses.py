@@ -127,3 +127,10 @@ def list_address(name: str, domain: str, role: str = "post", detail: str = "") -
         return f"{name}+{ALIAS_PREFIX}{detail}@{domain}"
     local = name if role == "post" else f"{name}-{role}"
     return f"{local}+{detail}@{domain}" if detail else f"{local}@{domain}"
+
+
+def redacted(address: str) -> str:
+    """*address* fit for a log: the ``+detail`` that may carry a token or alias left out."""
+    local, at, domain = address.rpartition("@")
+    base, plus, _ = local.partition("+")
+    return f"{base}+…{at}{domain}" if plus else address

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listserv.app import App
+from listserv.delivery.forget import TOKEN_KIND
 from listserv.mail.codec import parse
 from listserv.notices import allow_auto_reply, is_automated, notice, send_notice
 from listserv.posting.rules import SENDER_CAP
@@ -105,7 +106,7 @@ def announce_hold(
     if may_tell_poster(app, session, held, message, envelope_sender):
         with notice_or_log(held, "the notice to its sender"):
             reply = answerable(app, session, mlist, held, WITHDRAW, held.sender, "held_notice.txt")
-            send_notice(app, session, mlist, reply, [held.sender])
+            send_notice(app, session, mlist, reply, [held.sender], kind=TOKEN_KIND)
     if is_repeat_of_runaway_sender(session, held):
         return
     moderators = moderators_of(mlist)
@@ -117,7 +118,7 @@ def announce_hold(
                 app, session, mlist, held, MODERATE, moderator, "moderation_request.txt"
             )
             request.add_attachment(message, disposition="attachment")
-            send_notice(app, session, mlist, request, [moderator])
+            send_notice(app, session, mlist, request, [moderator], kind=TOKEN_KIND)
 
 
 @contextmanager

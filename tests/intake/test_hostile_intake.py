@@ -3,6 +3,8 @@ the others."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from support import DOMAIN, RunningServer, Sink, cli, list_table, make_message
 
 LIST = f"test@{DOMAIN}"
@@ -113,3 +115,32 @@ def test_postmaster_goes_where_the_operator_says(start_server, sink: Sink) -> No
     (forward,) = sink.wait_for(lambda got: len(got) == 1)
     assert forward.rcpt_tos == ["Admin@hosting.example".lower()]
     assert forward.message["Auto-Submitted"] == "auto-forwarded"
+
+
+def nested(depth: int) -> bytes:
+    """A post whose text sits *depth* multiparts deep."""
+    opening = "".join(
+        f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(depth)
+    )
+    closing = "".join(f"\r\n--b{i}--\r\n" for i in reversed(range(depth)))
+    return (
+        f"From: a@x.example\r\nTo: {LIST}\r\nSubject: deep {depth}\r\nMIME-Version: 1.0\r\n"
+        f"{opening}Content-Type: text/plain\r\n\r\nHello.\r\n{closing}"
+    ).encode()
+
+
+def test_deep_mime_nesting_is_refused_before_the_250(
+    start_server, sink: Sink, tmp_path: Path
+) -> None:
+    # Personalized sending: the path that once failed with RecursionError after the 250.
+    server: RunningServer = start_server(
+        lists=[list_table("test", posting="open")],
+        web={"listen": "127.0.0.1:0", "base_url": "https://l.example", "secret_file": "web.key"},
+    )
+    assert cli(server.config_path, "members", "add", "test", "m@x.example").exit_code == 0
+    assert data_reply(server, nested(300)) == (
+        554,
+        b"5.6.0 MIME parts nested too deep (over 50 levels)",
+    )
+    assert data_reply(server, nested(40))[0] == 250
+    sink.wait_for(lambda got: any("[test] deep 40" in r.raw.decode() for r in got))
