@@ -81,6 +81,8 @@ class ServerConfig:
     max_header_field_size: int = 32768
     # Seconds the router gives one message before it goes on with the others beside it.
     message_time_budget: float = 30.0
+    # SMTP/LMTP sessions served at once; more are told to come back later (421).
+    max_connections: int = 100
     # Who gets mail to postmaster@domain (RFC 5321 4.5.1); empty: every list's owners.
     postmaster: list[str] = field(default_factory=list)
 
@@ -106,6 +108,7 @@ class ServerConfig:
         _positive(self.max_header_size, "server.max_header_size")
         _positive(self.max_header_field_size, "server.max_header_field_size")
         _positive(self.message_time_budget, "server.message_time_budget")
+        _positive(self.max_connections, "server.max_connections")
         object.__setattr__(self, "postmaster", _addresses(self.postmaster, "server.postmaster"))
 
 

@@ -176,17 +176,44 @@ class Connections:
             self.idle.set()
 
 
-def tracked(cls: type[SMTP], connections: Connections) -> type[SMTP]:
+def tracked(cls: type[SMTP], connections: Connections, limit: int) -> type[SMTP]:
     class Tracked(cls):  # type: ignore[valid-type, misc]
+        refused = False
+
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            if len(connections.active) >= limit:
+                # Over [server] max_connections: told to come back (RFC 5321 3.8), and no
+                # session is set up for it.
+                self.refused = True
+                transport.write(b"421 4.7.0 Too many connections, try again later\r\n")  # type: ignore[attr-defined]
+                transport.close()
+                return
             connections.opened(self)
             super().connection_made(transport)
 
         def connection_lost(self, error: Exception | None) -> None:
+            if self.refused:
+                return
             super().connection_lost(error)
             connections.closed(self)
 
     return Tracked
+
+
+# aiosmtpd's refusals of a message while receiving it, worded once; LMTP owes one reply per
+# recipient after DATA, or the MTA in front waits for the rest.
+DATA_REFUSALS = {
+    "552 Error: Too much mail data": "552 5.3.4 Message too big",
+    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
+}
+
+
+class PerRecipientLMTP(LMTP):
+    async def push(self, status: str) -> None:
+        ours = DATA_REFUSALS.get(status)
+        if ours is not None and self.envelope is not None and self.envelope.rcpt_tos:
+            status = "\r\n".join([ours] * len(self.envelope.rcpt_tos))
+        await super().push(status)
 
 
 class Intake:
@@ -199,17 +226,17 @@ class Intake:
     async def start(self) -> None:
         server = self.app.config.server
         lmtp = server.protocol == "lmtp"
-        cls = tracked(LMTP if lmtp else SMTP, self.connections)
+        protocol = PerRecipientLMTP if lmtp else SMTP
+        cls = tracked(protocol, self.connections, server.max_connections)
         if lmtp:
-            # aiosmtpd refuses an overlong line or message with a single reply where LMTP owes
-            # one per recipient, which would leave the MTA waiting: let the handler check the
-            # size (a line limit is the MTA's business, which enforces its own).
+            # A line limit is the business of the MTA in front, which enforces its own.
             cls.line_length_limit = server.max_message_size + 2
 
         def factory() -> SMTP:
             return cls(
                 self.handler,
-                data_size_limit=None if lmtp else server.max_message_size,
+                # Enforced while receiving: what is over the limit is never kept in memory.
+                data_size_limit=server.max_message_size,
                 enable_SMTPUTF8=True,
                 decode_data=False,
                 hostname=server.domain,

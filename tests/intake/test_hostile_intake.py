@@ -3,8 +3,12 @@ the others."""
 
 from __future__ import annotations
 
+import smtplib
+import time
+import tracemalloc
 from pathlib import Path
 
+import pytest
 from support import DOMAIN, RunningServer, Sink, cli, list_table, make_message
 
 LIST = f"test@{DOMAIN}"
@@ -144,3 +148,53 @@ def test_deep_mime_nesting_is_refused_before_the_250(
     )
     assert data_reply(server, nested(40))[0] == 250
     sink.wait_for(lambda got: any("[test] deep 40" in r.raw.decode() for r in got))
+
+
+def test_lmtp_refuses_an_oversized_message_while_receiving_it(start_server) -> None:
+    server: RunningServer = start_server(
+        lists=[list_table("test", posting="open"), list_table("other", posting="open")],
+        server={"protocol": "lmtp", "max_message_size": 200_000},
+    )
+    line = b"x" * 998 + b"\r\n"
+    big = raw_post(LIST, subject="huge") + line * 30_000 + b".\r\n"  # 30 MB, made untraced
+    tracemalloc.start()
+    try:
+        with smtplib.LMTP("127.0.0.1", server.port, timeout=60) as client:
+            client.ehlo()
+            client.mail("a@x.example")
+            client.rcpt(LIST)
+            client.rcpt(f"other@{DOMAIN}")
+            client.putcmd("data")
+            assert client.getreply()[0] == 354
+            client.send(big)
+            # One reply per recipient, as LMTP owes, and the session goes on.
+            assert client.getreply() == (552, b"5.3.4 Message too big")
+            assert client.getreply() == (552, b"5.3.4 Message too big")
+            assert client.noop()[0] == 250
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000, f"{peak} bytes held while receiving"  # not the 30 MB
+
+
+def test_smtp_sessions_beyond_max_connections_are_told_to_come_back(start_server) -> None:
+    server: RunningServer = start_server(server={"max_connections": 2})
+    first, second = server.smtp(), server.smtp()
+    try:
+        assert first.noop()[0] == 250 and second.noop()[0] == 250
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            server.smtp()
+        assert refused.value.smtp_code == 421
+        assert second.noop()[0] == 250  # the sessions under way are not disturbed
+    finally:
+        first.quit()
+        second.close()
+    # Once a session ends its place is free again (the server sees the close a moment later).
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with server.smtp() as again:
+                assert again.noop()[0] == 250
+            break
+        except smtplib.SMTPConnectError:
+            assert time.monotonic() < deadline, "the freed place was never given back"
