@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from listserv.config import ServerConfig
+
 # The end of the header block: the first empty line (bare LF tolerated).
 HEADER_END = re.compile(rb"\r?\n\r?\n")
 # MIME containers inside each other (multipart, message/rfc822) a message may have. Python's
@@ -23,6 +25,16 @@ HEADER_END = re.compile(rb"\r?\n\r?\n")
 MAX_MIME_DEPTH = 50
 CONTENT_TYPE = re.compile(rb"^content-type\s*:\s*([a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+)", re.I)
 BOUNDARY = re.compile(rb"""boundary\s*=\s*(?:"([^"]*)"|([^;\s]+))""", re.I)
+
+
+def refusal(raw: bytes, server: ServerConfig) -> str | None:
+    """The reply refusing *raw* at DATA, or None when intake may store it."""
+    if len(raw) > server.max_message_size:
+        return "552 5.3.4 Message too big"
+    problem = header_problem(raw, server.max_header_size, server.max_header_field_size)
+    if problem is None and mime_depth_exceeds(raw):
+        problem = f"554 5.6.0 MIME parts nested too deep (over {MAX_MIME_DEPTH} levels)"
+    return problem
 
 
 def header_problem(raw: bytes, max_block: int, max_field: int) -> str | None:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from listserv.app import App
 from listserv.config import ConfigError, host_port
-from listserv.intake.limits import MAX_MIME_DEPTH, header_problem, mime_depth_exceeds
+from listserv.intake.limits import refusal
 from listserv.intake.missing import with_required_headers
 from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient, redacted
 from listserv.store.db import transaction
@@ -86,14 +86,7 @@ class IntakeHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
-        server_config = self.app.config.server
-        if len(raw) > server_config.max_message_size:
-            return "\r\n".join(["552 5.3.4 Message too big"] * self._reply_count(envelope))
-        problem = header_problem(
-            raw, server_config.max_header_size, server_config.max_header_field_size
-        )
-        if problem is None and mime_depth_exceeds(raw):
-            problem = f"554 5.6.0 MIME parts nested too deep (over {MAX_MIME_DEPTH} levels)"
+        problem = refusal(raw, self.app.config.server)
         if problem is not None:
             return "\r\n".join([problem] * self._reply_count(envelope))
         raw = with_required_headers(raw, self.app.domain)

@@ -1,0 +1,16 @@
+"""Property: any bytes offered at DATA are refused precisely, or stored as a message that
+decorates, serialises, personalizes and digests without an exception (tests/fuzzing.py;
+``fuzz/run.py`` runs the same checks with many more examples)."""
+
+from __future__ import annotations
+
+from fuzzing import check_intake, mail_bytes
+from hypothesis import HealthCheck, given, settings
+
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(mail_bytes)
+def test_any_bytes_are_refused_precisely_or_decorate_and_digest(raw: bytes) -> None:
+    check_intake(raw)
