@@ -198,3 +198,17 @@ def test_smtp_sessions_beyond_max_connections_are_told_to_come_back(start_server
             break
         except smtplib.SMTPConnectError:
             assert time.monotonic() < deadline, "the freed place was never given back"
+
+
+def test_a_multipart_without_its_boundary_and_8bit_text_is_delivered(
+    start_server, sink: Sink
+) -> None:
+    """Found by fuzz/run.py: the email package could not write such a message back."""
+    server = open_list(start_server)
+    raw = (
+        f"From: a@x.example\r\nTo: {LIST}\r\nSubject: broken\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\nПривет\r\n--b--\r\n'
+    ).encode()
+    assert data_reply(server, raw)[0] == 250
+    (copy,) = sink.wait_for(lambda got: any("m@x.example" in r.rcpt_tos for r in got))
+    assert "Привет".encode() in copy.raw
