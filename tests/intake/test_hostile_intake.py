@@ -212,3 +212,27 @@ def test_a_multipart_without_its_boundary_and_8bit_text_is_delivered(
     assert data_reply(server, raw)[0] == 250
     (copy,) = sink.wait_for(lambda got: any("m@x.example" in r.rcpt_tos for r in got))
     assert "Привет".encode() in copy.raw
+
+
+def test_an_attached_message_with_8bit_headers_reaches_the_plain_digest(
+    start_server, sink: Sink
+) -> None:
+    """Found by fuzz/run.py: the plain digest's note on such an attachment raised."""
+    server: RunningServer = start_server(
+        lists=[list_table("test", posting="open", digest={"interval": 86400.0})]
+    )
+    for flags, address in (((), "m@x.example"), (("--plain",), "d@x.example")):
+        added = cli(server.config_path, "members", "add", "--no-welcome", *flags, "test", address)
+        assert added.exit_code == 0, added.output
+    raw = (
+        f"From: a@x.example\r\nTo: {LIST}\r\nSubject: forwarded\r\n"
+        "Content-Type: message/rfc822\r\n\r\nMIME-Version: \xc2\x80\r\n"
+        "Content-Type: text/plain; charset=x-unknown\r\n\r\n\xc2\x80\r\n"
+    ).encode("latin-1")
+    assert data_reply(server, raw)[0] == 250
+    sink.wait_for(lambda got: any("m@x.example" in r.rcpt_tos for r in got))
+    sent = cli(server.config_path, "digest", "send", "test")
+    assert sent.exit_code == 0 and "Issue 1 (1 posts)" in sent.output, sent.output
+    sink.wait_for(lambda got: any("d@x.example" in r.rcpt_tos for r in got))
+    (digest,) = sink.messages_to("d@x.example")
+    assert "[test] forwarded" in digest.message.get_content()

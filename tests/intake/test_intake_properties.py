@@ -14,5 +14,8 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 @given(mail_bytes)
 # Found by fuzz/run.py: a multipart without its boundary, carrying 8-bit text.
 @example(b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n\xc2\x80\r\n--b--\r\n')
+# … and attached messages with 8-bit headers or an unknown charset, in the plain digest.
+@example(b"Content-Type: message/rfc822\r\n\r\nMIME-Version: \xc2\x80\r\n\r\n")
+@example(b"Content-Type: message/rfc822\r\n\r\nContent-Type: text/plain; charset=x\r\n\r\n\xc2")
 def test_any_bytes_are_refused_precisely_or_decorate_and_digest(raw: bytes) -> None:
     check_intake(raw)
