@@ -61,22 +61,35 @@ def forward_to_owners(app: App, session: Session, mlist: MailList, stored: Inbox
     owners = mlist.config.owners or mlist.config.moderators
     if not owners:
         return "discarded: the list has no owners"
+    refusal = forward(app, session, stored, mlist.address("owner"), owners, mlist)
+    return refusal or "forwarded to owners"
+
+
+def forward(
+    app: App,
+    session: Session,
+    stored: InboxMessage,
+    address: str,
+    recipients: list[str],
+    mlist: MailList | None,
+) -> str | None:
+    """Forward mail received at *address* to *recipients*, from the list's bounce address
+    (the null sender for the site's own addresses); why not, when it is a loop."""
     message = parse(stored.raw)
-    owner = mlist.address("owner")
-    refusal = loop_refusal(message, stored.mail_from, owner)
+    refusal = loop_refusal(message, stored.mail_from, address)
     if refusal:
         return refusal
     stamp(message, authenticate_stored(app, stored, message), app.domain)
-    mark_forwarded(message, stored.mail_from, owner)
+    mark_forwarded(message, stored.mail_from, address)
     queue_mail(
         session,
         kind="forward",
-        mail_from=mlist.address("bounces"),
+        mail_from=mlist.address("bounces") if mlist else "",
         message=message,
-        recipients=owners,
+        recipients=recipients,
         batch_size=app.config.delivery.max_recipients,
         signer=app.signer,
-        list_id=mlist.id,
+        list_id=mlist.id if mlist else None,
         message_id=stored.id,
     )
-    return "forwarded to owners"
+    return None

@@ -8,10 +8,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.auth.authentication import authenticate_stored, stamp
-from listserv.delivery.outbound import queue_mail
-from listserv.intake.owner import loop_refusal, mark_forwarded
-from listserv.mail.codec import parse
+from listserv.intake.owner import forward
 from listserv.store.lists import all_lists
 from listserv.store.models import InboxMessage
 
@@ -29,21 +26,5 @@ def forward_to_postmaster(app: App, session: Session, stored: InboxMessage) -> s
     owners = site_owners(app, session)
     if not owners:
         return "discarded: nobody to forward postmaster mail to"
-    message = parse(stored.raw)
-    postmaster = f"postmaster@{app.domain}"
-    refusal = loop_refusal(message, stored.mail_from, postmaster)
-    if refusal:
-        return refusal
-    stamp(message, authenticate_stored(app, stored, message), app.domain)
-    mark_forwarded(message, stored.mail_from, postmaster)
-    queue_mail(
-        session,
-        kind="forward",
-        mail_from="",
-        message=message,
-        recipients=owners,
-        batch_size=app.config.delivery.max_recipients,
-        signer=app.signer,
-        message_id=stored.id,
-    )
-    return "forwarded to the postmaster"
+    refusal = forward(app, session, stored, f"postmaster@{app.domain}", owners, None)
+    return refusal or "forwarded to the postmaster"
