@@ -81,6 +81,16 @@ class ServerConfig:
     # MTAs in front of intake (networks or addresses) whose XFORWARD, or failing that whose
     # Received: header, names the real client for SPF; nobody else's is believed.
     trusted_relays: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1"])
+    # Bytes of the header block, and of one header field, a message may carry (more is
+    # refused at DATA): every stage parses headers, in time that grows with their square.
+    max_header_size: int = 65536
+    max_header_field_size: int = 32768
+    # Seconds the router gives one message before it goes on with the others beside it.
+    message_time_budget: float = 30.0
+    # SMTP/LMTP sessions served at once; more are told to come back later (421).
+    max_connections: int = 100
+    # Who gets mail to postmaster@domain (RFC 5321 4.5.1); empty: every list's owners.
+    postmaster: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         try:
@@ -108,6 +118,11 @@ class ServerConfig:
                 raise ConfigError(
                     f"server.trusted_relays: expected an IP address or network, got {relay!r}"
                 ) from None
+        _positive(self.max_header_size, "server.max_header_size")
+        _positive(self.max_header_field_size, "server.max_header_field_size")
+        _positive(self.message_time_budget, "server.message_time_budget")
+        _positive(self.max_connections, "server.max_connections")
+        object.__setattr__(self, "postmaster", _addresses(self.postmaster, "server.postmaster"))
 
 
 @dataclass(frozen=True)

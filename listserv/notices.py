@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.delivery.outbound import send
-from listserv.mail.addresses import addresses_in, sender_of
+from listserv.mail.addresses import addresses_in, domain_of, sender_of
+from listserv.mail.headers import marked_automatic
 from listserv.mail.list_headers import add_list_headers
 from listserv.store.lists import MailList
 from listserv.store.models import AutoReply, utcnow
@@ -30,8 +31,7 @@ def is_automated(message: Message, envelope_sender: str) -> bool:
     """True for mail that must not be answered: bounces, auto-replies, bulk and list mail."""
     if not envelope_sender or envelope_sender == "<>":
         return True
-    auto = str(message.get("Auto-Submitted", "no")).strip().lower()
-    if auto and auto != "no":
+    if marked_automatic(message):
         return True
     if str(message.get("Precedence", "")).strip().lower() in ("bulk", "junk", "list"):
         return True
@@ -91,14 +91,25 @@ def send_notice(
 
 def allow_auto_reply(app: App, session: Session, address: str) -> bool:
     """Record a reply to *address* unless it already had its share today (backscatter cap:
-    ``[server] max_autoreplies_per_day``)."""
+    ``[server] max_autoreplies_per_day``). Addresses at our own domain never get one: a
+    forged ``list@ourdomain`` would carry the reply into the list. The cap counts a mailbox
+    once however it is tagged (``victim+1@``, ``victim+2@`` are ``victim@``)."""
+    if domain_of(address) == app.domain:
+        return False
+    mailbox = untagged(address)
     since = utcnow() - timedelta(days=1)
     sent = session.scalar(
         select(func.count())
         .select_from(AutoReply)
-        .where(AutoReply.address == address, AutoReply.sent_at > since)
+        .where(AutoReply.address == mailbox, AutoReply.sent_at > since)
     )
     if (sent or 0) >= app.config.server.max_autoreplies_per_day:
         return False
-    session.add(AutoReply(address=address))
+    session.add(AutoReply(address=mailbox))
     return True
+
+
+def untagged(address: str) -> str:
+    """``local+tag@domain`` → ``local@domain``: the mailbox most providers deliver it to."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.partition('+')[0] or local}@{domain}"

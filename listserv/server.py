@@ -22,7 +22,7 @@ from listserv.delivery.outbound import wake_after_commit, wake_delivery
 from listserv.delivery.worker import run_delivery
 from listserv.digests.issues import run_digests, wake_digests, wake_digests_after_commit
 from listserv.housekeeping import run_housekeeping
-from listserv.intake.router import HANDLERS, RCPT_CHECKS, run_router
+from listserv.intake.router import HANDLERS, RCPT_CHECKS, SITE_ROLES, run_router
 from listserv.intake.smtp import Intake, IntakeHandler
 from listserv.moderation.expiry import run_moderation_schedule
 from listserv.store.claims import beat, register_instance, unregister_instance
@@ -77,7 +77,8 @@ class Server:
         wake_digests.bind(loop, self.digests)
         wire(self.app)
         self.instance_id = await asyncio.to_thread(register_instance, self.app.sessions)
-        handler = IntakeHandler(self.app, set(HANDLERS), self.inbox.set, RCPT_CHECKS)
+        roles = set(HANDLERS) | SITE_ROLES
+        handler = IntakeHandler(self.app, roles, self.inbox.set, RCPT_CHECKS)
         self.intake = Intake(self.app, handler)
         await self.intake.start()
         self.delivery = asyncio.create_task(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import smtplib
 import socket
 import subprocess
@@ -407,3 +408,11 @@ def events(server: RunningServer) -> list[tuple[str, str, str]]:
 def add(server: RunningServer, *addresses: str) -> None:
     result = cli(server.config_path, "members", "add", "test", "--no-welcome", *addresses)
     assert result.exit_code == 0, result.output
+
+
+def token_of(confirmation: Received) -> str:
+    """The token a confirmation names at the end of its Subject: "… (confirm TOKEN)"."""
+    subject = str(confirmation.message["Subject"])
+    found = re.search(r"\((?:confirm|подтвердить|растау) ([a-z2-7]{32})\)$", subject)
+    assert found, subject
+    return found.group(1)

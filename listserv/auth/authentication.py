@@ -195,17 +195,59 @@ def authenticate_stored(
     )
 
 
-def claims_us(value: str, authserv_id: str) -> bool:
+def without_comments(value: str) -> str:
+    """*value* with its RFC 5322 comments (nested, with quoted-pairs) turned into spaces."""
+    out, depth, escaped = [], 0, False
+    for char in value:
+        if escaped:
+            escaped = False
+            if depth == 0:
+                out.append(char)
+        elif char == "\\":
+            escaped = True
+            if depth == 0:
+                out.append(char)
+        elif char == "(":
+            depth += 1
+            out.append(" ")
+        elif char == ")" and depth:
+            depth -= 1
+        elif depth == 0:
+            out.append(char)
+    return "".join(out)
+
+
+def authserv_id_of(value: str, arc: bool = False) -> str:
+    """The authserv-id of an (ARC-)Authentication-Results value (RFC 8601 2.2, RFC 8617
+    4.1.1), lower-case, without a trailing dot: comments, a version after it (``id 1;``),
+    quotes and ARC's ``i=N;`` skipped. Read leniently, never refused: authres rejects a
+    whole header whose results are malformed, and a forged header must go all the same."""
+    text = without_comments(value).strip()
+    if arc and text.lower().startswith("i="):
+        text = text.partition(";")[2]
+    token = (text.partition(";")[0].split() or [""])[0].strip('"').rstrip(".").lower()
+    try:
+        return token.encode("idna").decode("ascii") if not token.isascii() else token
+    except UnicodeError:
+        return token
+
+
+# The headers an incoming message may carry in our name; a forged one must not survive.
+CLAIMING_HEADERS = {HEADER: False, "ARC-Authentication-Results": True}
+
+
+def claims_us(value: str, authserv_id: str, arc: bool = False) -> bool:
     """True for an Authentication-Results header written in our name (ours, or forged)."""
-    return value.strip().split(";", 1)[0].strip().lower() == authserv_id.lower()
+    return authserv_id_of(value, arc) == authserv_id.lower().rstrip(".")
 
 
 def stamp(message: Message, authentication: Authentication, authserv_id: str) -> Message:
-    """Replace any Authentication-Results claiming *authserv_id* with ours, on top."""
-    kept = [v for v in message.get_all(HEADER, []) if not claims_us(str(v), authserv_id)]
-    del message[HEADER]
-    for value in kept:
-        message[HEADER] = value
+    """Replace any (ARC-)Authentication-Results claiming *authserv_id* with ours, on top."""
+    for name, arc in CLAIMING_HEADERS.items():
+        kept = [v for v in message.get_all(name, []) if not claims_us(str(v), authserv_id, arc)]
+        del message[name]
+        for value in kept:
+            message[name] = value
     prepend(message, HEADER, authentication.header_value(authserv_id))
     return message
 

@@ -16,9 +16,10 @@ import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import parseaddr
+from functools import cache
 from typing import Literal
 
-from publicsuffix2 import get_sld
+from publicsuffixlist import PublicSuffixList
 
 from listserv.auth.resolver import DnsFailure, Resolver
 from listserv.mail.codec import MAIL_POLICY
@@ -34,9 +35,18 @@ TAG = re.compile(r"^\s*([a-z]+)\s*=\s*(.*?)\s*$", re.I)
 WRAP_KEEPS = ("Subject", "Date", "Message-ID", "To", "Cc", "In-Reply-To", "References")
 
 
+@cache
+def suffix_list() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
 def organizational_domain(domain: str) -> str:
-    """``mail.example.co.uk`` → ``example.co.uk`` (the public suffix list's view)."""
-    return get_sld(domain.lower().rstrip(".")) or domain.lower()
+    """``mail.example.co.uk`` → ``example.co.uk``: the public suffix and one label more (RFC
+    7489 3.2). A name under a top-level domain the list does not know counts as under a
+    public suffix of one label (the list's ``*`` rule), so ``mail.reject-dmarc.example`` is
+    ``reject-dmarc.example``; a public suffix itself is its own organizational domain."""
+    name = domain.lower().rstrip(".")
+    return suffix_list().privatesuffix(name) or name
 
 
 def parse_record(text: str) -> dict[str, str] | None:

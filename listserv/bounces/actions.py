@@ -1,6 +1,6 @@
 """Acting on failures: a bounce reaching ``NAME-bounces`` (the envelope sender of list mail)
-or, with VERP, ``NAME-bounces+local=domain@domain`` (which names the member whatever the
-report looks like), and refusals at delivery time, are counted against the member.
+or, with VERP, ``NAME-bounces+local=domain+SIG@domain`` (signed by us, it names the member
+whatever the report looks like), and refusals at delivery time, are counted against the member.
 
 Past ``bounce_threshold`` the member is sent a probe — a short message of our own from a
 unique bounce address — and only a bouncing probe disables delivery (and sends the first
@@ -16,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listserv.app import App
+from listserv.auth.verp import verp_member, verp_secret
+from listserv.bounces.addresses import PROBE_PREFIX
 from listserv.bounces.feedback import handle_complaint, is_feedback_report
 from listserv.bounces.reports import Failure, Kind, classify, is_auto_reply, read_bounce, strongest
 from listserv.bounces.scores import next_score
 from listserv.delivery.outbound import send
-from listserv.delivery.personalize import verp_decode
 from listserv.mail.addresses import parse_recipient
 from listserv.notices import notice, send_notice
 from listserv.store.lists import MailList, settings_to_config
@@ -29,7 +30,6 @@ from listserv.store.models import InboxMessage, MailingList, Member, MemberEvent
 from listserv.store.tokens import secret_digest
 
 SCORING: tuple[Kind, ...] = ("hard", "soft")
-PROBE_PREFIX = "probe-"
 
 
 def send_probe(app: App, session: Session, mlist: MailList, member: Member) -> None:
@@ -150,7 +150,8 @@ def handle_bounce(app: App, session: Session, mlist: MailList, stored: InboxMess
         if is_auto_reply(message, failures):
             return "discarded: auto-reply to a probe"
         return "bounce: " + probe_failed(app, session, mlist, member, failure, stored.id)
-    member_address = verp_decode(detail) if detail else None
+    # Only a VERP address we signed names the member; an unsigned one is anyone's to write.
+    member_address = verp_member(verp_secret(app.config), mlist.name, detail) if detail else None
     if member_address is not None:
         if is_auto_reply(message, failures):
             return "discarded: auto-reply"

@@ -19,7 +19,7 @@ from typing import Literal
 from flufl.bounce import all_failures
 
 from listserv.mail.addresses import InvalidAddress, normalize
-from listserv.mail.headers import one_line
+from listserv.mail.headers import marked_automatic, one_line
 
 log = logging.getLogger(__name__)
 
@@ -154,4 +154,4 @@ def strongest(failures: list[Failure]) -> Failure | None:
 def is_auto_reply(message: Message, failures: list[Failure]) -> bool:
     """A vacation notice or the like sent to a bounce address: no failure in it, and marked
     as automatic (RFC 3834). Bounces carry that mark too, so the failures decide first."""
-    return not failures and field_text(message, "Auto-Submitted").lower() not in ("", "no")
+    return not failures and marked_automatic(message)

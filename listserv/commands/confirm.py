@@ -19,15 +19,15 @@ from listserv.commands.subscriptions import (
     subscribe,
     unsubscribe,
 )
-from listserv.mail.addresses import parse_recipient
+from listserv.mail.addresses import Target, parse_recipient
 from listserv.mail.codec import parse
 from listserv.moderation.decisions import answer_spent_token, moderate_by_mail, withdraw_by_mail
 from listserv.notices import is_automated
 from listserv.posting.hold import MODERATE, WITHDRAW
 from listserv.posting.pipeline import post_sender
-from listserv.store.lists import MailList
+from listserv.store.lists import MailList, get_list
 from listserv.store.models import InboxMessage, Token
-from listserv.store.tokens import lookup, lookup_spent
+from listserv.store.tokens import lookup, lookup_spent, was_issued
 
 # What each kind of token does when it comes back, given the list, the live token row, the
 # mail that carried it and its sender; returns one line saying what was done (for the reply
@@ -74,3 +74,11 @@ def confirm_token(
             return None
         return answer(app, session, mlist, spent, message, sender)
     return action(app, session, mlist, row, message, sender)
+
+
+def token_was_issued(app: App, target: Target) -> bool:
+    """RCPT check: ``NAME-confirm+<anything>`` is refused unless we issued that token, so a
+    made-up address cannot have the message stored once per recipient."""
+    with app.sessions() as session:
+        mlist = get_list(session, target.list_name, app.domain)
+        return was_issued(session, mlist.id, target.detail)

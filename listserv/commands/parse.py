@@ -57,11 +57,15 @@ MODE_WORDS: dict[str, str] = {
 SUBJECT_CONFIRM = re.compile(
     r"(?<!\w)(?:confirm|подтвердить|растау)\s+([a-z2-7]{20,64})(?![\w-])", re.IGNORECASE
 )
+# What a reply quotes of a command line at most: enough to recognise it, too little to carry
+# a message of someone else's through our replies.
+MAX_QUOTE = 60
 
 
 @dataclass(frozen=True)
 class Command:
-    """One command line: its name (``subscribe``), its arguments and the line as written."""
+    """One command line: its name (``subscribe``), its arguments and the line as a reply
+    may quote it (``quotable``)."""
 
     name: str
     args: tuple[str, ...] = ()
@@ -83,7 +87,7 @@ def read_command(line: str) -> Command | None:
     lowered = text.lower()
     for phrase, name in PHRASES:
         if lowered == phrase or lowered.startswith(phrase + " "):
-            return Command(name, tuple(text[len(phrase) :].split()), text[:MAX_LINE])
+            return Command(name, tuple(text[len(phrase) :].split()), quotable(text))
     return None
 
 
@@ -100,6 +104,12 @@ def subject_command(subject: str) -> Command | None:
     if found is not None:
         return Command("confirm", (found.group(1),), f"confirm {found.group(1)}")
     return read_command(text)
+
+
+def quotable(text: str) -> str:
+    """A command line as a reply may quote it: one line, printable, short."""
+    shown = "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
+    return shown if len(shown) <= MAX_QUOTE else shown[: MAX_QUOTE - 1] + "…"
 
 
 def is_quote(line: str) -> bool:

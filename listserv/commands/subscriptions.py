@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from listserv.app import App
+from listserv.delivery.forget import TOKEN_KIND
 from listserv.notices import allow_auto_reply, notice, send_notice
 from listserv.store.lists import MailList
 from listserv.store.members import DELIVERY_MODES, add_member, find_member, remove_member
@@ -56,7 +57,7 @@ def request_confirmation(
         delivery=payload.get("delivery", ""),
     )
     message["Reply-To"] = confirm_address
-    send_notice(app, session, mlist, message, [address])
+    send_notice(app, session, mlist, message, [address], kind=TOKEN_KIND)
     return True
 
 

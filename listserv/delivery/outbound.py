@@ -94,7 +94,7 @@ def queue_mail(
 def send(
     app: App,
     session: Session,
-    mlist: MailList,
+    mlist: MailList | None,
     kind: str,
     message: Message | bytes,
     recipients: Iterable[str] | Select[tuple[str]],
@@ -103,18 +103,21 @@ def send(
     mail_from: str = "",
     signed: bool = True,
 ) -> Outgoing:
-    """Queue mail of *mlist*: from its bounce address (or *mail_from*), in batches of the
-    configured size, signed when ``[dkim]`` is set and *signed* (personalized copies are
-    signed one by one at delivery instead)."""
+    """Queue mail of *mlist*: from its bounce address (or *mail_from*; the null sender for
+    the site's own addresses, which have no list), in batches of the configured size, signed
+    when ``[dkim]`` is set and *signed* (personalized copies are signed one by one at delivery
+    instead)."""
+    if not mail_from and mlist is not None:
+        mail_from = mlist.address("bounces")
     return queue_mail(
         session,
         kind=kind,
-        mail_from=mail_from or mlist.address("bounces"),
+        mail_from=mail_from,
         message=message,
         recipients=recipients,
         batch_size=app.config.delivery.max_recipients,
         signer=app.signer if signed else None,
-        list_id=mlist.id,
+        list_id=mlist.id if mlist is not None else None,
         message_id=message_id,
     )
 

@@ -1,7 +1,8 @@
 """Personalized posts: one message per recipient, with its own envelope sender and links.
 
 With ``[delivery] verp = true`` each member's copy goes out from
-``NAME-bounces+local=domain@domain`` (VERP), so a bounce names the member whatever its format.
+``NAME-bounces+local=domain+SIG@domain`` (VERP, signed: ``auth.verp``), so a bounce names the
+member whatever its format.
 With ``[web] base_url`` each copy also carries the member's own one-click unsubscribe link
 (RFC 8058) in ``List-Unsubscribe`` and in the footer; that needs one copy per member, so a
 base URL implies per-recipient sending, with VERP.
@@ -35,7 +36,8 @@ from sqlalchemy import select
 from listserv.app import App
 from listserv.auth.dkim import body_hasher
 from listserv.auth.one_click import link_maker
-from listserv.mail.addresses import ATOM, list_address, normalize
+from listserv.auth.verp import verp_address, verp_secret
+from listserv.mail.addresses import list_address
 from listserv.mail.codec import to_bytes
 from listserv.store.models import MailingList, Outgoing
 
@@ -59,26 +61,6 @@ def finisher(app: App, head: bytes, body: list[bytes], marker: bytes) -> Finish:
 def sends_personalized(app: App) -> bool:
     web = app.config.web
     return app.config.delivery.verp or bool(web and web.base_url)
-
-
-def verp_address(list_name: str, domain: str, member: str) -> str:
-    """``NAME-bounces+local=domain@domain``; the plain bounce address for a member whose
-    local part cannot be carried (quoted)."""
-    local, _, member_domain = member.rpartition("@")
-    if not ATOM.match(local):
-        return list_address(list_name, domain, "bounces")
-    return list_address(list_name, domain, "bounces", f"{local}={member_domain}")
-
-
-def verp_decode(detail: str) -> str | None:
-    """The member address a VERP detail (``local=domain``) stands for."""
-    local, sep, domain = detail.rpartition("=")
-    if not sep:
-        return None
-    try:
-        return normalize(f"{local}@{domain}")
-    except ValueError:
-        return None
 
 
 def split_message(raw: bytes) -> tuple[bytes, bytes]:
@@ -118,6 +100,7 @@ class Personalized:
     domain: str
     link: Callable[[str, str], str] | None
     finish: Finish
+    verp_secret: bytes  # signs each copy's VERP envelope sender
 
     @cached_property
     def same_for_all(self) -> bytes:
@@ -138,7 +121,11 @@ class Personalized:
     def copies(self, recipients: list[str]) -> list[tuple[str, str, bytes]]:
         """(VERP envelope sender, recipient, message) of every recipient's copy."""
         return [
-            (verp_address(self.list_name, self.domain, rcpt), rcpt, self.message_for(rcpt))
+            (
+                verp_address(self.verp_secret, self.list_name, self.domain, rcpt),
+                rcpt,
+                self.message_for(rcpt),
+            )
             for rcpt in recipients
         ]
 
@@ -165,4 +152,5 @@ def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:
         domain=app.domain,
         link=link_maker(app.config),
         finish=finisher(app, head, parts, marker.encode()),
+        verp_secret=verp_secret(app.config),
     )

@@ -6,15 +6,21 @@ from __future__ import annotations
 from sqlalchemy import case, func, select
 
 from listserv.app import App
+from listserv.delivery.forget import still_has_body
 from listserv.store.db import transaction
-from listserv.store.models import Delivery, RecipientFailure, utcnow
+from listserv.store.models import Delivery, Outgoing, RecipientFailure, utcnow
 
 
 def resend_failed(app: App, domain: str | None = None) -> int:
     """Queue failed recipients again (``queue retry``); returns how many."""
     config = app.config.delivery
     with transaction(app.sessions) as session:
-        query = select(RecipientFailure).where(RecipientFailure.resent.is_(False))
+        # Mail whose body was dropped once sent (it carried live tokens) cannot be resent.
+        query = (
+            select(RecipientFailure)
+            .join(Outgoing, Outgoing.id == RecipientFailure.outgoing_id)
+            .where(RecipientFailure.resent.is_(False), still_has_body())
+        )
         if domain:
             query = query.where(RecipientFailure.domain == domain.lower())
         failures = list(session.scalars(query.order_by(RecipientFailure.outgoing_id)))

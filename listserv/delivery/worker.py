@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from listserv.app import App
 from listserv.config import DeliveryConfig
 from listserv.delivery import journal
+from listserv.delivery.forget import forget_sent_secret
 from listserv.delivery.personalize import Personalized, load_payload
 from listserv.delivery.senders import Sender, make_sender
 from listserv.delivery.smtp_client import Result
@@ -161,6 +162,8 @@ def record(app: App, batch: Batch, result: Result) -> None:
             )
         if failures:
             record_failures(app, session, batch.outgoing_id, failures, now)
+        if not retry:
+            forget_sent_secret(session, batch.outgoing_id)
 
 
 def record_failures(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+from listserv.mail.codec import MAIL_POLICY
 from listserv.mail.templates import Templates, one_line
 
 
@@ -74,7 +75,7 @@ def readable(part: EmailMessage, style: BodyStyle) -> list[str]:
 def omitted_note(templates: Templates, language: str) -> Callable[[EmailMessage], str]:
     def note(part: EmailMessage) -> str:
         payload = part.get_payload(decode=True)
-        size = len(payload) if isinstance(payload, bytes) else len(str(part))
+        size = len(payload) if isinstance(payload, bytes) else size_as_sent(part)
         return one_line(
             templates.text(
                 language,
@@ -86,3 +87,12 @@ def omitted_note(templates: Templates, language: str) -> Callable[[EmailMessage]
         )
 
     return note
+
+
+def size_as_sent(part: EmailMessage) -> int:
+    """The bytes of an attached message; str() would decode it and fail on 8-bit headers or
+    an unknown charset (found by fuzz/run.py), the bytes generator passes them through."""
+    try:
+        return len(part.as_bytes(policy=MAIL_POLICY))
+    except (LookupError, UnicodeError):
+        return 0

@@ -12,7 +12,7 @@ from listserv.app import App
 from listserv.auth.authentication import authenticate_stored, prepend, stamp
 from listserv.delivery.outbound import send
 from listserv.mail.codec import parse
-from listserv.mail.headers import one_line
+from listserv.mail.headers import marked_automatic
 from listserv.store.lists import MailList
 from listserv.store.models import InboxMessage
 
@@ -29,10 +29,9 @@ def been_there(message: Mail, address: str) -> bool:
 
 def auto_generated(message: Mail, envelope_sender: str) -> bool:
     """A bounce or an automatic reply (RFC 3834): never written by a person."""
-    auto = one_line(str(message.get("Auto-Submitted", "no"))).strip().lower()
     return (
         envelope_sender in ("", "<>")
-        or auto not in ("", "no")
+        or marked_automatic(message)
         or message.get_content_type() == "multipart/report"
     )
 
@@ -62,12 +61,25 @@ def forward_to_owners(app: App, session: Session, mlist: MailList, stored: Inbox
     owners = mlist.config.owners or mlist.config.moderators
     if not owners:
         return "discarded: the list has no owners"
+    refusal = forward(app, session, stored, mlist.address("owner"), owners, mlist)
+    return refusal or "forwarded to owners"
+
+
+def forward(
+    app: App,
+    session: Session,
+    stored: InboxMessage,
+    address: str,
+    recipients: list[str],
+    mlist: MailList | None,
+) -> str | None:
+    """Forward mail received at *address* to *recipients*, from the list's bounce address
+    (the null sender for the site's own addresses); why not, when it is a loop."""
     message = parse(stored.raw)
-    owner = mlist.address("owner")
-    refusal = loop_refusal(message, stored.mail_from, owner)
+    refusal = loop_refusal(message, stored.mail_from, address)
     if refusal:
         return refusal
     stamp(message, authenticate_stored(app.resolver, stored, message), app.domain)
-    mark_forwarded(message, stored.mail_from, owner)
-    send(app, session, mlist, "forward", message, owners, message_id=stored.id)
-    return "forwarded to owners"
+    mark_forwarded(message, stored.mail_from, address)
+    send(app, session, mlist, "forward", message, recipients, message_id=stored.id)
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -17,10 +18,13 @@ from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.bounces.actions import handle_bounce
-from listserv.commands.confirm import handle_confirm
+from listserv.bounces.addresses import bounce_address_is_ours
+from listserv.commands.confirm import handle_confirm, token_was_issued
 from listserv.commands.request import handle_join, handle_leave, handle_request
+from listserv.intake.budget import TimeBudget
 from listserv.intake.owner import forward_to_owners
-from listserv.mail.addresses import parse_recipient
+from listserv.intake.postmaster import forward_to_postmaster
+from listserv.mail.addresses import POSTMASTER, parse_recipient
 from listserv.posting.aliases import alias_is_live, forward_to_poster
 from listserv.posting.pipeline import process_post
 from listserv.store.claims import claim_rows, nap
@@ -48,12 +52,21 @@ HANDLERS: dict[str, Handler] = {
     "leave": handle_leave,
     "alias": forward_to_poster,
 }
-# Roles whose addresses need a further look before RCPT is accepted (a revoked alias).
-RCPT_CHECKS = {"alias": alias_is_live}
+# Roles of addresses that belong to no list, handled by ``handle`` itself.
+SITE_ROLES = {POSTMASTER}
+# Roles whose addresses need a further look before RCPT is accepted: a revoked alias, a
+# token or bounce address we never issued.
+RCPT_CHECKS = {
+    "alias": alias_is_live,
+    "confirm": token_was_issued,
+    "bounces": bounce_address_is_ours,
+}
 
 
 def handle(app: App, session: Session, stored: InboxMessage) -> str:
     target = parse_recipient(stored.rcpt_to, app.domain, list_names(session))
+    if target is not None and target.role == POSTMASTER:
+        return forward_to_postmaster(app, session, stored)
     if target is None or target.role not in HANDLERS:
         return f"failed: no list address {stored.rcpt_to}"
     mlist = get_list(session, target.list_name, app.domain)
@@ -148,17 +161,20 @@ def count_attempt(app: App, message_id: int, error: OperationalError) -> bool | 
 
 async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:
     """Process the inbox until cancelled: on each wake-up and every *poll* seconds."""
+    budget = TimeBudget(app.config.server.message_time_budget)
     while True:
         wakeup.clear()
         try:
-            ids = await asyncio.to_thread(claim_messages, app, instance_id)
+            claimed = await asyncio.to_thread(claim_messages, app, instance_id)
+            # Messages over their budget stay claimed while they finish: not started again.
+            ids = [i for i in claimed if i not in budget.running]
             for message_id in ids:
-                await asyncio.to_thread(process, app, message_id)
+                await budget.run(message_id, partial(process, app, message_id))
         except SQLAlchemyError as error:
             # The database went away: keep the router alive and try again later; the
             # claimed messages are released by the heartbeat if this process dies.
             log.warning("router: %s", describe(error))
-            ids = []
-        if len(ids) == CLAIM_BATCH:
+            claimed = ids = []
+        if len(claimed) == CLAIM_BATCH and ids:
             continue
         await nap(wakeup, poll)

@@ -21,7 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from listserv.app import App
 from listserv.config import ConfigError, host_port
 from listserv.intake import journal, xforward
-from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient
+from listserv.intake.limits import refusal
+from listserv.intake.missing import with_required_headers
+from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient, redacted
 from listserv.store.db import transaction
 from listserv.store.models import InboxMessage, MailingList, utcnow
 
@@ -92,8 +94,10 @@ class IntakeHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
-        if len(raw) > self.app.config.server.max_message_size:
-            return "\r\n".join(["552 5.3.4 Message too big"] * self._reply_count(envelope))
+        problem = refusal(raw, self.app.config.server)
+        if problem is not None:
+            return "\r\n".join([problem] * self._reply_count(envelope))
+        raw = with_required_headers(raw, self.app.domain)
         client = xforward.client_of(session, raw, self.relays)
         try:
             ids = await asyncio.to_thread(
@@ -110,7 +114,9 @@ class IntakeHandler:
             replies = ["451 4.3.0 Temporary failure, try again later"] * self._reply_count(envelope)
             return "\r\n".join(replies)
         self.on_stored()
-        journal.accepted(ids, envelope.mail_from or "", envelope.rcpt_tos, client)
+        # Recipients may carry live tokens (NAME-confirm+TOKEN): never written to the log.
+        rcpts = [redacted(rcpt) for rcpt in envelope.rcpt_tos]
+        journal.accepted(ids, envelope.mail_from or "", rcpts, client)
         if self.lmtp:
             return "\r\n".join(
                 f"250 2.0.0 <{rcpt}> queued as {i}"
@@ -182,17 +188,44 @@ class Connections:
             self.idle.set()
 
 
-def tracked(cls: type[SMTP], connections: Connections) -> type[SMTP]:
+def tracked(cls: type[SMTP], connections: Connections, limit: int) -> type[SMTP]:
     class Tracked(cls):  # type: ignore[valid-type, misc]
+        refused = False
+
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            if len(connections.active) >= limit:
+                # Over [server] max_connections: told to come back (RFC 5321 3.8), and no
+                # session is set up for it.
+                self.refused = True
+                transport.write(b"421 4.7.0 Too many connections, try again later\r\n")  # type: ignore[attr-defined]
+                transport.close()
+                return
             connections.opened(self)
             super().connection_made(transport)
 
         def connection_lost(self, error: Exception | None) -> None:
+            if self.refused:
+                return
             super().connection_lost(error)
             connections.closed(self)
 
     return Tracked
+
+
+# aiosmtpd's refusals of a message while receiving it, worded once; LMTP owes one reply per
+# recipient after DATA, or the MTA in front waits for the rest.
+DATA_REFUSALS = {
+    "552 Error: Too much mail data": "552 5.3.4 Message too big",
+    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
+}
+
+
+class PerRecipientLMTP(LMTP):
+    async def push(self, status: str) -> None:
+        ours = DATA_REFUSALS.get(status)
+        if ours is not None and self.envelope is not None and self.envelope.rcpt_tos:
+            status = "\r\n".join([ours] * len(self.envelope.rcpt_tos))
+        await super().push(status)
 
 
 class Intake:
@@ -205,18 +238,17 @@ class Intake:
     async def start(self) -> None:
         server = self.app.config.server
         lmtp = server.protocol == "lmtp"
-        protocol = journal.journaled(xforward.with_xforward(LMTP if lmtp else SMTP))
-        cls = tracked(protocol, self.connections)
+        protocol = journal.journaled(xforward.with_xforward(PerRecipientLMTP if lmtp else SMTP))
+        cls = tracked(protocol, self.connections, server.max_connections)
         if lmtp:
-            # aiosmtpd refuses an overlong line or message with a single reply where LMTP owes
-            # one per recipient, which would leave the MTA waiting: let the handler check the
-            # size (a line limit is the MTA's business, which enforces its own).
+            # A line limit is the business of the MTA in front, which enforces its own.
             cls.line_length_limit = server.max_message_size + 2
 
         def factory() -> SMTP:
             return cls(
                 self.handler,
-                data_size_limit=None if lmtp else server.max_message_size,
+                # Enforced while receiving: what is over the limit is never kept in memory.
+                data_size_limit=server.max_message_size,
                 enable_SMTPUTF8=True,
                 decode_data=False,
                 hostname=server.domain,

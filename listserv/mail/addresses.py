@@ -21,6 +21,8 @@ ROLES = {
 DETAIL_ROLES = {"confirm", "bounces"}
 # ``NAME+p-ALIAS@domain``: a poster's alias (see ``aliases``), the From of a rewritten post.
 ALIAS_PREFIX = "p-"
+# ``postmaster@domain``: no list's, the site's (RFC 5321 4.5.1).
+POSTMASTER = "postmaster"
 # A dot-atom local part (RFC 5322): no leading, trailing or doubled dots.
 ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -108,6 +110,8 @@ def parse_recipient(address: str, domain: str, list_names: set[str]) -> Target |
     local, _, rcpt_domain = address.rpartition("@")
     if rcpt_domain != domain.lower():
         return None
+    if local == POSTMASTER:  # RFC 5321 4.5.1: every domain that takes mail has one
+        return Target("", POSTMASTER)
     base, _, detail = local.partition("+")
     if base in list_names and not detail:
         return Target(base, "post")
@@ -129,3 +133,10 @@ def list_address(name: str, domain: str, role: str = "post", detail: str = "") -
         return f"{name}+{ALIAS_PREFIX}{detail}@{domain}"
     local = name if role == "post" else f"{name}-{role}"
     return f"{local}+{detail}@{domain}" if detail else f"{local}@{domain}"
+
+
+def redacted(address: str) -> str:
+    """*address* fit for a log: the ``+detail`` that may carry a token or alias left out."""
+    local, at, domain = address.rpartition("@")
+    base, plus, _ = local.partition("+")
+    return f"{base}+…{at}{domain}" if plus else address

@@ -19,6 +19,18 @@ RESPONSE_MARKERS = re.compile(
 )
 
 
+# Headers of autoresponders that do not use RFC 3834's Auto-Submitted (older vacation
+# programs, Exchange and Outlook): present at all, they mark the mail as written by a machine.
+AUTORESPONDER_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
+
+
+def marked_automatic(message: Message) -> bool:
+    """The message says it was written by a machine: ``Auto-Submitted`` other than ``no``
+    (RFC 3834), or an autoresponder's own header."""
+    auto = one_line(str(message.get("Auto-Submitted", "no"))).lower()
+    return auto not in ("", "no") or any(name in message for name in AUTORESPONDER_HEADERS)
+
+
 def one_line(text: str) -> str:
     """Fold any line breaks a value carries into spaces, so it cannot add a header."""
     return re.sub(r"\s+", " ", text).strip()

@@ -10,14 +10,18 @@ the decision records both the replier and the moderator the request was sent to.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.auth.one_click import link_maker
+from listserv.delivery.forget import TOKEN_KIND
 from listserv.mail.codec import parse
 from listserv.notices import allow_auto_reply, is_automated, notice, send_notice
 from listserv.posting.rules import SENDER_CAP
@@ -100,30 +104,42 @@ def announce_hold(
     message: EmailMessage,
     envelope_sender: str,
 ) -> None:
-    """Tell the poster and ask every moderator; called in the transaction that held it."""
+    """Tell the poster and ask every moderator; called in the transaction that held it. A
+    notice that cannot be written (a broken template) is logged and skipped: the post stays
+    held, in ``held list`` and the reminders, rather than being lost with it."""
     if may_tell_poster(app, session, held, message, envelope_sender):
-        reply = answerable(
-            app,
-            session,
-            mlist,
-            held,
-            WITHDRAW,
-            held.sender,
-            "held_notice.txt",
-            unsubscribe_url=unsubscribe_link(app, session, mlist, held),
-        )
-        send_notice(app, session, mlist, reply, [held.sender])
+        with notice_or_log(held, "the notice to its sender"):
+            reply = answerable(
+                app,
+                session,
+                mlist,
+                held,
+                WITHDRAW,
+                held.sender,
+                "held_notice.txt",
+                unsubscribe_url=unsubscribe_link(app, session, mlist, held),
+            )
+            send_notice(app, session, mlist, reply, [held.sender], kind=TOKEN_KIND)
     if is_repeat_of_runaway_sender(session, held):
         return
     moderators = moderators_of(mlist)
     if not moderators:
         log.warning("%s: post %s held but the list has no moderators", mlist.name, held.id)
     for moderator in moderators:
-        request = answerable(
-            app, session, mlist, held, MODERATE, moderator, "moderation_request.txt"
-        )
-        request.add_attachment(message, disposition="attachment")
-        send_notice(app, session, mlist, request, [moderator])
+        with notice_or_log(held, f"the request to {moderator}"):
+            request = answerable(
+                app, session, mlist, held, MODERATE, moderator, "moderation_request.txt"
+            )
+            request.add_attachment(message, disposition="attachment")
+            send_notice(app, session, mlist, request, [moderator], kind=TOKEN_KIND)
+
+
+@contextmanager
+def notice_or_log(held: HeldMessage, what: str) -> Iterator[None]:
+    try:
+        yield
+    except jinja2.TemplateError:
+        log.exception("held post %s: %s could not be written; the post stays held", held.id, what)
 
 
 def unsubscribe_link(app: App, session: Session, mlist: MailList, held: HeldMessage) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ def make_engine(url: str, timeout: float = 30.0) -> Engine:
         if path and path != ":memory:":
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                private_files(Path(path))
             except OSError as error:
                 raise DatabaseError(f"database unavailable: {path}: {error.strerror}") from None
         engine = create_engine(
@@ -40,6 +42,16 @@ def make_engine(url: str, timeout: float = 30.0) -> Engine:
         max_overflow=10,
         pool_pre_ping=True,
     )
+
+
+def private_files(path: Path) -> None:
+    """The SQLite database holds live tokens and everyone's mail: readable by its owner only.
+    SQLite gives its -wal and -shm files the database file's mode, so the file is created
+    0600 before SQLite opens it; files left looser by an older version are tightened."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if name.exists() and name.stat().st_mode & 0o077:
+            name.chmod(0o600)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

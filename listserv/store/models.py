@@ -136,7 +136,7 @@ class Outgoing(Base):
     list_id: Mapped[int | None] = mapped_column(
         ForeignKey("lists.id", ondelete="SET NULL"), nullable=True
     )
-    # post | digest | reply | notice | forward
+    # post | digest | reply | notice | token (carries a live token) | forward | probe
     kind: Mapped[str] = mapped_column(String(16))
     mail_from: Mapped[str] = mapped_column(String(320))
     raw: Mapped[bytes] = mapped_column(LargeBinary)

@@ -77,5 +77,14 @@ def lookup_spent(session: Session, list_id: int, token: str) -> Token | None:
     return row
 
 
+def was_issued(session: Session, list_id: int, token: str) -> bool:
+    """Whether we handed out *token* for this list (used or expired ones too, until they are
+    pruned: a late reply still gets its "already decided" or "expired" answer)."""
+    if not TOKEN_SHAPE.match(token):
+        return False
+    row = session.get(Token, secret_digest(token.lower()))
+    return row is not None and row.list_id == list_id
+
+
 def use(row: Token) -> None:
     row.used_at = utcnow()

@@ -57,7 +57,9 @@ def one_click_routes(app: App) -> list[Route]:
             return page("en", 404, state="invalid")
         list_name, address = named
         list_address = f"{list_name}@{app.domain}"
-        if request.method == "GET":
+        if request.method != "POST":
+            # GET and HEAD (Starlette answers HEAD on a GET route; link scanners send it)
+            # only show the page: nothing but the provider's POST may unsubscribe.
             return page(language, state="confirm", address=address, list_address=list_address)
         removed = await asyncio.to_thread(unsubscribe, list_name, address)
         log.info("one-click unsubscribe of %s from %s: %s", address, list_name, removed)

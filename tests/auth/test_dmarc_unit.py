@@ -44,6 +44,9 @@ def test_organizational_domain_follows_the_public_suffix_list() -> None:
     assert organizational_domain("mail.example.co.uk") == "example.co.uk"
     assert organizational_domain("a.b.mail.ru") == "mail.ru"
     assert organizational_domain("gmail.com") == "gmail.com"
+    assert organizational_domain("mail.reject-dmarc.example") == "reject-dmarc.example"
+    assert organizational_domain("Mail.Example.KZ.") == "example.kz"
+    assert organizational_domain("co.uk") == "co.uk"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ on plain messages and bytes."""
 from __future__ import annotations
 
 import email
+import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -12,21 +13,17 @@ import pytest
 from samples import dsn_bytes
 
 from listserv.auth.one_click import load_secret, make_token, read_token
+from listserv.auth.verp import verp_address, verp_hint, verp_member
 from listserv.bounces.feedback import is_feedback_report
 from listserv.bounces.reports import classify, read_bounce
 from listserv.bounces.scores import next_score
 from listserv.config import ListConfig
-from listserv.delivery.personalize import (
-    Personalized,
-    prepare_post,
-    split_message,
-    verp_address,
-    verp_decode,
-)
+from listserv.delivery.personalize import Personalized, prepare_post, split_message
 from listserv.mail.codec import parse, to_bytes
 
 SAMPLES = Path(__file__).parents[1] / "data" / "bounces"
 DOMAIN = "lists.example.org"
+SECRET = b"a test secret of thirty-two bytes"
 
 
 def sample(name: str) -> email.message.Message:
@@ -106,12 +103,21 @@ def test_score_rises_once_per_interval_and_restarts_after_quiet_days() -> None:
     assert next_score(cfg, 2.0, None, "delayed", now) == (2.0, False)
 
 
-def test_verp_round_trip() -> None:
-    bounce = verp_address("test", DOMAIN, "a.b+tag@x.example")
-    assert bounce == f"test-bounces+a.b+tag=x.example@{DOMAIN}"
-    assert verp_decode(bounce.split("+", 1)[1].split("@")[0]) == "a.b+tag@x.example"
-    assert verp_decode("no-equals-sign") is None
-    assert verp_address("test", DOMAIN, '"odd one"@x.example') == f"test-bounces@{DOMAIN}"
+def test_verp_addresses_are_signed_and_only_our_signature_names_a_member() -> None:
+    bounce = verp_address(SECRET, "test", DOMAIN, "a.b+tag@x.example")
+    detail = bounce.split("+", 1)[1].split("@")[0]
+    assert re.fullmatch(r"a\.b\+tag=x\.example\+[a-z2-7]{16}", detail), bounce
+    assert verp_member(SECRET, "test", detail) == "a.b+tag@x.example"
+    assert verp_member(SECRET, "test", detail.upper()) == "a.b+tag@x.example"  # MTAs may shout
+    # Unsigned, signed for another member, list or secret: a hint at most, never a member.
+    assert verp_member(SECRET, "test", "a.b+tag=x.example") is None
+    assert verp_hint("a.b+tag=x.example") == "a.b+tag@x.example"
+    signature = detail.rsplit("+", 1)[1]
+    assert verp_member(SECRET, "test", f"victim=x.example+{signature}") is None
+    assert verp_member(SECRET, "other", detail) is None
+    assert verp_member(b"another secret of thirty-two byte", "test", detail) is None
+    assert verp_hint("no-equals-sign") is None
+    assert verp_address(SECRET, "test", DOMAIN, '"odd one"@x.example') == f"test-bounces@{DOMAIN}"
 
 
 def test_tokens_are_per_member_and_unforgeable(tmp_path: Path) -> None:
@@ -153,6 +159,7 @@ def personalized(raw: bytes, marker: str) -> Personalized:
         domain=DOMAIN,
         link=lambda name, address: f"https://{DOMAIN}/u/{name}.{address}",
         finish=lambda lines, link: b"",
+        verp_secret=SECRET,
     )
 
 
@@ -167,11 +174,12 @@ def test_without_links_every_copy_is_one_message_finished_once() -> None:
         domain=DOMAIN,
         link=None,
         finish=lambda lines, link: finished.append(lines) or b"DKIM-Signature: x\r\n",
+        verp_secret=SECRET,
     )
     copies = verp_only.copies(["a@x.example", "b@y.example"])
     assert [(sender, rcpt) for sender, rcpt, _ in copies] == [
-        (f"test-bounces+a=x.example@{DOMAIN}", "a@x.example"),
-        (f"test-bounces+b=y.example@{DOMAIN}", "b@y.example"),
+        (verp_address(SECRET, "test", DOMAIN, "a@x.example"), "a@x.example"),
+        (verp_address(SECRET, "test", DOMAIN, "b@y.example"), "b@y.example"),
     ]
     assert copies[0][2] == copies[1][2] == b"DKIM-Signature: x\r\n" + raw
     assert finished == [b""]

@@ -3,6 +3,7 @@ bouncing probe disables, reminders then removal, policy refusals and 5xx at deli
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -210,11 +211,12 @@ def test_verp_sends_one_envelope_per_member_and_decodes_bounces(
     sink.rcpt_reply["gone@w.example"] = "550 5.1.1 <gone@w.example>: user unknown"
     server.send("b@y.example", f"test@{DOMAIN}", make_message("b@y.example"))
     got = sink.wait_for_recipients({"a+tag@x.example", "b@y.example"})
-    envelopes = sorted((m.mail_from, tuple(m.rcpt_tos)) for m in got)
-    assert envelopes == [
-        (f"test-bounces+a+tag=x.example@{DOMAIN}", ("a+tag@x.example",)),
-        (f"test-bounces+b=y.example@{DOMAIN}", ("b@y.example",)),
-    ]
+    envelopes = {m.rcpt_tos[0]: m.mail_from for m in got}
+    assert set(envelopes) == {"a+tag@x.example", "b@y.example"}
+    for member, verp in envelopes.items():
+        local, domain = member.split("@")
+        signed = rf"test-bounces\+{re.escape(local)}={domain}\+[a-z2-7]{{16}}@{DOMAIN}"
+        assert re.fullmatch(signed, verp), verp
     message = got[0].message
     assert message["List-Unsubscribe"] == f"<mailto:test-leave@{DOMAIN}>"
     assert message["Subject"] == "[test] Hello"
@@ -222,10 +224,32 @@ def test_verp_sends_one_envelope_per_member_and_decodes_bounces(
         lambda: scores(server)["gone@w.example"] == 1.0, what="the refusal counted"
     )
     # The report names a forwarding address; the VERP address names the member.
-    verp = f"test-bounces+a+tag=x.example@{DOMAIN}"
-    server.send("", verp, dsn_bytes("someone@forwarded.example"))
+    server.send("", envelopes["a+tag@x.example"], dsn_bytes("someone@forwarded.example"))
     server.wait_for_state(lambda: scores(server)["a+tag@x.example"] == 1.0, what="VERP bounce")
     assert scores(server)["b@y.example"] == 0.0
+
+
+def test_bounce_addresses_we_never_issued_are_refused_at_rcpt(start_server, sink: Sink) -> None:
+    server = start_server(lists=[list_table("test")], delivery={"verp": True})
+    add(server, "b@y.example")
+    server.send("b@y.example", f"test@{DOMAIN}", make_message("b@y.example"))
+    (copy,) = sink.wait_for_recipients({"b@y.example"})
+    signature = copy.mail_from.split("@")[0].rsplit("+", 1)[1]
+    made_up = [
+        f"test-bounces+b=y.example@{DOMAIN}",  # unsigned VERP
+        f"test-bounces+victim=y.example+{signature}@{DOMAIN}",  # b's signature, another name
+        f"test-bounces+probe-{'0' * 32}@{DOMAIN}",  # no such probe
+        f"test-bounces+anything@{DOMAIN}",
+        f"test-confirm+{'a' * 32}@{DOMAIN}",  # no such token
+    ]
+    with server.smtp() as client:
+        client.ehlo()
+        client.mail("")
+        for address in made_up:
+            assert client.rcpt(address)[0] == 550, address
+        assert client.rcpt(copy.mail_from)[0] == 250
+        assert client.rcpt(f"test-bounces@{DOMAIN}")[0] == 250
+        client.rset()
 
 
 def test_a_refusal_after_data_is_classified_per_member(start_server, sink: Sink) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 from email.header import decode_header, make_header
 from pathlib import Path
 
 from sqlalchemy import update
-from support import DOMAIN, Received, RunningServer, Sink, cli, list_table, make_message
+from support import DOMAIN, Received, RunningServer, Sink, cli, list_table, make_message, token_of
 
 from listserv.store.db import transaction
 from listserv.store.models import Token, utcnow
@@ -43,14 +42,6 @@ def wait_notice(sink: Sink, address: str, kind: str, count: int = 1) -> Received
 
 def text(received: Received) -> str:
     return received.message.get_content()
-
-
-def token_of(confirmation: Received) -> str:
-    """The token a confirmation names at the end of its Subject: "… (confirm TOKEN)"."""
-    subject = str(confirmation.message["Subject"])
-    found = re.search(r"\((?:confirm|подтвердить|растау) ([a-z2-7]{32})\)$", subject)
-    assert found, subject
-    return found.group(1)
 
 
 def members(server: RunningServer, name: str = "test") -> dict[str, str]:
@@ -278,6 +269,10 @@ def test_robots_and_bounces_get_no_answer(start_server, sink: Sink) -> None:
         "bulk@example.com": {"Precedence": "bulk"},
         "list@example.com": {"List_Id": "<other.example.com>"},
         "echo@example.com": {"X_Listserv_Notice": "command-reply"},
+        # Autoresponders that do not use Auto-Submitted.
+        "away@example.com": {"X_Autoreply": "yes"},
+        "holiday@example.com": {"X_Autorespond": "Out of office"},
+        "outlook@example.com": {"X_Auto_Response_Suppress": "All"},
     }
     for sender, headers in robots.items():
         send_command(server, "help\nsubscribe", sender=sender, **headers)

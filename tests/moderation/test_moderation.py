@@ -5,6 +5,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import json
+import smtplib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -281,7 +282,9 @@ def test_forged_reused_and_foreign_tokens_change_nothing(start_server, sink: Sin
     post(server, STRANGER, "held one")
     request = wait_notice(sink, MOD1, "moderation_request")
     forged = f"test-confirm+{'a' * 32}@{DOMAIN}"
-    server.send(STRANGER, forged, make_message(STRANGER, forged, body="approve\n"))
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:  # a token we never issued
+        server.send(STRANGER, forged, make_message(STRANGER, forged, body="approve\n"))
+    assert refused.value.recipients[forged][0] == 550
     # The poster's own withdrawal token does not approve.
     reply(server, STRANGER, wait_notice(sink, STRANGER, "held_notice"), "approve")
     wait_notice(sink, STRANGER, "held_unclear")

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import re
+import smtplib
 from pathlib import Path
 
 import dkim
 import httpx
+import pytest
 from dnsstub import DnsStub
 from mailauth import stub_dnsfunc
 from support import (
@@ -44,14 +46,20 @@ def local_url(server: RunningServer, url: str) -> str:
     return url.replace(BASE_URL, f"http://127.0.0.1:{server.server.web.port}")
 
 
-def post_and_collect_links(server: RunningServer, sink: Sink, members: set[str]) -> dict[str, str]:
+def post_and_collect_links(
+    server: RunningServer, sink: Sink, members: set[str], envelopes: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Each member's one-click link; *envelopes* gets each member's (signed) VERP address."""
     server.send("a@x.example", f"test@{DOMAIN}", make_message("a@x.example", subject="Новости"))
     got = sink.wait_for_recipients(members)
     links = {}
     for received in got:
         (rcpt,) = received.rcpt_tos
         local, domain = rcpt.split("@")
-        assert received.mail_from == f"test-bounces+{local}={domain}@{DOMAIN}"
+        verp = rf"test-bounces\+{re.escape(local)}={re.escape(domain)}\+[a-z2-7]{{16}}@{DOMAIN}"
+        assert re.fullmatch(verp, received.mail_from), received.mail_from
+        if envelopes is not None:
+            envelopes[rcpt] = received.mail_from
         message = received.message
         header = message["List-Unsubscribe"]
         match = re.fullmatch(
@@ -80,6 +88,9 @@ def test_one_click_post_unsubscribes_exactly_that_member(
         assert page.status_code == 200
         assert 'method="post"' in page.text and "Отписаться" in page.text
         assert "b@y.example" in page.text
+        # Scanners send HEAD too (``curl -I``): it shows the page's headers, nothing more.
+        head = client.head(local_url(server, links["b@y.example"]))
+        assert head.status_code == 200 and head.text == ""
         # Another member's signature on b's address, and a made-up token, are refused.
         a_payload, a_signature = links["a@x.example"].rsplit("/", 1)[1].split(".")
         b_payload = links["b@y.example"].rsplit("/", 1)[1].split(".")[0]
@@ -159,26 +170,32 @@ def arf(original_rcpt: str = "", returned_headers: str = "") -> bytes:
     ).encode()
 
 
-def test_feedback_reports_unsubscribe_the_complaining_member(
+def test_feedback_reports_unsubscribe_only_members_named_by_our_signature(
     start_server, sink: Sink, tmp_path
 ) -> None:
     server = one_click_server(start_server, tmp_path)
     add(server, "a@x.example", "b@y.example", "c@z.example", "keep@w.example")
+    envelopes: dict[str, str] = {}
     links = post_and_collect_links(
-        server, sink, {"a@x.example", "b@y.example", "c@z.example", "keep@w.example"}
+        server, sink, {"a@x.example", "b@y.example", "c@z.example", "keep@w.example"}, envelopes
     )
-    # Named by the report, by the VERP address, and (redacted report) by the returned link.
+    # Anyone can write Original-Rcpt-To: a forged report naming a member changes nothing.
     server.send("", f"test-bounces@{DOMAIN}", arf(original_rcpt="a@x.example"))
-    server.send("", f"test-bounces+b=y.example@{DOMAIN}", arf())
+    # Our signed VERP address, and (redacted report) our signed link in the returned headers.
+    server.send("", envelopes["b@y.example"], arf())
     returned = f"List-Unsubscribe: <{links['c@z.example']}>,\r\n <mailto:test-leave@{DOMAIN}>\r\n"
     server.send("", f"test-bounces@{DOMAIN}", arf("redacted@z.example", returned))
+    # The plain VERP form anyone could write is refused outright.
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        server.send("", f"test-bounces+keep=w.example@{DOMAIN}", arf())
     server.wait_for_state(
-        lambda: set(members_of(server.config_path, "test")) == {"keep@w.example"},
+        lambda: len([e for e in events(server) if e[1] == "complaint"]) == 3,
         what="three complaints",
     )
-    complaints = [e for e in events(server) if e[1] == "complaint"]
+    assert set(members_of(server.config_path, "test")) == {"a@x.example", "keep@w.example"}
+    complaints = sorted(e for e in events(server) if e[1] == "complaint")
     assert complaints == [
-        ("a@x.example", "complaint", "unsubscribed"),
+        ("a@x.example", "complaint", "recorded: not proven (no signed VERP address or link)"),
         ("b@y.example", "complaint", "unsubscribed"),
         ("c@z.example", "complaint", "unsubscribed"),
     ]
@@ -189,5 +206,7 @@ def test_feedback_unsubscribe_can_be_turned_off(start_server, sink: Sink, tmp_pa
     add(server, "a@x.example")
     server.send("", f"test-bounces@{DOMAIN}", arf(original_rcpt="a@x.example"))
     server.wait_for_state(lambda: events(server), what="the complaint recorded")
-    assert events(server) == [("a@x.example", "complaint", "recorded")]
+    assert events(server) == [
+        ("a@x.example", "complaint", "recorded: not proven (no signed VERP address or link)")
+    ]
     assert "a@x.example" in members_of(server.config_path, "test")
