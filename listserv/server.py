@@ -97,7 +97,10 @@ class Server:
         interval = self.app.config.server.heartbeat
         while True:
             try:
-                if await asyncio.to_thread(beat, self.app.sessions, self.instance_id, interval):
+                dead, _rejoined = await asyncio.to_thread(
+                    beat, self.app.sessions, self.instance_id, interval
+                )
+                if dead:
                     self.inbox.set()
                     self.outbox.set()
             except Exception:

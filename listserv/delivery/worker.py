@@ -326,6 +326,13 @@ def still_ours(batch: Batch) -> ColumnElement[bool]:
     return (Delivery.status == "sending") & (Delivery.claimed_by == batch.claimed_by)
 
 
+def still_claimed(app: App, batch: Batch) -> bool:
+    with app.sessions() as session:
+        return bool(
+            session.scalar(select(Delivery.id).where(Delivery.id == batch.id, still_ours(batch)))
+        )
+
+
 def release(app: App, batch: Batch) -> None:
     """Give a batch back to the queue after an unexpected error, for another attempt, unless
     another process has taken it over meanwhile."""
@@ -392,6 +399,11 @@ async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
             if batch is None:
                 return
             try:
+                if not await asyncio.to_thread(still_claimed, app, batch):
+                    # Given to another process while it waited here (we were stalled and
+                    # taken for dead): that one sends it.
+                    log.warning("delivery %s was taken over meanwhile: not sent here", batch.id)
+                    continue
                 if cached[0] != batch.outgoing_id:
                     payload = await asyncio.to_thread(load_payload, app, batch.outgoing_id)
                     cached = (batch.outgoing_id, payload)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from listserv.store.models import utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -59,6 +62,14 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any error."""
     with sessions() as session, session.begin():
         yield session
+
+
+def database_now(session: Session) -> datetime:
+    """The database server's clock on PostgreSQL (processes on several hosts compare their
+    heartbeats by it); SQLite is a file on this host, whose clock it is."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(select(func.clock_timestamp()))  # type: ignore[return-value]
+    return utcnow()
 
 
 def upgrade(engine: Engine) -> None:
