@@ -387,3 +387,14 @@ class ServeProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def eventually(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Wait for state another process changes (a row in the database), looked at again every
+    50 ms until *timeout*; returns the first truthy value of *predicate*."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return value

@@ -7,14 +7,13 @@ from __future__ import annotations
 import signal
 import smtplib
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from support import DOMAIN, ServeProcess, Sink, cli, free_port, make_message
+from support import DOMAIN, ServeProcess, Sink, cli, eventually, free_port, make_message
 
 from listserv.config import load_config
 from listserv.server import prepare
@@ -22,17 +21,6 @@ from listserv.store.models import Instance
 
 MEMBERS = sorted(f"member{i}@m.example" for i in range(5))
 HEARTBEAT = 0.3
-
-
-def eventually(predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    """Wait for state another process changes (a row in the database): looked at again
-    every 50 ms, until *timeout*."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def post(port: int, subject: str) -> None:
