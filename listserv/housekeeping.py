@@ -66,7 +66,8 @@ def prune(app: App, now: datetime | None = None) -> dict[str, int]:
             "messages": _count(
                 session,
                 delete(InboxMessage).where(
-                    InboxMessage.status != "new",
+                    # A failed message is kept until reprocessed (``queue reprocess``).
+                    InboxMessage.status == "done",
                     InboxMessage.received_at < cutoff,
                     InboxMessage.id.not_in(held),
                     InboxMessage.id.not_in(in_digest),

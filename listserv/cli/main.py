@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from listserv.config import ConfigError, ListConfig, _build, find_config, load_c
 from listserv.delivery.worker import queue_counts, resend_failed
 from listserv.digests.schedule import request_new_volume, send_due
 from listserv.housekeeping import prune
+from listserv.intake.inbox import inbox_report, queue_text, reprocess
 from listserv.intake.router import process
 from listserv.mail.addresses import InvalidAddress, normalize, parse_recipient
 from listserv.mail.codec import parse
@@ -493,12 +494,10 @@ def queue() -> None:
 @pass_context
 def queue_status(context: Context, as_json: bool) -> None:
     """Recipients queued, deferred, being sent, sent and failed."""
-    counts = queue_counts(context.app)
+    status: dict[str, Any] = dict(queue_counts(context.app))
     with context.session() as session:
-        counts["inbox"] = session.scalar(
-            select(func.count()).select_from(InboxMessage).where(InboxMessage.status == "new")
-        )
-    emit(counts, as_json, lambda c: "\n".join(f"{k}: {v}" for k, v in c.items()))
+        status |= inbox_report(session)
+    emit(status, as_json, queue_text)
 
 
 @queue.command("retry")
@@ -773,3 +772,13 @@ def digest_send(context: Context, name: str | None, new_volume: bool) -> None:
         fail(f"digest of {failed[0]} not sent")
     if not any(sent.values()) and not name:
         click.echo("no posts pending")
+
+
+@queue.command("reprocess")
+@click.argument("message_id", type=int)
+@pass_context
+def queue_reprocess(context: Context, message_id: int) -> None:
+    """Process a failed incoming message again (once the cause is fixed)."""
+    if not reprocess(context.app, message_id):
+        fail(f"no failed message {message_id} (see listserv queue status)")
+    click.echo(f"message {message_id} queued to be processed again")

@@ -12,13 +12,14 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.bounces.scores import handle_bounce
 from listserv.commands.confirm import handle_confirm
 from listserv.commands.request import handle_join, handle_leave, handle_request
+from listserv.intake.inbox import defer, keep_failed
 from listserv.intake.owner import forward_to_owners
 from listserv.mail.addresses import parse_recipient
 from listserv.moderation import decisions  # noqa: F401 - registers the moderation token actions
@@ -33,8 +34,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[App, Session, MailList, InboxMessage], str]
 CLAIM_BATCH = 20
-# Attempts at a message whose processing raises OperationalError before it is marked failed.
-MAX_ATTEMPTS = 5
 
 
 # What each role of a list address does. An address whose role has no handler is refused at
@@ -69,6 +68,8 @@ def claim(app: App, instance_id: str) -> list[int]:
         claimable = (
             InboxMessage.status == "new",
             (InboxMessage.claimed_by.is_(None) | (InboxMessage.claimed_by == instance_id)),
+            # A message deferred after a database error waits for its next attempt.
+            (InboxMessage.next_attempt_at.is_(None) | (InboxMessage.next_attempt_at <= utcnow())),
         )
         oldest = (
             select(InboxMessage.id).where(*claimable).order_by(InboxMessage.id).limit(CLAIM_BATCH)
@@ -99,22 +100,14 @@ def process(app: App, message_id: int) -> str:
             finish(session, message_id, status, outcome)
     except Gone:
         return "gone"
-    except OperationalError as error:
-        # Usually the database, not the message, failed: it stays new to be processed again,
-        # but only so often, or a message that always fails would block the queue for good.
-        retry = count_attempt(app, message_id, error)
-        if retry is None:
-            return "gone"
-        if retry:
-            raise
-        return "failed"
+    except DBAPIError as error:
+        # The database refused, not the message: tried again later, by whichever process.
+        if defer(app, message_id, error) is False:
+            return "failed"
+        return "deferred"
     except Exception as error:
         log.exception("message %s could not be processed", message_id)
-        with transaction(app.sessions) as session:
-            stored = session.get(InboxMessage, message_id)
-            if stored is not None:
-                stored.status = "failed"
-                stored.outcome = f"failed: {type(error).__name__}: {error}"[:2000]
+        keep_failed(app, message_id, error)
         return "failed"
     log.info("message %s: %s", message_id, outcome)
     return outcome
@@ -131,27 +124,6 @@ def finish(session: Session, message_id: int, status: str, outcome: str) -> None
     )
     if not done.rowcount:  # type: ignore[attr-defined]
         raise Gone
-
-
-def count_attempt(app: App, message_id: int, error: OperationalError) -> bool | None:
-    """Count a failed attempt; True while the message may be tried again, False once it is
-    marked failed (kept, with the error, for the operator), None if it is no longer new."""
-    with transaction(app.sessions) as session:
-        attempts = session.scalar(
-            update(InboxMessage)
-            .where(InboxMessage.id == message_id, InboxMessage.status == "new")
-            .values(attempts=InboxMessage.attempts + 1)
-            .returning(InboxMessage.attempts)
-            .execution_options(synchronize_session=False)
-        )
-        if attempts is None:
-            return None
-        if attempts < MAX_ATTEMPTS:
-            return True
-        log.error("message %s failed %d times: %s", message_id, attempts, describe(error))
-        reason = str(error.orig or error).strip().splitlines()
-        finish(session, message_id, "failed", f"failed after {attempts} attempts: {reason[0]}")
-    return False
 
 
 async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:
