@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,6 +62,18 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any error."""
     with sessions() as session, session.begin():
         yield session
+
+
+def take_write_lock(session: Session) -> None:
+    """Before reading rows this transaction will decide on (a token, a held post): on SQLite
+    take the database's write lock now. ``FOR UPDATE`` does nothing there, and pysqlite only
+    begins a transaction at the first write, so two processes could both read a token unused
+    and both act on it. On PostgreSQL the callers lock the rows themselves (``FOR UPDATE``)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    connection = session.connection().connection.dbapi_connection
+    if connection is not None and not connection.in_transaction:  # type: ignore[attr-defined]
+        session.execute(text("BEGIN IMMEDIATE"))
 
 
 def database_now(session: Session) -> datetime:
