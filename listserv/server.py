@@ -25,7 +25,7 @@ from listserv.intake.router import HANDLERS, RCPT_CHECKS, run_router
 from listserv.intake.smtp import Intake, IntakeHandler
 from listserv.moderation.expiry import run_moderation_schedule
 from listserv.store.claims import beat, register, unregister
-from listserv.store.db import transaction, upgrade
+from listserv.store.db import startup_lock, transaction, upgrade
 from listserv.store.lists import save_list
 from listserv.web.one_click import Web
 
@@ -36,10 +36,11 @@ DRAIN_SECONDS = 30.0
 def prepare(config: Config) -> App:
     """Open the database, bring its schema up to date and declare the configured lists."""
     app = make_app(config)
-    upgrade(app.engine)
-    with transaction(app.sessions) as session:
-        for list_config in config.lists:
-            save_list(session, list_config)
+    with startup_lock(app.engine):
+        upgrade(app.engine)
+        with transaction(app.sessions) as session:
+            for list_config in config.lists:
+                save_list(session, list_config)
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -84,8 +85,13 @@ def database_now(session: Session) -> datetime:
     return utcnow()
 
 
+# The PostgreSQL advisory lock held while a process starts (any number unlikely to clash).
+STARTUP_LOCK = 0x6C697374  # "list"
+
+
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration."""
+    """Bring the schema to the newest migration (under ``startup_lock`` when several
+    processes may start at once)."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
@@ -94,6 +100,35 @@ def upgrade(engine: Engine) -> None:
             command.upgrade(config, "head")
     except OperationalError as error:
         raise DatabaseError(describe(error)) from None
+
+
+@contextmanager
+def startup_lock(engine: Engine) -> Iterator[None]:
+    """Processes starting together take turns at migrating the schema and declaring the
+    configured lists: the first does it, the others then find everything up to date. A
+    PostgreSQL advisory lock; on SQLite, whose DDL is not transactional, a lock file beside
+    the database."""
+    if engine.dialect.name == "postgresql":
+        try:
+            with engine.connect() as connection:
+                connection.execute(select(func.pg_advisory_lock(STARTUP_LOCK)))
+                try:
+                    yield
+                finally:
+                    connection.execute(select(func.pg_advisory_unlock(STARTUP_LOCK)))
+        except OperationalError as error:
+            raise DatabaseError(describe(error)) from None
+        return
+    path = engine.url.database
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.startup-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def describe(error: Exception) -> str:
