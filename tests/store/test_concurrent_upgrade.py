@@ -1,6 +1,6 @@
-"""Several processes starting at once on a new database: one migrates, the others wait for
-it and find the schema and the configured lists up to date. Real ``listserv db upgrade`` subprocesses, both
-databases."""
+"""Several processes starting at once on a new database: one migrates and declares the
+lists, the others wait for it and find everything up to date. Real ``listserv db upgrade``
+subprocesses, both databases."""
 
 from __future__ import annotations
 
