@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Delete, delete, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, delete, exists, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from listserv.app import App
 from listserv.store.db import transaction
@@ -28,17 +29,26 @@ from listserv.store.models import (
     InboxMessage,
     MemberEvent,
     Outgoing,
+    PostRecord,
     Token,
     utcnow,
 )
-from listserv.store.postlog import prune as prune_post_log
+from listserv.store.postlog import WINDOW
 
 log = logging.getLogger(__name__)
 AUTO_REPLY_WINDOW = timedelta(days=1)
 
 
+# Rows deleted per transaction: each commit lets intake, heartbeats and delivery have the
+# write lock between chunks, however much a years-old database has to shed. Outgoing mail is
+# deleted in smaller chunks, its deliveries and recorded failures going with it.
+PRUNE_CHUNK = 1000
+OUTGOING_CHUNK = 100
+
+
 def prune(app: App, now: datetime | None = None) -> dict[str, int]:
-    """Delete what is no longer needed as of *now*; returns how many rows, by table."""
+    """Delete what is no longer needed as of *now*, in chunks of a transaction each;
+    returns how many rows, by table."""
     now = now or utcnow()
     cutoff = now - timedelta(days=app.config.server.retention_days)
     unfinished = exists().where(
@@ -46,38 +56,46 @@ def prune(app: App, now: datetime | None = None) -> dict[str, int]:
     )
     held = select(HeldMessage.message_id).where(HeldMessage.status == "pending")
     in_digest = select(DigestEntry.message_id).where(DigestEntry.message_id.is_not(None))
-    with transaction(app.sessions) as session:
-        return {
-            "tokens": _count(
-                session,
-                delete(Token).where(or_(Token.used_at < cutoff, Token.expires_at < cutoff)),
-            ),
-            "member_events": _count(
-                session, delete(MemberEvent).where(MemberEvent.received_at < cutoff)
-            ),
-            "post_log": prune_post_log(session, now),
-            "auto_replies": _count(
-                session, delete(AutoReply).where(AutoReply.sent_at <= now - AUTO_REPLY_WINDOW)
-            ),
-            # Deliveries and recipient failures go with their message (ON DELETE CASCADE).
-            "outgoing": _count(
-                session, delete(Outgoing).where(Outgoing.created_at < cutoff, ~unfinished)
-            ),
-            "messages": _count(
-                session,
-                delete(InboxMessage).where(
-                    # A failed message is kept until reprocessed (``queue reprocess``).
-                    InboxMessage.status == "done",
-                    InboxMessage.received_at < cutoff,
-                    InboxMessage.id.not_in(held),
-                    InboxMessage.id.not_in(in_digest),
-                ),
-            ),
-        }
+    return {
+        "tokens": _delete_in_chunks(
+            app, Token.digest, or_(Token.used_at < cutoff, Token.expires_at < cutoff)
+        ),
+        "member_events": _delete_in_chunks(app, MemberEvent.id, MemberEvent.received_at < cutoff),
+        "post_log": _delete_in_chunks(app, PostRecord.id, PostRecord.posted_at <= now - WINDOW),
+        "auto_replies": _delete_in_chunks(
+            app, AutoReply.id, AutoReply.sent_at <= now - AUTO_REPLY_WINDOW
+        ),
+        # Deliveries and recipient failures go with their message (ON DELETE CASCADE).
+        "outgoing": _delete_in_chunks(
+            app, Outgoing.id, Outgoing.created_at < cutoff, ~unfinished, chunk=OUTGOING_CHUNK
+        ),
+        "messages": _delete_in_chunks(
+            app,
+            InboxMessage.id,
+            # A failed message is kept until reprocessed (``queue reprocess``).
+            InboxMessage.status == "done",
+            InboxMessage.received_at < cutoff,
+            InboxMessage.id.not_in(held),
+            InboxMessage.id.not_in(in_digest),
+        ),
+    }
 
 
-def _count(session: Session, statement: Delete) -> int:
-    return session.execute(statement.execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+def _delete_in_chunks(
+    app: App, key: InstrumentedAttribute[Any], *where: ColumnElement[bool], chunk: int = PRUNE_CHUNK
+) -> int:
+    """Delete the rows of *key*'s table matching *where*, *chunk* rows per transaction."""
+    total = 0
+    while True:
+        with transaction(app.sessions) as session:
+            batch = select(key).where(*where).limit(chunk).scalar_subquery()
+            statement = delete(key.class_).where(key.in_(batch))
+            deleted: int = session.execute(
+                statement.execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+        total += deleted
+        if deleted < chunk:
+            return total
 
 
 async def run_housekeeping(app: App, interval: float) -> None:
