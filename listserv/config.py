@@ -75,6 +75,9 @@ class ServerConfig:
     # member events are deleted (housekeeping.py), and seconds between housekeeping runs.
     retention_days: float = 30.0
     housekeeping_interval: float = 3600.0
+    # Seconds between runs of bounce upkeep (expiring probes and scores, reminding and
+    # removing disabled members), run by one process at a time.
+    bounce_upkeep_interval: float = 3600.0
 
     def __post_init__(self) -> None:
         try:
@@ -95,6 +98,7 @@ class ServerConfig:
         _positive(self.digest_check_interval, "server.digest_check_interval")
         _positive(self.retention_days, "server.retention_days")
         _positive(self.housekeeping_interval, "server.housekeeping_interval")
+        _positive(self.bounce_upkeep_interval, "server.bounce_upkeep_interval")
 
 
 @dataclass(frozen=True)

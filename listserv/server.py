@@ -81,7 +81,9 @@ class Server:
             asyncio.create_task(
                 run_moderation_schedule(self.app, self.app.config.server.moderation_interval)
             ),
-            asyncio.create_task(run_upkeep(self.app, self.app.config.server.heartbeat)),
+            asyncio.create_task(
+                run_upkeep(self.app, self.app.config.server.bounce_upkeep_interval)
+            ),
             asyncio.create_task(run_digests(self.app, self.digests)),
             asyncio.create_task(
                 run_housekeeping(self.app, self.app.config.server.housekeeping_interval)

@@ -217,7 +217,12 @@ def write_config(
 ) -> Path:
     """Write a config.toml; *sections* override or add keys per section (``server={…}``)."""
     data: dict[str, dict[str, Any]] = {
-        "server": {"domain": DOMAIN, "listen": "127.0.0.1:0", "heartbeat": 0.5},
+        "server": {
+            "domain": DOMAIN,
+            "listen": "127.0.0.1:0",
+            "heartbeat": 0.5,
+            "bounce_upkeep_interval": 0.5,
+        },
         "database": {"url": database_url},
         "delivery": {
             "smarthost": sink.address if sink else "127.0.0.1:1",

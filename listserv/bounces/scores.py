@@ -45,6 +45,7 @@ from listserv.store.lists import MailList, all_lists, settings_to_config
 from listserv.store.members import find_member, remove_member
 from listserv.store.models import InboxMessage, MailingList, Member, MemberEvent, Outgoing, utcnow
 from listserv.store.tokens import secret_digest
+from listserv.store.turns import take_turn
 
 log = logging.getLogger(__name__)
 
@@ -438,9 +439,11 @@ def enable_delivery(member: Member) -> None:
 
 
 async def run_upkeep(app: App, interval: float) -> None:
+    """Every *interval* seconds, in one ``serve`` process at a time (store/turns.py)."""
     while True:
         try:
-            await asyncio.to_thread(upkeep, app)
+            if await asyncio.to_thread(take_turn, app.sessions, "bounce_upkeep", interval):
+                await asyncio.to_thread(upkeep, app)
         except Exception:
             log.exception("bounce upkeep failed")
         await asyncio.sleep(interval)

@@ -377,3 +377,13 @@ class DigestEntry(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScheduledRun(Base):
+    """When a periodic job shared by all ``serve`` processes (bounce upkeep) last ran, so
+    that one process at a time runs it, once per interval (turns.py)."""
+
+    __tablename__ = "scheduled_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ran_at: Mapped[datetime] = mapped_column(UTCDateTime)

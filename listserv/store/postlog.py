@@ -30,4 +30,3 @@ def posts_since(session: Session, list_id: int, since: datetime, sender: str | N
     if sender is not None:
         query = query.where(PostRecord.sender == sender)
     return session.scalar(query) or 0
-
