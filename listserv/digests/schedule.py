@@ -26,8 +26,7 @@ from sqlalchemy.orm import Session
 from listserv.app import App
 from listserv.config import DigestConfig
 from listserv.delivery.outbound import Wakeup, queue_mail
-from listserv.digests.format import BUILDERS, Issue
-from listserv.mail.codec import parse
+from listserv.digests.assemble import assemble
 from listserv.store.claims import nap
 from listserv.store.db import transaction
 from listserv.store.lists import MailList, all_lists, get_list
@@ -189,23 +188,29 @@ def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str 
         )
         if not (force or is_due(pending, mlist.config.digest, now)):
             return None
+        numbering = (state.volume, state.issue, state.last_sent_at, state.new_volume)
         advance(state, now, ZoneInfo(mlist.config.digest.timezone))
-        issue = Issue(mlist, state.volume, state.issue, now, [parse(e.raw) for e in entries])
-        for mode, build in BUILDERS.items():
+        built, set_aside = assemble(app, mlist, state.volume, state.issue, now, entries)
+        if not built:  # every post set aside: no issue, and its number is not used up
+            state.volume, state.issue, state.last_sent_at, state.new_volume = numbering
+        for mode, message in built.items():
             to = peeked(recipients(session, mlist.id, (mode,)))
             if to is not None:
                 queue_mail(
                     session,
                     kind="digest",
                     mail_from=mlist.address("bounces"),
-                    message=build(issue, app.templates),
+                    message=message,
                     recipients=to,
                     batch_size=app.config.delivery.max_recipients,
                     signer=app.signer,
                     list_id=mlist.id,
                 )
         session.execute(delete(DigestEntry).where(DigestEntry.id.in_([e.id for e in entries])))
-        return f"Vol {issue.volume}, Issue {issue.number} ({len(entries)} posts)"
+        if not built:
+            return None
+        posts = len(entries) - len(set_aside)
+        return f"Vol {state.volume}, Issue {state.issue} ({posts} posts)"
 
 
 def send_due(

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from listserv.app import App
 from listserv.config import ConfigError, host_port
 from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient
+from listserv.mail.structure import MAX_MIME_DEPTH, too_deeply_nested
 from listserv.store.db import transaction
 from listserv.store.models import InboxMessage, MailingList, utcnow
 
@@ -86,6 +87,9 @@ class IntakeHandler:
         raw = envelope.original_content or b""
         if len(raw) > self.app.config.server.max_message_size:
             return "\r\n".join(["552 5.3.4 Message too big"] * self._reply_count(envelope))
+        if await asyncio.to_thread(too_deeply_nested, raw):
+            refusal = f"554 5.6.0 MIME parts nested more than {MAX_MIME_DEPTH} levels deep"
+            return "\r\n".join([refusal] * self._reply_count(envelope))
         try:
             ids = await asyncio.to_thread(
                 self._store,
