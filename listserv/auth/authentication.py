@@ -9,9 +9,11 @@ HELO intake stored with it. DNS trouble gives ``temperror`` results, never a los
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from email.message import Message
+from typing import Any
 
 import authres
 import authres.dmarc
@@ -188,10 +190,22 @@ def authenticate(
 
 
 def authenticate_stored(app: App, stored: InboxMessage, message: Message) -> Authentication:
-    """The checks for a message as intake received it."""
+    """The checks for a message as intake received it: those kept with it when it was
+    received (``authenticate_ahead``), else done now."""
+    if stored.authentication is not None:
+        return from_json(stored.authentication)
     return authenticate(
         app.resolver, stored.raw, message, stored.mail_from, stored.peer_ip, stored.helo
     )
+
+
+def to_json(authentication: Authentication) -> dict[str, Any]:
+    return dataclasses.asdict(authentication)
+
+
+def from_json(data: dict[str, Any]) -> Authentication:
+    signatures = [DkimResult(**signature) for signature in data.get("dkim", [])]
+    return Authentication(**{**data, "dkim": signatures})
 
 
 def claims_us(value: str, authserv_id: str) -> bool:

@@ -19,6 +19,7 @@ from listserv.app import App
 from listserv.bounces.scores import handle_bounce
 from listserv.commands.confirm import handle_confirm
 from listserv.commands.request import handle_join, handle_leave, handle_request
+from listserv.intake.authenticate import authenticate_ahead
 from listserv.intake.inbox import defer, keep_failed
 from listserv.intake.owner import forward_to_owners
 from listserv.mail.addresses import parse_recipient
@@ -91,6 +92,7 @@ class Gone(Exception):
 def process(app: App, message_id: int) -> str:
     """Handle one stored message; a failure is recorded on it, never lost silently."""
     try:
+        authenticate_ahead(app, message_id)
         with transaction(app.sessions) as session:
             stored = session.get(InboxMessage, message_id)
             if stored is None or stored.status != "new":

@@ -133,6 +133,9 @@ class InboxMessage(Base):
     # Attempts that failed on a database error, and when the next one is due (intake/inbox).
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What the DKIM, SPF and DMARC checks found (auth/authentication.py), worked out once,
+    # outside any transaction, and kept for a held post's approval.
+    authentication: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Outgoing(Base):

@@ -79,3 +79,24 @@ def test_one_token_used_by_two_processes_at_once_distributes_once(
         app.engine.dispose()
     copies = Counter(r for m in got if m.message["Subject"] == "[test] Held" for r in m.rcpt_tos)
     assert copies == Counter(MEMBERS)
+
+
+def test_approving_a_held_post_looks_nothing_up(
+    start_server, sink: Sink, dns_stub: DnsStub
+) -> None:
+    """The checks of a post are made once, when it is received, outside any transaction:
+    approving it later (the held row locked) waits on no DNS lookup."""
+    server = start_server(lists=[list_table("test", moderators=[MODERATOR])])
+    assert (
+        cli(server.config_path, "members", "add", "--no-welcome", "test", *MEMBERS).exit_code == 0
+    )
+    server.send(STRANGER, f"test@{DOMAIN}", make_message(STRANGER, f"test@{DOMAIN}", "Held"))
+    sink.wait_for(lambda got: any(MODERATOR in m.rcpt_tos for m in got))
+    asked = len(dns_stub.queries)
+    assert asked > 0  # SPF and DMARC of slow.example, at receipt
+    result = cli(server.config_path, "held", "approve", "1")
+    assert result.exit_code == 0, result.output
+    got = sink.wait_for(lambda got: any(m.message["Subject"] == "[test] Held" for m in got))
+    (post,) = [m for m in got if m.message["Subject"] == "[test] Held"]
+    assert "spf=" in str(post.message["Authentication-Results"])
+    assert dns_stub.queries[asked:] == []

@@ -1,4 +1,4 @@
-"""faults: message retry time, scheduled runs, indexes for housekeeping and bounce upkeep
+"""faults: message retry time and authentication, scheduled runs, indexes for housekeeping and bounce upkeep
 
 Revision ID: 0007_faults
 Revises: 0006
@@ -45,6 +45,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("authentication", sa.JSON(), nullable=True))
         batch_op.create_index("ix_messages_received", ["received_at"], unique=False)
 
     with op.batch_alter_table("outgoing", schema=None) as batch_op:
@@ -68,6 +69,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_received")
+        batch_op.drop_column("authentication")
         batch_op.drop_column("next_attempt_at")
 
     with op.batch_alter_table("members", schema=None) as batch_op:
