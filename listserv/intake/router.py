@@ -11,9 +11,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from listserv.app import App
 from listserv.bounces.scores import handle_bounce
@@ -72,8 +72,21 @@ def claim(app: App, instance_id: str) -> list[int]:
             # A message deferred after a database error waits for its next attempt.
             (InboxMessage.next_attempt_at.is_(None) | (InboxMessage.next_attempt_at <= utcnow())),
         )
+        # A list's posts are handled in the order they came: none while an older one to the
+        # same address is claimed by another process (one that may have died with it).
+        older = aliased(InboxMessage)
+        behind_another = exists().where(
+            older.status == "new",
+            older.rcpt_to == InboxMessage.rcpt_to,
+            older.id < InboxMessage.id,
+            older.claimed_by.is_not(None),
+            older.claimed_by != instance_id,
+        )
         oldest = (
-            select(InboxMessage.id).where(*claimable).order_by(InboxMessage.id).limit(CLAIM_BATCH)
+            select(InboxMessage.id)
+            .where(*claimable, ~behind_another)
+            .order_by(InboxMessage.id)
+            .limit(CLAIM_BATCH)
         )
         ids = session.scalars(
             update(InboxMessage)
