@@ -19,12 +19,12 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import case, func, insert, select, text, update
+from sqlalchemy import Row, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from listserv.app import App
@@ -337,8 +337,15 @@ async def deliver_one(
     personalized post (personalize.py), whose copies are made in a thread, off the event
     loop that the other connections' round trips wait on."""
     if isinstance(payload, Personalized):
-        copies = await asyncio.to_thread(payload.copies, batch.recipients)
-        return await sender.send_each(copies)
+        result = Result()
+        for group in payload.in_memory_bounded_groups(batch.recipients):
+            copies = await asyncio.to_thread(payload.copies, group)
+            sent = await sender.send_each(copies)
+            del copies
+            result.accepted += sent.accepted
+            result.temporary |= sent.temporary
+            result.permanent |= sent.permanent
+        return result
     return await sender.send(batch.mail_from, batch.recipients, payload)
 
 
@@ -421,33 +428,55 @@ async def run_delivery(
         await asyncio.gather(claimer, *workers, return_exceptions=True)
 
 
+# Recorded failures queued again per transaction by ``queue retry``: memory stays the same
+# however many there are.
+RETRY_CHUNK = 1000
+
+
 def resend_failed(app: App, domain: str | None = None) -> int:
     """Queue failed recipients again (``queue retry``); returns how many."""
-    config = app.config.delivery
-    with transaction(app.sessions) as session:
-        query = select(RecipientFailure).where(RecipientFailure.resent.is_(False))
-        if domain:
-            query = query.where(RecipientFailure.domain == domain.lower())
-        failures = list(session.scalars(query.order_by(RecipientFailure.outgoing_id)))
-        by_outgoing: dict[int, list[str]] = {}
-        for failure in failures:
-            by_outgoing.setdefault(failure.outgoing_id, []).append(failure.address)
-            failure.resent = True
-        now = utcnow()
-        for outgoing_id, addresses in by_outgoing.items():
-            for start in range(0, len(addresses), config.max_recipients):
-                chunk = addresses[start : start + config.max_recipients]
-                session.add(
-                    Delivery(
-                        outgoing_id=outgoing_id,
-                        recipients="\n".join(chunk),
-                        count=len(chunk),
-                        created_at=now,
-                        next_attempt_at=now,
-                    )
-                )
-        session.info["wake_delivery"] = True
-    return len(failures)
+    total, after = 0, 0
+    while True:
+        with transaction(app.sessions) as session:
+            query = select(
+                RecipientFailure.id, RecipientFailure.outgoing_id, RecipientFailure.address
+            ).where(RecipientFailure.resent.is_(False), RecipientFailure.id > after)
+            if domain:
+                query = query.where(RecipientFailure.domain == domain.lower())
+            rows = session.execute(query.order_by(RecipientFailure.id).limit(RETRY_CHUNK)).all()
+            if not rows:
+                return total
+            queue_again(app, session, rows)
+        total += len(rows)
+        after = rows[-1].id
+
+
+def queue_again(app: App, session: Session, rows: Sequence[Row[tuple[int, int, str]]]) -> None:
+    by_outgoing: dict[int, list[str]] = {}
+    for _, outgoing_id, address in rows:
+        by_outgoing.setdefault(outgoing_id, []).append(address)
+    now = utcnow()
+    size = app.config.delivery.max_recipients
+    session.execute(
+        insert(Delivery),
+        [
+            {
+                "outgoing_id": outgoing_id,
+                "recipients": "\n".join(addresses[start : start + size]),
+                "count": len(addresses[start : start + size]),
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+            for outgoing_id, addresses in by_outgoing.items()
+            for start in range(0, len(addresses), size)
+        ],
+    )
+    session.execute(
+        update(RecipientFailure)
+        .where(RecipientFailure.id.in_([row[0] for row in rows]))
+        .values(resent=True)
+    )
+    session.info["wake_delivery"] = True
 
 
 def queue_counts(app: App) -> dict[str, int]:
