@@ -403,3 +403,12 @@ def eventually(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
     return value
+
+
+def second_config(path: Path, port: int, other_port: int) -> Path:
+    """The config at *path* for a second ``serve`` process on the same database, listening
+    on *other_port* instead of *port*."""
+    other = path.parent / "second" / "config.toml"
+    other.parent.mkdir(exist_ok=True)
+    other.write_text(path.read_text().replace(str(port), str(other_port)))
+    return other

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from dbfaults import allow, refuse
+from sqlalchemy import select
 from support import DOMAIN, WAIT, ServeProcess, Sink, cli, eventually, free_port, make_message
 
 from listserv.app import App
@@ -22,39 +23,7 @@ from listserv.store.models import Delivery
 
 MEMBERS = sorted(f"member{i}@m.example" for i in range(3))
 REFUSED = "gone@m.example"
-
-
-def block(app: App, table: str, event: str, when: str) -> None:
-    """Make the database refuse *event* (``UPDATE``, ``INSERT``) on *table* when *when*."""
-    with app.engine.begin() as connection:
-        if app.engine.dialect.name == "sqlite":
-            connection.execute(
-                text(
-                    f"CREATE TRIGGER blocked BEFORE {event} ON {table} WHEN {when} "
-                    "BEGIN SELECT RAISE(ABORT, 'recording blocked'); END"
-                )
-            )
-            return
-        connection.execute(
-            text(
-                "CREATE FUNCTION blocked() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'recording blocked'; END $$"
-            )
-        )
-        connection.execute(
-            text(
-                f"CREATE TRIGGER blocked BEFORE {event} ON {table} FOR EACH ROW "
-                f"WHEN ({when}) EXECUTE FUNCTION blocked()"
-            )
-        )
-
-
-def unblock(app: App, table: str) -> None:
-    with app.engine.begin() as connection:
-        if app.engine.dialect.name == "sqlite":
-            connection.execute(text("DROP TRIGGER blocked"))
-        else:
-            connection.execute(text(f"DROP TRIGGER blocked ON {table}"))
+BLOCKED = "recording blocked"
 
 
 def wait_for_log_count(process: ServeProcess, needle: str, count: int) -> None:
@@ -92,13 +61,13 @@ def test_a_sent_batch_whose_outcome_cannot_be_recorded_is_not_sent_again(
     setup: tuple[Path, App, int], sink: Sink
 ) -> None:
     path, app, port = setup
-    block(app, "deliveries", "UPDATE", "NEW.status IN ('sent', 'failed')")
+    refuse(app, "blocked", "deliveries", "UPDATE", "NEW.status IN ('sent', 'failed')", BLOCKED)
     process = ServeProcess(path)
     try:
         post(port, "Once")
         sink.wait_for_recipients(set(MEMBERS))
-        wait_for_log_count(process, "recording blocked", 3)
-        unblock(app, "deliveries")
+        wait_for_log_count(process, BLOCKED, 3)
+        allow(app, "blocked", "deliveries")
         post(port, "Later")
         sink.wait_for(lambda got: copies(sink, "[test] Later") == Counter(MEMBERS))
     finally:
@@ -111,7 +80,7 @@ def test_bookkeeping_that_keeps_failing_ends_with_the_batch_marked_sent(
 ) -> None:
     path, app, port = setup
     # The refused recipient can never be written down; the batch's own status can.
-    block(app, "recipient_failures", "INSERT", "1 = 1")
+    refuse(app, "blocked", "recipient_failures", "INSERT", "1 = 1", BLOCKED)
     process = ServeProcess(path)
     try:
         post(port, "Once")

@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from dbfaults import allow, refuse
+from sqlalchemy import select
 from support import DOMAIN, RunningServer, Sink, cli, make_message
 
 from listserv.app import App
@@ -23,34 +24,13 @@ MEMBER = "a@x.example"
 
 def refuse_posts_saying(app: App, word: str) -> None:
     """The database refuses to queue any outgoing mail containing *word*."""
-    with app.engine.begin() as connection:
-        if app.engine.dialect.name == "sqlite":
-            connection.execute(
-                text(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON outgoing "
-                    f"WHEN instr(NEW.raw, CAST('{word}' AS BLOB)) > 0 "
-                    "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"
-                )
-            )
-            return
-        connection.execute(
-            text(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'refused by the database'; END $$"
-            )
-        )
-        connection.execute(
-            text(
-                "CREATE TRIGGER refuse BEFORE INSERT ON outgoing FOR EACH ROW "
-                f"WHEN (position('{word}'::bytea in NEW.raw) > 0) EXECUTE FUNCTION refuse()"
-            )
-        )
-
-
-def stop_refusing(app: App) -> None:
-    with app.engine.begin() as connection:
-        sqlite = app.engine.dialect.name == "sqlite"
-        connection.execute(text("DROP TRIGGER refuse" + ("" if sqlite else " ON outgoing")))
+    sqlite = app.engine.dialect.name == "sqlite"
+    when = (
+        f"instr(NEW.raw, CAST('{word}' AS BLOB)) > 0"
+        if sqlite
+        else f"position('{word}'::bytea in NEW.raw) > 0"
+    )
+    refuse(app, "refuse", "outgoing", "INSERT", when, "refused by the database")
 
 
 def message_state(app: App, message_id: int) -> tuple[str, int, str]:
@@ -80,7 +60,7 @@ def test_database_errors_are_retried_with_back_off_until_the_post_goes_out(
     server.wait_for_state(lambda: message_state(server.app, 1)[1] > 6, "attempts at Poison")
     status, _, outcome = message_state(server.app, 1)
     assert status == "new" and "refused by the database" in outcome
-    stop_refusing(server.app)
+    allow(server.app, "refuse", "outgoing")
     sink.wait_for(lambda got: "[test] Poison" in subjects(sink))
     assert message_state(server.app, 1)[0] == "done"
     assert sorted(subjects(sink)) == ["[test] Fine", "[test] Poison"]

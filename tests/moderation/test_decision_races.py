@@ -14,7 +14,17 @@ from pathlib import Path
 
 from dnsstub import DnsStub
 from sqlalchemy import func, select
-from support import DOMAIN, ServeProcess, Sink, cli, eventually, free_port, list_table, make_message
+from support import (
+    DOMAIN,
+    ServeProcess,
+    Sink,
+    cli,
+    eventually,
+    free_port,
+    list_table,
+    make_message,
+    second_config,
+)
 
 from listserv.config import load_config
 from listserv.server import prepare
@@ -40,9 +50,7 @@ def test_one_token_used_by_two_processes_at_once_distributes_once(
         server={"listen": f"127.0.0.1:{ports[0]}", "heartbeat": 0.5},
         dns={"timeout": 1.0},
     )
-    other = tmp_path / "second" / "config.toml"
-    other.parent.mkdir()
-    other.write_text(path.read_text().replace(str(ports[0]), str(ports[1])))
+    other = second_config(path, *ports)
     assert cli(path, "members", "add", "--no-welcome", "test", *MEMBERS).exit_code == 0
     app = prepare(load_config(path))
     processes = [ServeProcess(path), ServeProcess(other)]

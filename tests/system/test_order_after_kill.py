@@ -11,7 +11,16 @@ from pathlib import Path
 
 from dnsstub import DnsStub
 from sqlalchemy import select
-from support import DOMAIN, ServeProcess, Sink, cli, eventually, free_port, make_message
+from support import (
+    DOMAIN,
+    ServeProcess,
+    Sink,
+    cli,
+    eventually,
+    free_port,
+    make_message,
+    second_config,
+)
 
 from listserv.config import load_config
 from listserv.server import prepare
@@ -39,9 +48,7 @@ def test_a_post_caught_in_a_dying_process_keeps_its_place(
         delivery={"connections": 1},
         dns={"timeout": 1.5},
     )
-    other = tmp_path / "second" / "config.toml"
-    other.parent.mkdir()
-    other.write_text(path.read_text().replace(str(ports[0]), str(ports[1])))
+    other = second_config(path, *ports)
     assert cli(path, "members", "add", "--no-welcome", "test", *MEMBERS).exit_code == 0
     app = prepare(load_config(path))
 

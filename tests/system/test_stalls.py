@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from support import DOMAIN, ServeProcess, Sink, cli, eventually, free_port, make_message
+from support import (
+    DOMAIN,
+    ServeProcess,
+    Sink,
+    cli,
+    eventually,
+    free_port,
+    make_message,
+    second_config,
+)
 
 from listserv.config import load_config
 from listserv.server import prepare
@@ -37,9 +46,7 @@ def test_a_process_taken_for_dead_joins_again_and_sends_nothing_twice(
         server={"listen": f"127.0.0.1:{ports[0]}", "heartbeat": HEARTBEAT},
         delivery={"connections": 2},
     )
-    other = tmp_path / "second" / "config.toml"
-    other.parent.mkdir()
-    other.write_text(path.read_text().replace(str(ports[0]), str(ports[1])))
+    other = second_config(path, *ports)
     assert cli(path, "members", "add", "--no-welcome", "test", *MEMBERS).exit_code == 0
     app = prepare(load_config(path))
 
