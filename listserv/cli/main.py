@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -406,11 +406,11 @@ def members_remove(context: Context, name: str, addresses: tuple[str, ...]) -> N
 PLAIN_ADDRESS_LINE = re.compile(r'^(?:([^"(),;:<>@\[\]\\]*?)\s*<([^<>\s"]+)>|([^<>\s"(),;:]+))$')
 
 
-def read_addresses(text: str) -> Iterator[tuple[int, str, str]]:
+def read_addresses(lines: Iterable[str]) -> Iterator[tuple[int, str, str]]:
     """(line number, display name, address) for each address line of an import file."""
     from email.utils import parseaddr
 
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -431,21 +431,23 @@ def read_addresses(text: str) -> Iterator[tuple[int, str, str]]:
 @pass_context
 def members_import(context: Context, name: str, file: Path, delivery: str | None) -> None:
     """Subscribe every address in FILE (one per line, "Name <address>" allowed)."""
+
+    def entries(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+        for number, display_name, address in read_addresses(lines):
+            try:
+                yield display_name, normalize(address)
+            except InvalidAddress:
+                fail(f"{file}:{number}: not a mail address: {address!r}")
+
+    # Read as it is imported, in one transaction: an invalid line (or a file that is not
+    # UTF-8) rolls back everything. utf-8-sig: spreadsheet exports often start with a BOM.
     try:
-        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
-        text = file.read_text(encoding="utf-8-sig")
+        with file.open(encoding="utf-8-sig") as lines, context.session() as session:
+            mlist = get_list(session, name, context.app.domain)
+            given, added = import_members(session, mlist.id, entries(lines), delivery or "regular")
     except UnicodeDecodeError:
         fail(f"{file}: not UTF-8 text; save it as UTF-8 and try again")
-    entries = []
-    for number, display_name, address in read_addresses(text):
-        try:
-            entries.append((display_name, normalize(address)))
-        except InvalidAddress:
-            fail(f"{file}:{number}: not a mail address: {address!r}")
-    with context.session() as session:
-        mlist = get_list(session, name, context.app.domain)
-        added = import_members(session, mlist.id, entries, delivery or "regular")
-    click.echo(f"imported {added} new members ({len(entries) - added} already subscribed)")
+    click.echo(f"imported {added} new members ({given - added} already subscribed)")
 
 
 @members.command("set")
