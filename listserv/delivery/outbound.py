@@ -81,12 +81,18 @@ def queue_mail(
         if len(batch) == batch_size:
             rows.append(_batch_row(outgoing.id, batch, now))
             batch = []
+        if len(rows) == ROWS_PER_INSERT:  # memory stays the same however many recipients
+            session.execute(insert(Delivery), rows)
+            rows = []
     if batch:
         rows.append(_batch_row(outgoing.id, batch, now))
     if rows:
         session.execute(insert(Delivery), rows)
     session.info["wake_delivery"] = True
     return outgoing
+
+
+ROWS_PER_INSERT = 100
 
 
 def _batch_row(outgoing_id: int, batch: list[str], now: object) -> dict:

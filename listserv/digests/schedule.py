@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
-import itertools
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -30,7 +28,7 @@ from listserv.digests.assemble import assemble
 from listserv.store.claims import nap
 from listserv.store.db import transaction
 from listserv.store.lists import MailList, all_lists, get_list
-from listserv.store.members import recipients
+from listserv.store.members import recipients_query
 from listserv.store.models import DigestEntry, DigestState, utcnow
 
 log = logging.getLogger(__name__)
@@ -163,12 +161,6 @@ def pending_by_list(session: Session) -> dict[int, Pending]:
 # ---- sending ---------------------------------------------------------------------------------
 
 
-def peeked(addresses: Iterator[str]) -> Iterator[str] | None:
-    """The same addresses, or None when there are none."""
-    first = next(addresses, None)
-    return None if first is None else itertools.chain([first], addresses)
-
-
 def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str | None:
     """Build and queue the list's next issue if it is due (or *force*d and not empty);
     returns its name, or None when nothing was sent."""
@@ -194,8 +186,9 @@ def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str 
         if not built:  # every post set aside: no issue, and its number is not used up
             state.volume, state.issue, state.last_sent_at, state.new_volume = numbering
         for mode, message in built.items():
-            to = peeked(recipients(session, mlist.id, (mode,)))
-            if to is not None:
+            # A query: the database makes the batches, no member goes through memory.
+            to = recipients_query(mlist.id, (mode,))
+            if session.scalar(select(to.exists())):
                 queue_mail(
                     session,
                     kind="digest",
