@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import signal
 import smtplib
 import subprocess
@@ -29,12 +28,12 @@ from fanout import (
     ROOT,
     SinkCounter,
     add_members,
-    drop_schema,
     free_port,
     make_database,
     member_address,
     post,
     start_sink,
+    tear_down,
     wait_for_port,
     write_config,
 )
@@ -102,16 +101,7 @@ def main() -> None:
             f"sent twice {len(lines) - distinct}"
         )
     finally:
-        for server in servers:
-            if server.poll() is None:
-                server.send_signal(signal.SIGTERM)
-                server.wait(120)
-        if sink is not None:
-            sink.kill()
-            sink.wait()
-        drop_schema(schema)
-        shutil.rmtree(directory, ignore_errors=True)
-        shutil.rmtree(dump_dir, ignore_errors=True)
+        tear_down(servers, sink, schema, directory, dump_dir)
 
 
 if __name__ == "__main__":
