@@ -230,15 +230,27 @@ def main() -> None:
         if args.profile:
             profiler.wait()
     finally:
-        if server is not None:
+        tear_down([server] if server is not None else [], sink, schema, directory, dump_dir)
+
+
+def tear_down(
+    servers: list[subprocess.Popen],
+    sink: subprocess.Popen | None,
+    schema: str | None,
+    *directories: Path,
+) -> None:
+    """Stop the servers still running (SIGTERM) and the sink, drop the database schema and
+    remove the scratch directories."""
+    for server in servers:
+        if server.poll() is None:
             server.send_signal(signal.SIGTERM)
-            server.wait(60)
-        if sink is not None:
-            sink.kill()
-            sink.wait()
-        drop_schema(schema)
+            server.wait(120)
+    if sink is not None:
+        sink.kill()
+        sink.wait()
+    drop_schema(schema)
+    for directory in directories:
         shutil.rmtree(directory, ignore_errors=True)
-        shutil.rmtree(dump_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

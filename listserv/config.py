@@ -91,6 +91,9 @@ class ServerConfig:
     max_connections: int = 100
     # Who gets mail to postmaster@domain (RFC 5321 4.5.1); empty: every list's owners.
     postmaster: list[str] = field(default_factory=list)
+    # Seconds between runs of bounce upkeep (expiring probes and scores, reminding and
+    # removing disabled members), run by one process at a time.
+    bounce_upkeep_interval: float = 3600.0
 
     def __post_init__(self) -> None:
         try:
@@ -123,6 +126,7 @@ class ServerConfig:
         _positive(self.message_time_budget, "server.message_time_budget")
         _positive(self.max_connections, "server.max_connections")
         object.__setattr__(self, "postmaster", _addresses(self.postmaster, "server.postmaster"))
+        _positive(self.bounce_upkeep_interval, "server.bounce_upkeep_interval")
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Delete, delete, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, delete, exists, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from listserv.app import App
 from listserv.store.db import transaction
@@ -29,20 +30,29 @@ from listserv.store.models import (
     InboxMessage,
     MemberEvent,
     Outgoing,
+    PostRecord,
     Token,
     utcnow,
 )
-from listserv.store.postlog import prune_post_log
+from listserv.store.postlog import WINDOW
 
 log = logging.getLogger(__name__)
 AUTO_REPLY_WINDOW = timedelta(days=1)
 
 
+# Rows deleted per transaction: each commit lets intake, heartbeats and delivery have the
+# write lock between chunks, however much a years-old database has to shed. Outgoing mail is
+# deleted in smaller chunks, its deliveries and recorded failures going with it.
+PRUNE_CHUNK = 1000
+OUTGOING_CHUNK = 100
+
+
 def prune(
     app: App, now: datetime | None = None, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, int]:
-    """Delete what is no longer needed as of *now*; returns how many rows, by table.
-    *progress* is told (tables done, tables in all) after each table."""
+    """Delete what is no longer needed as of *now*, in chunks of a transaction each;
+    returns how many rows, by table. *progress* is told (tables done, tables in all) after
+    each table."""
     now = now or utcnow()
     cutoff = now - timedelta(days=app.config.server.retention_days)
     unfinished = exists().where(
@@ -50,42 +60,56 @@ def prune(
     )
     held = select(HeldMessage.message_id).where(HeldMessage.status == "pending")
     in_digest = select(DigestEntry.message_id).where(DigestEntry.message_id.is_not(None))
-    steps: dict[str, Callable[[Session], int]] = {
-        "tokens": lambda session: _count(
-            session, delete(Token).where(or_(Token.used_at < cutoff, Token.expires_at < cutoff))
+    steps: dict[str, Callable[[], int]] = {
+        "tokens": lambda: _delete_in_chunks(
+            app, Token.digest, or_(Token.used_at < cutoff, Token.expires_at < cutoff)
         ),
-        "member_events": lambda session: _count(
-            session, delete(MemberEvent).where(MemberEvent.received_at < cutoff)
+        "member_events": lambda: _delete_in_chunks(
+            app, MemberEvent.id, MemberEvent.received_at < cutoff
         ),
-        "post_log": lambda session: prune_post_log(session, now),
-        "auto_replies": lambda session: _count(
-            session, delete(AutoReply).where(AutoReply.sent_at <= now - AUTO_REPLY_WINDOW)
+        "post_log": lambda: _delete_in_chunks(
+            app, PostRecord.id, PostRecord.posted_at <= now - WINDOW
+        ),
+        "auto_replies": lambda: _delete_in_chunks(
+            app, AutoReply.id, AutoReply.sent_at <= now - AUTO_REPLY_WINDOW
         ),
         # Deliveries and recipient failures go with their message (ON DELETE CASCADE).
-        "outgoing": lambda session: _count(
-            session, delete(Outgoing).where(Outgoing.created_at < cutoff, ~unfinished)
+        "outgoing": lambda: _delete_in_chunks(
+            app, Outgoing.id, Outgoing.created_at < cutoff, ~unfinished, chunk=OUTGOING_CHUNK
         ),
-        "messages": lambda session: _count(
-            session,
-            delete(InboxMessage).where(
-                InboxMessage.status != "new",
-                InboxMessage.received_at < cutoff,
-                InboxMessage.id.not_in(held),
-                InboxMessage.id.not_in(in_digest),
-            ),
+        "messages": lambda: _delete_in_chunks(
+            app,
+            InboxMessage.id,
+            # A failed message is kept until reprocessed (``queue reprocess``).
+            InboxMessage.status == "done",
+            InboxMessage.received_at < cutoff,
+            InboxMessage.id.not_in(held),
+            InboxMessage.id.not_in(in_digest),
         ),
     }
     counts = {}
-    with transaction(app.sessions) as session:
-        for done, (table, step) in enumerate(steps.items(), 1):
-            counts[table] = step(session)
-            if progress is not None:
-                progress(done, len(steps))
+    for done, (table, step) in enumerate(steps.items(), 1):
+        counts[table] = step()
+        if progress is not None:
+            progress(done, len(steps))
     return counts
 
 
-def _count(session: Session, statement: Delete) -> int:
-    return session.execute(statement.execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+def _delete_in_chunks(
+    app: App, key: InstrumentedAttribute[Any], *where: ColumnElement[bool], chunk: int = PRUNE_CHUNK
+) -> int:
+    """Delete the rows of *key*'s table matching *where*, *chunk* rows per transaction."""
+    total = 0
+    while True:
+        with transaction(app.sessions) as session:
+            batch = select(key).where(*where).limit(chunk).scalar_subquery()
+            statement = delete(key.class_).where(key.in_(batch))
+            deleted: int = session.execute(
+                statement.execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+        total += deleted
+        if deleted < chunk:
+            return total
 
 
 async def run_housekeeping(app: App, interval: float) -> None:

@@ -26,7 +26,7 @@ from listserv.intake.router import HANDLERS, RCPT_CHECKS, SITE_ROLES, run_router
 from listserv.intake.smtp import Intake, IntakeHandler
 from listserv.moderation.expiry import run_moderation_schedule
 from listserv.store.claims import beat, register_instance, unregister_instance
-from listserv.store.db import transaction, upgrade
+from listserv.store.db import startup_lock, transaction, upgrade
 from listserv.store.lists import save_list
 from listserv.web.app import Web
 
@@ -38,10 +38,11 @@ def prepare(config: Config) -> App:
     """Open the database, bring its schema up to date and declare the configured lists."""
     app = make_app(config)
     wire(app)
-    upgrade(app.engine)
-    with transaction(app.sessions) as session:
-        for list_config in config.lists:
-            save_list(session, list_config)
+    with startup_lock(app.engine):
+        upgrade(app.engine)
+        with transaction(app.sessions) as session:
+            for list_config in config.lists:
+                save_list(session, list_config)
     return app
 
 
@@ -91,7 +92,9 @@ class Server:
             asyncio.create_task(
                 run_moderation_schedule(self.app, self.app.config.server.moderation_interval)
             ),
-            asyncio.create_task(run_upkeep(self.app, self.app.config.server.heartbeat)),
+            asyncio.create_task(
+                run_upkeep(self.app, self.app.config.server.bounce_upkeep_interval)
+            ),
             asyncio.create_task(run_digests(self.app, self.digests)),
             asyncio.create_task(
                 run_housekeeping(self.app, self.app.config.server.housekeeping_interval)
@@ -110,7 +113,10 @@ class Server:
         interval = self.app.config.server.heartbeat
         while True:
             try:
-                if await asyncio.to_thread(beat, self.app.sessions, self.instance_id, interval):
+                dead, _rejoined = await asyncio.to_thread(
+                    beat, self.app.sessions, self.instance_id, interval
+                )
+                if dead:
                     self.inbox.set()
                     self.outbox.set()
             except Exception:

@@ -220,7 +220,12 @@ def write_config(
 ) -> Path:
     """Write a config.toml; *sections* override or add keys per section (``server={…}``)."""
     data: dict[str, dict[str, Any]] = {
-        "server": {"domain": DOMAIN, "listen": "127.0.0.1:0", "heartbeat": 0.5},
+        "server": {
+            "domain": DOMAIN,
+            "listen": "127.0.0.1:0",
+            "heartbeat": 0.5,
+            "bounce_upkeep_interval": 0.5,
+        },
         "database": {"url": database_url},
         "delivery": {
             "smarthost": sink.address if sink else "127.0.0.1:1",
@@ -416,3 +421,23 @@ def token_of(confirmation: Received) -> str:
     found = re.search(r"\((?:confirm|подтвердить|растау) ([a-z2-7]{32})\)$", subject)
     assert found, subject
     return found.group(1)
+
+
+def eventually(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Wait for state another process changes (a row in the database), looked at again every
+    50 ms until *timeout*; returns the first truthy value of *predicate*."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+def second_config(path: Path, port: int, other_port: int) -> Path:
+    """The config at *path* for a second ``serve`` process on the same database, listening
+    on *other_port* instead of *port*."""
+    other = path.parent / "second" / "config.toml"
+    other.parent.mkdir(exist_ok=True)
+    other.write_text(path.read_text().replace(str(port), str(other_port)))
+    return other

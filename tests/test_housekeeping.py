@@ -151,7 +151,7 @@ KEPT = {
     "member_events": ["b@x.example"],
     "post_log": ["b@x.example"],
     "auto_replies": ["b@x.example"],
-    "messages": ["held-pending", "in-digest", "new", "recent"],
+    "messages": ["failed", "held-pending", "in-digest", "new", "recent"],
     "held": ["pending"],
     "outgoing": ["recent", "retrying", "sending"],
     "deliveries": ["queued", "sending", "sent"],
@@ -170,7 +170,7 @@ def test_db_prune_deletes_what_is_done_and_keeps_what_is_needed(
     assert result.exit_code == 0, result.output
     assert result.output == (
         "tokens: 2 deleted\nmember_events: 1 deleted\npost_log: 1 deleted\n"
-        "auto_replies: 1 deleted\noutgoing: 1 deleted\nmessages: 3 deleted\n"
+        "auto_replies: 1 deleted\noutgoing: 1 deleted\nmessages: 2 deleted\n"
     )
     assert remaining(app) == KEPT
     again = cli(path, "db", "prune")

@@ -9,9 +9,11 @@ HELO intake stored with it. DNS trouble gives ``temperror`` results, never a los
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from email.message import Message
+from typing import Any
 
 import authres
 import authres.dmarc
@@ -189,7 +191,10 @@ def authenticate(
 def authenticate_stored(
     resolver: Resolver, stored: InboxMessage, message: Message
 ) -> Authentication:
-    """The checks for a message as intake received it."""
+    """The checks for a message as intake received it: those kept with it when it was
+    received (``intake.authenticate``), else done now."""
+    if stored.authentication is not None:
+        return from_json(stored.authentication)
     return authenticate(
         resolver, stored.raw, message, stored.mail_from, stored.peer_ip, stored.helo
     )
@@ -234,6 +239,15 @@ def authserv_id_of(value: str, arc: bool = False) -> str:
 
 # The headers an incoming message may carry in our name; a forged one must not survive.
 CLAIMING_HEADERS = {HEADER: False, "ARC-Authentication-Results": True}
+
+
+def to_json(authentication: Authentication) -> dict[str, Any]:
+    return dataclasses.asdict(authentication)
+
+
+def from_json(data: dict[str, Any]) -> Authentication:
+    signatures = [DkimResult(**signature) for signature in data.get("dkim", [])]
+    return Authentication(**{**data, "dkim": signatures})
 
 
 def claims_us(value: str, authserv_id: str, arc: bool = False) -> bool:

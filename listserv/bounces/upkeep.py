@@ -19,6 +19,7 @@ from listserv.store.db import transaction
 from listserv.store.lists import MailList, all_lists
 from listserv.store.members import remove_member
 from listserv.store.models import Member, MemberEvent, utcnow
+from listserv.store.turns import take_turn
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,11 @@ def remind_or_remove(app: App, session: Session, mlist: MailList, member: Member
 
 
 async def run_upkeep(app: App, interval: float) -> None:
+    """Every *interval* seconds, in one ``serve`` process at a time (store/turns.py)."""
     while True:
         try:
-            await asyncio.to_thread(upkeep, app)
+            if await asyncio.to_thread(take_turn, app.sessions, "bounce_upkeep", interval):
+                await asyncio.to_thread(upkeep, app)
         except Exception:
             log.exception("bounce upkeep failed")
         await asyncio.sleep(interval)

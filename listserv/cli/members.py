@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,21 +154,40 @@ def members_remove(context: Context, name: str, addresses: tuple[str, ...]) -> N
 @pass_context
 def members_import(context: Context, name: str, file: Path, delivery: str | None) -> None:
     """Subscribe every address in FILE (one per line, "Name <address>" allowed)."""
+
+    def entries(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+        for number, display_name, address in read_addresses(lines):
+            try:
+                yield display_name, normalize(address)
+            except InvalidAddress:
+                fail(f"{file}:{number}: not a mail address: {address!r}")
+
+    # Read as it is imported, in one transaction: an invalid line (or a file that is not
+    # UTF-8) rolls back everything. utf-8-sig: spreadsheet exports often start with a BOM.
     try:
-        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
-        text = file.read_text(encoding="utf-8-sig")
+        with (
+            file.open(encoding="utf-8-sig") as lines,
+            context.session() as session,
+            progress_bar("Importing") as progress,
+        ):
+            mlist = get_list(session, name, context.app.domain)
+            total = line_count(file) if progress is not None else 0
+            given, added = import_members(
+                session,
+                mlist.id,
+                entries(lines),
+                delivery or "regular",
+                (lambda done: progress(done, total)) if progress is not None else None,
+            )
     except UnicodeDecodeError:
         fail(f"{file}: not UTF-8 text; save it as UTF-8 and try again")
-    entries = []
-    for number, display_name, address in read_addresses(text):
-        try:
-            entries.append((display_name, normalize(address)))
-        except InvalidAddress:
-            fail(f"{file}:{number}: not a mail address: {address!r}")
-    with context.session() as session, progress_bar("Importing") as progress:
-        mlist = get_list(session, name, context.app.domain)
-        added = import_members(session, mlist.id, entries, delivery or "regular", progress)
-    click.echo(f"imported {added} new members ({len(entries) - added} already subscribed)")
+    click.echo(f"imported {added} new members ({given - added} already subscribed)")
+
+
+def line_count(file: Path) -> int:
+    """Lines in *file*, counted without decoding: the length of the progress bar."""
+    with file.open("rb") as data:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: data.read(1 << 20), b""))
 
 
 @members.command("set")

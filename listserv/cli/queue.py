@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from listserv.cli.base import Context, Group, emit, json_option, pass_context
+from listserv.cli.base import Context, Group, emit, fail, json_option, pass_context
 from listserv.delivery.queue_admin import queue_counts, resend_failed
-from listserv.intake.smtp import inbox_backlog
+from listserv.intake.inbox import inbox_report, queue_text, reprocess
 from listserv.mail.addresses import InvalidAddress, normalize_domain
 
 
@@ -20,9 +22,10 @@ def queue() -> None:
 @pass_context
 def queue_status(context: Context, as_json: bool) -> None:
     """Recipients queued, deferred, being sent, sent and failed."""
-    counts = queue_counts(context.app)
-    counts["inbox"] = inbox_backlog(context.app)
-    emit(counts, as_json, lambda c: "\n".join(f"{k}: {v}" for k, v in c.items()))
+    status: dict[str, Any] = dict(queue_counts(context.app))
+    with context.session() as session:
+        status |= inbox_report(session)
+    emit(status, as_json, queue_text)
 
 
 def domain_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -42,3 +45,13 @@ def queue_retry(context: Context, domain: str | None) -> None:
     """Send failed deliveries again (once a provider's block is lifted)."""
     count = resend_failed(context.app, domain)
     click.echo(f"queued {count} recipients again")
+
+
+@queue.command("reprocess")
+@click.argument("message_id", metavar="ID", type=int)
+@pass_context
+def queue_reprocess(context: Context, message_id: int) -> None:
+    """Process a failed incoming message again (once the cause is fixed)."""
+    if not reprocess(context.app, message_id):
+        fail(f"no failed message {message_id} (see listserv queue status)")
+    click.echo(f"message {message_id} queued to be processed again")

@@ -83,6 +83,9 @@ def queue_mail(
         if len(batch) == batch_size:
             rows.append(_batch_row(outgoing.id, batch, now))
             batch = []
+        if len(rows) == ROWS_PER_INSERT:  # memory stays the same however many recipients
+            session.execute(insert(Delivery), rows)
+            rows = []
     if batch:
         rows.append(_batch_row(outgoing.id, batch, now))
     if rows:
@@ -120,6 +123,9 @@ def send(
         list_id=mlist.id if mlist is not None else None,
         message_id=message_id,
     )
+
+
+ROWS_PER_INSERT = 100
 
 
 def _batch_row(outgoing_id: int, batch: list[str], now: object) -> dict:

@@ -70,6 +70,8 @@ def split_message(raw: bytes) -> tuple[bytes, bytes]:
 
 
 Decorate = Callable[[EmailMessage, str], EmailMessage]
+# Bytes of personalized copies made at once (see ``Personalized.in_memory_bounded_groups``).
+COPY_BYTES = 16 * 1024 * 1024
 
 
 def prepare_post(message: EmailMessage, decorate: Decorate, one_click: bool) -> tuple[bytes, str]:
@@ -117,6 +119,14 @@ class Personalized:
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
         )
         return self.finish(headers, url) + self.head + headers + b"\r\n" + url.join(self.body)
+
+    def in_memory_bounded_groups(self, recipients: list[str]) -> list[list[str]]:
+        """The recipients of a batch in groups whose copies together take about
+        ``COPY_BYTES``: the copies of a large post are made and sent a group at a time, so
+        memory does not grow with the post times the batch."""
+        size = len(self.head) + sum(len(part) for part in self.body) + 1024
+        group = max(1, COPY_BYTES // size)
+        return [recipients[i : i + group] for i in range(0, len(recipients), group)]
 
     def copies(self, recipients: list[str]) -> list[tuple[str, str, bytes]]:
         """(VERP envelope sender, recipient, message) of every recipient's copy."""

@@ -92,20 +92,34 @@ def _temporary(error: Exception) -> tuple[int, str]:
     return LOST, f"connection failed: {error or type(error).__name__}"
 
 
+# One numbering for every outbox writer of the process: each worker has its own sender, and
+# numbers of their own collided within a second.
+_OUTBOX_NUMBERS = itertools.count(1)
+
+
 class OutboxSender:
     """Writes each transaction to a file in a directory, envelope first: for trying the
     server where there is no MTA."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.counter = itertools.count(1)
         directory.mkdir(parents=True, exist_ok=True)
 
     async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> Result:
         envelope = f"X-Envelope-From: <{mail_from}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n"
-        name = f"{utcnow():%Y%m%d-%H%M%S}-{os.getpid()}-{next(self.counter)}.eml"
-        await asyncio.to_thread((self.directory / name).write_bytes, envelope.encode() + raw)
+        await asyncio.to_thread(self._write_new_file, envelope.encode() + raw)
         return Result(accepted=list(recipients))
+
+    def _write_new_file(self, content: bytes) -> None:
+        """One new file per transaction: never an existing one overwritten (mode "x")."""
+        while True:
+            name = f"{utcnow():%Y%m%d-%H%M%S}-{os.getpid()}-{next(_OUTBOX_NUMBERS)}.eml"
+            try:
+                with open(self.directory / name, "xb") as file:
+                    file.write(content)
+                return
+            except FileExistsError:
+                continue
 
     async def send_each(self, copies: list[tuple[str, str, bytes]]) -> Result:
         result = Result()

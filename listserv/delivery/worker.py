@@ -21,14 +21,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.config import DeliveryConfig
 from listserv.delivery import journal
 from listserv.delivery.forget import forget_sent_secret
 from listserv.delivery.personalize import Personalized, load_payload
+from listserv.delivery.recovery import (
+    one_line,
+    persist,
+    record_sent,
+    release,
+    retry_delay,
+    still_claimed,
+    still_ours,
+)
 from listserv.delivery.senders import Sender, make_sender
 from listserv.delivery.smtp_client import Result
 from listserv.mail.addresses import domain_of
@@ -93,11 +101,6 @@ def claim_batches(app: App, instance_id: str, limit: int) -> list[Batch]:
             Batch(id, outgoing, mail_from, recipients.split("\n"), attempts, created, instance_id)
             for id, outgoing, mail_from, recipients, attempts, created in rows
         ]
-
-
-def retry_delay(config: DeliveryConfig, attempts: int) -> float:
-    schedule = config.retry_schedule
-    return schedule[min(attempts, len(schedule) - 1)]
 
 
 def record(app: App, batch: Batch, result: Result) -> None:
@@ -194,22 +197,6 @@ def record_failures(
         app.on_refused(app, session, outgoing_id, failures)
 
 
-def still_ours(batch: Batch) -> ColumnElement[bool]:
-    """The batch's row is still being sent by the process that claimed it."""
-    return (Delivery.status == "sending") & (Delivery.claimed_by == batch.claimed_by)
-
-
-def release(app: App, batch: Batch) -> None:
-    """Give a batch back to the queue after an unexpected error, for another attempt, unless
-    another process has taken it over meanwhile."""
-    with transaction(app.sessions) as session:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == batch.id, still_ours(batch))
-            .values(status="queued", claimed_by=None)
-        )
-
-
 def _first_error(errors: dict[str, tuple[int, str]]) -> str:
     address, (code, reason) = next(iter(errors.items()))
     return f"{address}: {code} {reason}"[:2000]
@@ -217,16 +204,21 @@ def _first_error(errors: dict[str, tuple[int, str]]) -> str:
 
 async def deliver_one(
     app: App, sender: Sender, batch: Batch, payload: bytes | Personalized
-) -> None:
-    """Send one batch and record the outcome: one transaction for the batch, or one per
-    recipient for a personalized post (personalize.py), whose copies are made in a thread,
-    off the event loop that the other connections' round trips wait on."""
+) -> Result:
+    """Send one batch: one transaction for the batch, or one per recipient for a
+    personalized post (personalize.py), whose copies are made in a thread, off the event
+    loop that the other connections' round trips wait on."""
     if isinstance(payload, Personalized):
-        copies = await asyncio.to_thread(payload.copies, batch.recipients)
-        result = await sender.send_each(copies)
-    else:
-        result = await sender.send(batch.mail_from, batch.recipients, payload)
-    await asyncio.to_thread(record, app, batch, result)
+        result = Result()
+        for group in payload.in_memory_bounded_groups(batch.recipients):
+            copies = await asyncio.to_thread(payload.copies, group)
+            sent = await sender.send_each(copies)
+            del copies
+            result.accepted += sent.accepted
+            result.temporary |= sent.temporary
+            result.permanent |= sent.permanent
+        return result
+    return await sender.send(batch.mail_from, batch.recipients, payload)
 
 
 async def run_claimer(
@@ -265,16 +257,22 @@ async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
             if batch is None:
                 return
             try:
+                if not await asyncio.to_thread(still_claimed, app, batch):
+                    # Given to another process while it waited here (we were stalled and
+                    # taken for dead): that one sends it.
+                    log.warning("delivery %s was taken over meanwhile: not sent here", batch.id)
+                    continue
                 if cached[0] != batch.outgoing_id:
                     payload = await asyncio.to_thread(load_payload, app, batch.outgoing_id)
                     cached = (batch.outgoing_id, payload)
-                await deliver_one(app, sender, batch, cached[1])
-            except Exception:
+                result = await deliver_one(app, sender, batch, cached[1])
+            except Exception as error:
                 log.exception("delivery %s failed unexpectedly", batch.id)
-                # Should the database be what failed, the batch stays claimed until
-                # this process stops or is found dead, and is sent then.
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(release, app, batch)
+                reason = one_line(error)
+                requeue = lambda _, b=batch, why=reason: release(app, b, why)  # noqa: E731
+                await persist(app, batch, requeue, "requeue it")
+                continue
+            await record_sent(app, batch, result, record)
     finally:
         await sender.close()
 

@@ -11,11 +11,8 @@ LOCKED``), so of several ``serve`` processes only one builds a given issue.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections.abc import Callable, Iterator
 from datetime import datetime
-from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select, update
@@ -24,28 +21,15 @@ from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.delivery.outbound import Wakeup, send
-from listserv.digests.format import Issue
-from listserv.digests.html import html_digest
-from listserv.digests.mime import mime_digest
-from listserv.digests.plain import plain_digest
+from listserv.digests.assemble import assemble
 from listserv.digests.schedule import Pending, advance, is_due
-from listserv.mail.codec import parse
-from listserv.mail.templates import Templates
 from listserv.store.claims import nap
 from listserv.store.db import transaction
 from listserv.store.lists import MailList, all_lists, get_list
-from listserv.store.members import recipients
+from listserv.store.members import recipients_query
 from listserv.store.models import DigestEntry, DigestState, utcnow
 
 log = logging.getLogger(__name__)
-
-
-# Which builder serves each digest delivery mode of members.
-BUILDERS: dict[str, Callable[[Issue, Templates], EmailMessage]] = {
-    "digest": mime_digest,
-    "plain": plain_digest,
-    "html": html_digest,
-}
 
 
 # Wakes this process's digest scheduler when a post was added, so a full issue goes at once.
@@ -117,12 +101,6 @@ def pending_by_list(session: Session) -> dict[int, Pending]:
 # ---- sending ---------------------------------------------------------------------------------
 
 
-def peeked(addresses: Iterator[str]) -> Iterator[str] | None:
-    """The same addresses, or None when there are none."""
-    first = next(addresses, None)
-    return None if first is None else itertools.chain([first], addresses)
-
-
 def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str | None:
     """Build and queue the list's next issue if it is due (or *force*d and not empty);
     returns its name, or None when nothing was sent."""
@@ -142,14 +120,21 @@ def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str 
         )
         if not (force or is_due(pending, mlist.config.digest, now)):
             return None
+        numbering = (state.volume, state.issue, state.last_sent_at, state.new_volume)
         advance(state, now, ZoneInfo(mlist.config.digest.timezone))
-        issue = Issue(mlist, state.volume, state.issue, now, [parse(e.raw) for e in entries])
-        for mode, build in BUILDERS.items():
-            to = peeked(recipients(session, mlist.id, (mode,)))
-            if to is not None:
-                send(app, session, mlist, "digest", build(issue, app.templates), to)
+        built, set_aside = assemble(app, mlist, state.volume, state.issue, now, entries)
+        if not built:  # every post set aside: no issue, and its number is not used up
+            state.volume, state.issue, state.last_sent_at, state.new_volume = numbering
+        for mode, message in built.items():
+            # A query: the database makes the batches, no member goes through memory.
+            to = recipients_query(mlist.id, (mode,))
+            if session.scalar(select(to.exists())):
+                send(app, session, mlist, "digest", message, to)
         session.execute(delete(DigestEntry).where(DigestEntry.id.in_([e.id for e in entries])))
-        return f"Vol {issue.volume}, Issue {issue.number} ({len(entries)} posts)"
+        if not built:
+            return None
+        posts = len(entries) - len(set_aside)
+        return f"Vol {state.volume}, Issue {state.issue} ({posts} posts)"
 
 
 def send_due(

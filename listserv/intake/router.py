@@ -12,16 +12,18 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, aliased
 
 from listserv.app import App
 from listserv.bounces.actions import handle_bounce
 from listserv.bounces.addresses import bounce_address_is_ours
 from listserv.commands.confirm import handle_confirm, token_was_issued
 from listserv.commands.request import handle_join, handle_leave, handle_request
+from listserv.intake.authenticate import authenticate_ahead
 from listserv.intake.budget import TimeBudget
+from listserv.intake.inbox import defer, keep_failed
 from listserv.intake.owner import forward_to_owners
 from listserv.intake.postmaster import forward_to_postmaster
 from listserv.mail.addresses import POSTMASTER, parse_recipient
@@ -36,8 +38,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[App, Session, MailList, InboxMessage], str]
 CLAIM_BATCH = 20
-# Attempts at a message whose processing raises OperationalError before it is marked failed.
-MAX_ATTEMPTS = 5
 
 
 # What each role of a list address does. An address whose role has no handler is refused at
@@ -80,9 +80,24 @@ def claim_messages(app: App, instance_id: str) -> list[int]:
         claimable = (
             InboxMessage.status == "new",
             (InboxMessage.claimed_by.is_(None) | (InboxMessage.claimed_by == instance_id)),
+            # A message deferred after a database error waits for its next attempt.
+            (InboxMessage.next_attempt_at.is_(None) | (InboxMessage.next_attempt_at <= utcnow())),
+        )
+        # A list's posts are handled in the order they came: none while an older one to the
+        # same address is claimed by another process (one that may have died with it).
+        older = aliased(InboxMessage)
+        behind_another = exists().where(
+            older.status == "new",
+            older.rcpt_to == InboxMessage.rcpt_to,
+            older.id < InboxMessage.id,
+            older.claimed_by.is_not(None),
+            older.claimed_by != instance_id,
         )
         oldest = (
-            select(InboxMessage.id).where(*claimable).order_by(InboxMessage.id).limit(CLAIM_BATCH)
+            select(InboxMessage.id)
+            .where(*claimable, ~behind_another)
+            .order_by(InboxMessage.id)
+            .limit(CLAIM_BATCH)
         )
         ids = claim_rows(session, InboxMessage, oldest, *claimable, claimed_by=instance_id)
     return sorted(ids)
@@ -95,6 +110,7 @@ class Gone(Exception):
 def process(app: App, message_id: int) -> str:
     """Handle one stored message; a failure is recorded on it, never lost silently."""
     try:
+        authenticate_ahead(app, message_id)
         with transaction(app.sessions) as session:
             stored = session.get(InboxMessage, message_id)
             if stored is None or stored.status != "new":
@@ -104,22 +120,14 @@ def process(app: App, message_id: int) -> str:
             finish(session, message_id, status, outcome)
     except Gone:
         return "gone"
-    except OperationalError as error:
-        # Usually the database, not the message, failed: it stays new to be processed again,
-        # but only so often, or a message that always fails would block the queue for good.
-        retry = count_attempt(app, message_id, error)
-        if retry is None:
-            return "gone"
-        if retry:
-            raise
-        return "failed"
+    except DBAPIError as error:
+        # The database refused, not the message: tried again later, by whichever process.
+        if defer(app, message_id, error) is False:
+            return "failed"
+        return "deferred"
     except Exception as error:
         log.exception("message %s could not be processed", message_id)
-        with transaction(app.sessions) as session:
-            stored = session.get(InboxMessage, message_id)
-            if stored is not None:
-                stored.status = "failed"
-                stored.outcome = f"failed: {type(error).__name__}: {error}"[:2000]
+        keep_failed(app, message_id, error)
         return "failed"
     log.info("message %s: %s", message_id, outcome)
     return outcome
@@ -136,27 +144,6 @@ def finish(session: Session, message_id: int, status: str, outcome: str) -> None
     )
     if not done.rowcount:  # type: ignore[attr-defined]
         raise Gone
-
-
-def count_attempt(app: App, message_id: int, error: OperationalError) -> bool | None:
-    """Count a failed attempt; True while the message may be tried again, False once it is
-    marked failed (kept, with the error, for the operator), None if it is no longer new."""
-    with transaction(app.sessions) as session:
-        attempts = session.scalar(
-            update(InboxMessage)
-            .where(InboxMessage.id == message_id, InboxMessage.status == "new")
-            .values(attempts=InboxMessage.attempts + 1)
-            .returning(InboxMessage.attempts)
-            .execution_options(synchronize_session=False)
-        )
-        if attempts is None:
-            return None
-        if attempts < MAX_ATTEMPTS:
-            return True
-        log.error("message %s failed %d times: %s", message_id, attempts, describe(error))
-        reason = str(error.orig or error).strip().splitlines()
-        finish(session, message_id, "failed", f"failed after {attempts} attempts: {reason[0]}")
-    return False
 
 
 async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:

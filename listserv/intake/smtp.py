@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from listserv.app import App
@@ -161,13 +161,6 @@ def store_messages(
             insert(InboxMessage).returning(InboxMessage.id, sort_by_parameter_order=True), rows
         )
         return list(result.scalars())
-
-
-def inbox_backlog(app: App) -> int:
-    """Messages stored and not yet routed."""
-    with app.sessions() as session:
-        query = select(func.count()).select_from(InboxMessage).where(InboxMessage.status == "new")
-        return session.scalar(query) or 0
 
 
 class Connections:

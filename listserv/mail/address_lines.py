@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from email.utils import parseaddr
 
 # "Name <address>" or a bare address with nothing parseaddr would read differently: read
@@ -11,10 +11,11 @@ from email.utils import parseaddr
 PLAIN_ADDRESS_LINE = re.compile(r'^(?:([^"(),;:<>@\[\]\\]*?)\s*<([^<>\s"]+)>|([^<>\s"(),;:]+))$')
 
 
-def read_addresses(text: str) -> Iterator[tuple[int, str, str]]:
-    """(line number, display name, address) for each address line; blank lines and lines
-    starting with ``#`` are skipped. Addresses are not checked here."""
-    for number, line in enumerate(text.splitlines(), 1):
+def read_addresses(lines: Iterable[str]) -> Iterator[tuple[int, str, str]]:
+    """(line number, display name, address) for each address line, read as they come (an
+    open file streams); blank lines and lines starting with ``#`` are skipped. Addresses are
+    not checked here."""
+    for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

@@ -24,6 +24,7 @@ from listserv.notices import allow_auto_reply, is_automated, notice, send_notice
 from listserv.posting.accepted import accept_sender
 from listserv.posting.hold import MODERATE, may_tell_poster, moderators_of, original_of
 from listserv.posting.pipeline import distribute
+from listserv.store.db import take_write_lock
 from listserv.store.lists import MailList
 from listserv.store.members import find_member
 from listserv.store.models import HeldMessage, InboxMessage, Token, utcnow
@@ -80,7 +81,8 @@ class NotPending(Exception):
 def locked_held(session: Session, held_id: object) -> HeldMessage | None:
     if not isinstance(held_id, int):
         return None
-    return session.get(HeldMessage, held_id, with_for_update=True)
+    take_write_lock(session)
+    return session.get(HeldMessage, held_id, with_for_update=True, populate_existing=True)
 
 
 def settle(

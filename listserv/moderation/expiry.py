@@ -21,7 +21,7 @@ from listserv.app import App
 from listserv.moderation.decisions import Decider, settle
 from listserv.notices import notice, send_notice
 from listserv.posting.hold import expires_at, moderators_of
-from listserv.store.db import transaction
+from listserv.store.db import take_write_lock, transaction
 from listserv.store.lists import MailList, all_lists
 from listserv.store.models import HeldMessage, utcnow
 
@@ -36,11 +36,13 @@ class ScheduleRun:
 
 
 def pending_locked(session: Session, list_id: int) -> list[HeldMessage]:
+    take_write_lock(session)
     query = (
         select(HeldMessage)
         .where(HeldMessage.list_id == list_id, HeldMessage.status == "pending")
         .order_by(HeldMessage.id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return list(session.scalars(query))
 

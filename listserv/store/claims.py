@@ -9,17 +9,20 @@ mail survive ``kill -9`` with several processes sharing one database.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from listserv.store.db import transaction
-from listserv.store.models import Delivery, InboxMessage, Instance, utcnow
+from listserv.store.db import database_now, transaction
+from listserv.store.models import Delivery, InboxMessage, Instance
+
+log = logging.getLogger(__name__)
 
 MISSED_BEATS = 3
 
@@ -27,8 +30,21 @@ MISSED_BEATS = 3
 def register_instance(sessions: sessionmaker[Session]) -> str:
     instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     with transaction(sessions) as session:
-        session.add(Instance(id=instance_id, hostname=socket.gethostname(), pid=os.getpid()))
+        _join(session, instance_id)
     return instance_id
+
+
+def _join(session: Session, instance_id: str) -> None:
+    now = database_now(session)
+    session.add(
+        Instance(
+            id=instance_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=now,
+            heartbeat_at=now,
+        )
+    )
 
 
 def unregister_instance(sessions: sessionmaker[Session], instance_id: str) -> None:
@@ -38,19 +54,36 @@ def unregister_instance(sessions: sessionmaker[Session], instance_id: str) -> No
         session.execute(delete(Instance).where(Instance.id == instance_id))
 
 
-def beat(sessions: sessionmaker[Session], instance_id: str, interval: float) -> int:
-    """Refresh our heartbeat and release the claims of silent processes; returns how many
-    processes were found dead."""
-    now = utcnow()
+class Beat(NamedTuple):
+    # Silent processes whose work was taken over.
+    dead: int
+    # We had been declared dead ourselves (stalled, or the database unreachable, for three
+    # beats): our claims were given back, and we registered again.
+    rejoined: bool
+
+
+def beat(sessions: sessionmaker[Session], instance_id: str, interval: float) -> Beat:
+    """Refresh our heartbeat and release the claims of silent processes. Times are the
+    database's, so a host whose clock runs ahead does not declare the others dead."""
     with transaction(sessions) as session:
-        session.execute(update(Instance).where(Instance.id == instance_id).values(heartbeat_at=now))
+        now = database_now(session)
+        found = session.execute(
+            update(Instance).where(Instance.id == instance_id).values(heartbeat_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+        if not found:
+            # Otherwise every claim we make from now on would look like an orphan's and be
+            # given back at the next beat, while we are still sending it.
+            _join(session, instance_id)
         cutoff = now - timedelta(seconds=interval * MISSED_BEATS)
         dead = list(session.scalars(select(Instance.id).where(Instance.heartbeat_at < cutoff)))
         if dead:
+            log.warning("silent for %d heartbeats, its work is taken over: %s", MISSED_BEATS, dead)
             release_claims(session, dead)
             session.execute(delete(Instance).where(Instance.id.in_(dead)))
         release_orphans(session)
-    return len(dead)
+    if not found:
+        log.warning("this process was taken for dead and its work given to others; joined again")
+    return Beat(len(dead), not found)
 
 
 def release_claims(session: Session, instance_ids: list[str]) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from listserv.store.models import utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -73,8 +77,33 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+def take_write_lock(session: Session) -> None:
+    """Before reading rows this transaction will decide on (a token, a held post): on SQLite
+    take the database's write lock now. ``FOR UPDATE`` does nothing there, and pysqlite only
+    begins a transaction at the first write, so two processes could both read a token unused
+    and both act on it. On PostgreSQL the callers lock the rows themselves (``FOR UPDATE``)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    connection = session.connection().connection.dbapi_connection
+    if connection is not None and not connection.in_transaction:  # type: ignore[attr-defined]
+        session.execute(text("BEGIN IMMEDIATE"))
+
+
+def database_now(session: Session) -> datetime:
+    """The database server's clock on PostgreSQL (processes on several hosts compare their
+    heartbeats by it); SQLite is a file on this host, whose clock it is."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(select(func.clock_timestamp()))  # type: ignore[return-value]
+    return utcnow()
+
+
+# The PostgreSQL advisory lock held while a process starts (any number unlikely to clash).
+STARTUP_LOCK = 0x6C697374  # "list"
+
+
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration."""
+    """Bring the schema to the newest migration (under ``startup_lock`` when several
+    processes may start at once)."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
@@ -83,6 +112,35 @@ def upgrade(engine: Engine) -> None:
             command.upgrade(config, "head")
     except OperationalError as error:
         raise DatabaseError(describe(error)) from None
+
+
+@contextmanager
+def startup_lock(engine: Engine) -> Iterator[None]:
+    """Processes starting together take turns at migrating the schema and declaring the
+    configured lists: the first does it, the others then find everything up to date. A
+    PostgreSQL advisory lock; on SQLite, whose DDL is not transactional, a lock file beside
+    the database."""
+    if engine.dialect.name == "postgresql":
+        try:
+            with engine.connect() as connection:
+                connection.execute(select(func.pg_advisory_lock(STARTUP_LOCK)))
+                try:
+                    yield
+                finally:
+                    connection.execute(select(func.pg_advisory_unlock(STARTUP_LOCK)))
+        except OperationalError as error:
+            raise DatabaseError(describe(error)) from None
+        return
+    path = engine.url.database
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.startup-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def describe(error: Exception) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from listserv.mail.addresses import normalize
@@ -14,7 +16,8 @@ DELIVERY_MODES = ("regular", "digest", "plain", "html", "nomail")
 # Members in these modes get each post as it is distributed.
 INDIVIDUAL = ("regular",)
 STREAM_BATCH = 2000
-# Addresses per IN (…) when looking up many at once (SQLite allows 32,766 parameters).
+# Addresses per IN (…) or INSERT when handling many at once (SQLite allows 32,766
+# parameters).
 LOOKUP_CHUNK = 5000
 
 
@@ -84,35 +87,35 @@ def recipients(
 def import_members(
     session: Session,
     list_id: int,
-    entries: list[tuple[str, str]],
+    entries: Iterable[tuple[str, str]],
     delivery: str = "regular",
-    progress: Callable[[int, int], None] | None = None,
-) -> int:
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
     """Subscribe every (display name, normalised address) of *entries* not yet a member, in
-    bulk; returns how many were added. An address given twice is added once. *progress* is
-    told (addresses done, addresses in all) after each chunk."""
+    chunks, so memory stays the same for a million addresses as for ten (the database, not
+    a set in memory, skips known addresses); returns how many entries there were and how
+    many members were added. An address given twice is added once, with its first name.
+    *progress* is told how many entries were read after each chunk."""
     if delivery not in DELIVERY_MODES:
         raise ValueError(f"unknown delivery mode {delivery!r}")
-    wanted: dict[str, str] = {}
-    for display_name, address in entries:
-        wanted.setdefault(address, display_name)
-    addresses = list(wanted)
-    added = 0
-    for start in range(0, len(addresses), LOOKUP_CHUNK):
-        chunk = addresses[start : start + LOOKUP_CHUNK]
-        query = select(Member.address).where(Member.list_id == list_id, Member.address.in_(chunk))
-        existing = set(session.scalars(query))
-        new = [
-            {"list_id": list_id, "address": a, "display_name": wanted[a], "delivery": delivery}
-            for a in chunk
-            if a not in existing
+    count = select(func.count()).where(Member.list_id == list_id)
+    before = session.scalar(count) or 0
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    given = 0
+    stream = iter(entries)
+    while chunk := list(itertools.islice(stream, LOOKUP_CHUNK)):
+        given += len(chunk)
+        rows = [
+            {"list_id": list_id, "address": address, "display_name": name, "delivery": delivery}
+            for name, address in chunk
         ]
-        if new:
-            session.execute(insert(Member), new)
-        added += len(new)
+        session.execute(
+            dialect.insert(Member).on_conflict_do_nothing(index_elements=["list_id", "address"]),
+            rows,
+        )
         if progress is not None:
-            progress(start + len(chunk), len(addresses))
-    return added
+            progress(given)
+    return given, (session.scalar(count) or 0) - before
 
 
 def members_of(session: Session, list_id: int) -> list[Member]:

@@ -68,6 +68,10 @@ class Member(Base):
     __table_args__ = (
         UniqueConstraint("list_id", "address"),
         Index("ix_members_list_delivery", "list_id", "delivery"),
+        # Bounce upkeep looks only at members with a probe out, a score, or disabled.
+        Index("ix_members_list_probe", "list_id", "probe_sent_at"),
+        Index("ix_members_list_score", "list_id", "bounce_score"),
+        Index("ix_members_list_disabled", "list_id", "disabled_reason", "last_warning_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -107,7 +111,10 @@ class InboxMessage(Base):
     """A message received for one recipient address, committed before intake answers 250."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_status", "status", "id"),)
+    __table_args__ = (
+        Index("ix_messages_status", "status", "id"),
+        Index("ix_messages_received", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -123,14 +130,23 @@ class InboxMessage(Base):
     # The SMTP client that handed it over, for the SPF check (None for injected mail).
     peer_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     helo: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    # Attempts that failed on a database error; past a few the message is marked failed.
+    # Attempts that failed on a database error, and when the next one is due (intake/inbox).
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What the DKIM, SPF and DMARC checks found (auth/authentication.py), worked out once,
+    # outside any transaction, and kept for a held post's approval.
+    authentication: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Outgoing(Base):
     """One message to send, stored once however many recipients it has."""
 
     __tablename__ = "outgoing"
+    # Housekeeping deletes by age, and by the message it was made from.
+    __table_args__ = (
+        Index("ix_outgoing_created", "created_at"),
+        Index("ix_outgoing_message", "message_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     list_id: Mapped[int | None] = mapped_column(
@@ -155,7 +171,11 @@ class Delivery(Base):
     """A batch of recipients of one outgoing message, sent in one SMTP transaction."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # Deleting an outgoing message deletes its deliveries (ON DELETE CASCADE).
+        Index("ix_deliveries_outgoing", "outgoing_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     outgoing_id: Mapped[int] = mapped_column(ForeignKey("outgoing.id", ondelete="CASCADE"))
@@ -176,7 +196,10 @@ class RecipientFailure(Base):
     """A recipient that could not be delivered to: refused with 5xx, or retried too long."""
 
     __tablename__ = "recipient_failures"
-    __table_args__ = (Index("ix_recipient_failures_domain", "domain", "resent"),)
+    __table_args__ = (
+        Index("ix_recipient_failures_domain", "domain", "resent"),
+        Index("ix_recipient_failures_outgoing", "outgoing_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     outgoing_id: Mapped[int] = mapped_column(ForeignKey("outgoing.id", ondelete="CASCADE"))
@@ -193,7 +216,10 @@ class HeldMessage(Base):
     """A post kept for a moderator's decision, with the rule that held it."""
 
     __tablename__ = "held_messages"
-    __table_args__ = (Index("ix_held_messages_list_status", "list_id", "status"),)
+    __table_args__ = (
+        Index("ix_held_messages_list_status", "list_id", "status"),
+        Index("ix_held_messages_message", "message_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
@@ -297,7 +323,11 @@ class MemberEvent(Base):
     report), a one-click unsubscribe. Kept for the operator; scores live on the member."""
 
     __tablename__ = "member_events"
-    __table_args__ = (Index("ix_member_events_list_address", "list_id", "address"),)
+    __table_args__ = (
+        Index("ix_member_events_list_address", "list_id", "address"),
+        Index("ix_member_events_message", "message_id"),
+        Index("ix_member_events_received", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
@@ -336,7 +366,10 @@ class DigestEntry(Base):
     """A distributed post waiting for the list's next digest issue."""
 
     __tablename__ = "digest_entries"
-    __table_args__ = (Index("ix_digest_entries_list", "list_id", "id"),)
+    __table_args__ = (
+        Index("ix_digest_entries_list", "list_id", "id"),
+        Index("ix_digest_entries_message", "message_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
@@ -414,3 +447,13 @@ def described_by_models(
     made_by_hand = (name or "").startswith(("archive_fts", "ix_archive_search_words"))
     made_by_hand |= name == "words_vector"
     return not (reflected and made_by_hand and type_ in ("table", "index", "column"))
+
+
+class ScheduledRun(Base):
+    """When a periodic job shared by all ``serve`` processes (bounce upkeep) last ran, so
+    that one process at a time runs it, once per interval (turns.py)."""
+
+    __tablename__ = "scheduled_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ran_at: Mapped[datetime] = mapped_column(UTCDateTime)

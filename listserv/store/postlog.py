@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from listserv.store.models import PostRecord
@@ -30,9 +30,3 @@ def posts_since(session: Session, list_id: int, since: datetime, sender: str | N
     if sender is not None:
         query = query.where(PostRecord.sender == sender)
     return session.scalar(query) or 0
-
-
-def prune_post_log(session: Session, now: datetime) -> int:
-    """Forget posts older than the counting window; returns how many."""
-    result = session.execute(delete(PostRecord).where(PostRecord.posted_at <= now - WINDOW))
-    return result.rowcount  # type: ignore[attr-defined]

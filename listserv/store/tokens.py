@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from listserv.store.db import take_write_lock
 from listserv.store.models import Token, utcnow
 
 TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
@@ -59,7 +60,10 @@ def lookup(session: Session, list_id: int, token: str) -> Token | None:
     """The live token (unused, unexpired, of this list), without using it up."""
     if not TOKEN_SHAPE.match(token):
         return None
-    row = session.get(Token, secret_digest(token.lower()), with_for_update=True)
+    take_write_lock(session)
+    row = session.get(
+        Token, secret_digest(token.lower()), with_for_update=True, populate_existing=True
+    )
     if row is None or row.list_id != list_id or row.used_at is not None:
         return None
     if row.expires_at <= utcnow():

@@ -177,7 +177,15 @@ POST = (
 def test_inject_and_queue_status(config: Path, tmp_path: Path) -> None:
     ok(config, "members", "add", "--no-welcome", "environment-kz", "a@x.example", "b@y.example")
     status = json.loads(ok(config, "queue", "status", "--json"))
-    assert status == {"queued": 0, "deferred": 0, "sending": 0, "sent": 0, "failed": 0, "inbox": 0}
+    assert status == {
+        "queued": 0,
+        "deferred": 0,
+        "sending": 0,
+        "sent": 0,
+        "failed": 0,
+        "inbox": 0,
+        "inbox_failed": [],
+    }
     message = tmp_path / "post.eml"
     message.write_bytes(POST.encode())
     assert ok(config, "inject", "environment-kz", str(message)) == "message 1: distributed\n"
