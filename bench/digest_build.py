@@ -12,7 +12,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from listserv.config import ListConfig
-from listserv.digests.format import BUILDERS, Issue
+from listserv.digests.format import Issue
+from listserv.digests.issues import BUILDERS
 from listserv.mail.codec import parse, to_bytes
 from listserv.mail.templates import Templates
 from listserv.store.lists import MailList

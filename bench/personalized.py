@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from listserv.auth.dkim import generate_key
 from listserv.config import load_config
-from listserv.delivery.worker import queue_counts
+from listserv.delivery.queue_admin import queue_counts
 from listserv.intake.router import process
 from listserv.server import Server, prepare
 from listserv.store.db import transaction

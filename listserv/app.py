@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from listserv.auth.dkim import Signer, load_signer
 from listserv.auth.resolver import Resolver
 from listserv.config import Config
-from listserv.delivery.outbound import wake_after_commit
 from listserv.mail.templates import Templates, templates_for
 from listserv.store.db import make_engine, session_factory
+
+# (app, session, outgoing id, {address: (SMTP code, reason)})
+Refusals = Callable[["App", Session, int, dict[str, tuple[int, str]]], None]
 
 
 @dataclass
@@ -24,6 +27,9 @@ class App:
     resolver: Resolver
     # Signs everything that leaves when [dkim] is configured.
     signer: Signer | None = None
+    # Told of the recipients that refused a message at delivery, so they count like bounces;
+    # set by the server (delivery does not know about bounces).
+    on_refused: Refusals | None = None
 
     @property
     def domain(self) -> str:
@@ -34,7 +40,6 @@ def make_app(config: Config) -> App:
     signer = load_signer(config)
     engine = make_engine(config.database_url, config.database.timeout)
     sessions = session_factory(engine)
-    event.listen(sessions, "after_commit", wake_after_commit)
     override = config.server.template_dir
     templates = templates_for(str(config.resolve(override)) if override else "")
     return App(config, engine, sessions, templates, Resolver(config.dns), signer)

@@ -31,7 +31,7 @@ from listserv.store.models import (
     Token,
     utcnow,
 )
-from listserv.store.postlog import prune as prune_post_log
+from listserv.store.postlog import prune_post_log
 
 log = logging.getLogger(__name__)
 AUTO_REPLY_WINDOW = timedelta(days=1)

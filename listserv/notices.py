@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.delivery.outbound import queue_mail
+from listserv.delivery.outbound import send
 from listserv.mail.addresses import addresses_in, sender_of
 from listserv.mail.list_headers import add_list_headers
 from listserv.store.lists import MailList
@@ -86,16 +86,7 @@ def send_notice(
 ) -> None:
     """Queue a server-written message from the list's bounce address."""
     to = list(recipients) if recipients is not None else addresses_in(message["To"])
-    queue_mail(
-        session,
-        kind=kind,
-        mail_from=mlist.address("bounces"),
-        message=message,
-        recipients=to,
-        batch_size=app.config.delivery.max_recipients,
-        signer=app.signer,
-        list_id=mlist.id,
-    )
+    send(app, session, mlist, kind, message, to)
 
 
 def allow_auto_reply(app: App, session: Session, address: str) -> bool:

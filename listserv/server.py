@@ -15,16 +15,17 @@ import signal
 from sqlalchemy import event
 
 from listserv.app import App, make_app
-from listserv.bounces.scores import run_upkeep
+from listserv.bounces.actions import delivery_failures
+from listserv.bounces.upkeep import run_upkeep
 from listserv.config import Config
-from listserv.delivery.outbound import wake_delivery
+from listserv.delivery.outbound import wake_after_commit, wake_delivery
 from listserv.delivery.worker import run_delivery
-from listserv.digests.schedule import run_digests, wake_digests, wake_digests_after_commit
+from listserv.digests.issues import run_digests, wake_digests, wake_digests_after_commit
 from listserv.housekeeping import run_housekeeping
 from listserv.intake.router import HANDLERS, RCPT_CHECKS, run_router
 from listserv.intake.smtp import Intake, IntakeHandler
 from listserv.moderation.expiry import run_moderation_schedule
-from listserv.store.claims import beat, register, unregister
+from listserv.store.claims import beat, register_instance, unregister_instance
 from listserv.store.db import transaction, upgrade
 from listserv.store.lists import save_list
 from listserv.web.app import Web
@@ -36,11 +37,21 @@ DRAIN_SECONDS = 30.0
 def prepare(config: Config) -> App:
     """Open the database, bring its schema up to date and declare the configured lists."""
     app = make_app(config)
+    wire(app)
     upgrade(app.engine)
     with transaction(app.sessions) as session:
         for list_config in config.lists:
             save_list(session, list_config)
     return app
+
+
+def wire(app: App) -> None:
+    """Connect the stages that must not import each other: commits wake this process's
+    delivery and digest workers, and refusals at delivery count like bounces."""
+    for hook in (wake_after_commit, wake_digests_after_commit):
+        if not event.contains(app.sessions, "after_commit", hook):
+            event.listen(app.sessions, "after_commit", hook)
+    app.on_refused = delivery_failures
 
 
 class Server:
@@ -64,9 +75,8 @@ class Server:
         loop = asyncio.get_running_loop()
         wake_delivery.bind(loop, self.outbox)
         wake_digests.bind(loop, self.digests)
-        if not event.contains(self.app.sessions, "after_commit", wake_digests_after_commit):
-            event.listen(self.app.sessions, "after_commit", wake_digests_after_commit)
-        self.instance_id = await asyncio.to_thread(register, self.app.sessions)
+        wire(self.app)
+        self.instance_id = await asyncio.to_thread(register_instance, self.app.sessions)
         handler = IntakeHandler(self.app, set(HANDLERS), self.inbox.set, RCPT_CHECKS)
         self.intake = Intake(self.app, handler)
         await self.intake.start()
@@ -109,7 +119,7 @@ class Server:
         if self.web is not None:
             await self.web.stop()
         # Delivery workers finish the transactions under way (so nothing is sent twice),
-        # up to a limit; whatever is cut short is given back by ``unregister``.
+        # up to a limit; whatever is cut short is given back by ``unregister_instance``.
         self.stopping.set()
         self.outbox.set()
         if self.delivery is not None:
@@ -123,7 +133,7 @@ class Server:
             loop = asyncio.get_running_loop()
             await asyncio.wait_for(loop.shutdown_default_executor(), DRAIN_SECONDS)
         if self.instance_id:
-            unregister(self.app.sessions, self.instance_id)
+            unregister_instance(self.app.sessions, self.instance_id)
         self.app.engine.dispose()
 
     async def run_until_signalled(self) -> None:

@@ -18,7 +18,6 @@ import authres.dmarc
 import dkim
 import spf
 
-from listserv.app import App
 from listserv.auth.dmarc import Policy, lookup_policy, organizational_domain
 from listserv.auth.resolver import DnsFailure, Resolver
 from listserv.mail.addresses import domain_of, sender_of
@@ -187,10 +186,12 @@ def authenticate(
     )
 
 
-def authenticate_stored(app: App, stored: InboxMessage, message: Message) -> Authentication:
+def authenticate_stored(
+    resolver: Resolver, stored: InboxMessage, message: Message
+) -> Authentication:
     """The checks for a message as intake received it."""
     return authenticate(
-        app.resolver, stored.raw, message, stored.mail_from, stored.peer_ip, stored.helo
+        resolver, stored.raw, message, stored.mail_from, stored.peer_ip, stored.helo
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from listserv.app import App
+from listserv.config import Config
 from listserv.store.members import remove_member
 from listserv.store.models import MemberEvent
 
@@ -77,12 +77,12 @@ def read_token(secret: bytes, token: str) -> tuple[str, str] | None:
     return list_name, address
 
 
-def link_maker(app: App) -> Callable[[str, str], str] | None:
+def link_maker(config: Config) -> Callable[[str, str], str] | None:
     """``(list name, address) → URL`` when one-click unsubscribe is configured."""
-    web = app.config.web
+    web = config.web
     if web is None or not web.base_url:
         return None
-    secret = load_secret(app.config.resolve(web.secret_file))
+    secret = load_secret(config.resolve(web.secret_file))
     base = web.base_url.rstrip("/") + "/u/"
     return lambda list_name, address: base + make_token(secret, list_name, address)
 

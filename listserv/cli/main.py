@@ -27,8 +27,8 @@ from listserv.auth.dkim import dns_record, generate_key, signing_domain
 from listserv.bounces.scores import enable_delivery, member_state
 from listserv.commands.subscriptions import delivery_counts, pending_confirmations, welcome
 from listserv.config import ConfigError, ListConfig, _build, find_config, load_config
-from listserv.delivery.worker import queue_counts, resend_failed
-from listserv.digests.schedule import request_new_volume, send_due
+from listserv.delivery.queue_admin import queue_counts, resend_failed
+from listserv.digests.issues import request_new_volume, send_due
 from listserv.housekeeping import prune
 from listserv.intake.router import process
 from listserv.mail.addresses import InvalidAddress, normalize, parse_recipient

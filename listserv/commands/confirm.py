@@ -1,21 +1,45 @@
 """The ``NAME-confirm+TOKEN`` address: a reply carrying a token does what the token was
-issued for (see ``tokens.ACTIONS``), when a person, not a robot, sends it.
+issued for (the table ``ACTIONS``), when a person, not a robot, sends it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
 from listserv.app import App
+from listserv.commands.subscriptions import (
+    SET_DELIVERY,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+    confirmed_by_its_address,
+    set_delivery,
+    subscribe,
+    unsubscribe,
+)
 from listserv.mail.addresses import parse_recipient
 from listserv.mail.codec import parse
+from listserv.moderation.decisions import moderate_by_mail, withdraw_by_mail
 from listserv.notices import is_automated
+from listserv.posting.hold import MODERATE, WITHDRAW
 from listserv.posting.pipeline import post_sender
 from listserv.store.lists import MailList
-from listserv.store.models import InboxMessage
-from listserv.store.tokens import ACTIONS, lookup
+from listserv.store.models import InboxMessage, Token
+from listserv.store.tokens import lookup
+
+# What each kind of token does when it comes back, given the list, the live token row, the
+# mail that carried it and its sender; returns one line saying what was done (for the reply
+# and the log). It calls ``tokens.use(row)`` itself once the action is taken.
+ConfirmAction = Callable[[App, Session, MailList, Token, EmailMessage, str], str]
+ACTIONS: dict[str, ConfirmAction] = {
+    SUBSCRIBE: confirmed_by_its_address(subscribe),
+    UNSUBSCRIBE: confirmed_by_its_address(unsubscribe),
+    SET_DELIVERY: confirmed_by_its_address(set_delivery),
+    MODERATE: moderate_by_mail,
+    WITHDRAW: withdraw_by_mail,
+}
 
 
 def handle_confirm(app: App, session: Session, mlist: MailList, stored: InboxMessage) -> str:

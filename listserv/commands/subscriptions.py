@@ -21,7 +21,7 @@ from listserv.notices import allow_auto_reply, notice, send_notice
 from listserv.store.lists import MailList
 from listserv.store.members import DELIVERY_MODES, add_member, find_member, remove_member
 from listserv.store.models import Member, Token, utcnow
-from listserv.store.tokens import ACTIONS, issue, use
+from listserv.store.tokens import issue, use
 
 SUBSCRIBE, UNSUBSCRIBE, SET_DELIVERY = "subscribe", "unsubscribe", "set-delivery"
 CHANGES = (SUBSCRIBE, UNSUBSCRIBE, SET_DELIVERY)
@@ -130,11 +130,6 @@ def confirmed_by_its_address(change: Change) -> Callable[..., str]:
         return change(app, session, mlist, row.address, dict(row.payload or {}))
 
     return action
-
-
-ACTIONS[SUBSCRIBE] = confirmed_by_its_address(subscribe)
-ACTIONS[UNSUBSCRIBE] = confirmed_by_its_address(unsubscribe)
-ACTIONS[SET_DELIVERY] = confirmed_by_its_address(set_delivery)
 
 
 def pending_confirmations(session: Session, list_id: int) -> list[Token]:

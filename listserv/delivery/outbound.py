@@ -17,8 +17,10 @@ from email.message import Message
 from sqlalchemy import Insert, Select, func, insert, literal, select
 from sqlalchemy.orm import Session
 
+from listserv.app import App
 from listserv.auth.dkim import Signer
 from listserv.mail.codec import to_bytes
+from listserv.store.lists import MailList
 from listserv.store.models import Delivery, Outgoing, UTCDateTime, utcnow
 
 
@@ -87,6 +89,34 @@ def queue_mail(
         session.execute(insert(Delivery), rows)
     session.info["wake_delivery"] = True
     return outgoing
+
+
+def send(
+    app: App,
+    session: Session,
+    mlist: MailList,
+    kind: str,
+    message: Message | bytes,
+    recipients: Iterable[str] | Select[tuple[str]],
+    *,
+    message_id: int | None = None,
+    mail_from: str = "",
+    signed: bool = True,
+) -> Outgoing:
+    """Queue mail of *mlist*: from its bounce address (or *mail_from*), in batches of the
+    configured size, signed when ``[dkim]`` is set and *signed* (personalized copies are
+    signed one by one at delivery instead)."""
+    return queue_mail(
+        session,
+        kind=kind,
+        mail_from=mail_from or mlist.address("bounces"),
+        message=message,
+        recipients=recipients,
+        batch_size=app.config.delivery.max_recipients,
+        signer=app.signer if signed else None,
+        list_id=mlist.id,
+        message_id=message_id,
+    )
 
 
 def _batch_row(outgoing_id: int, batch: list[str], now: object) -> dict:

@@ -163,6 +163,6 @@ def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:
         body=parts,
         list_name=list_name,
         domain=app.domain,
-        link=link_maker(app),
+        link=link_maker(app.config),
         finish=finisher(app, head, parts, marker.encode()),
     )

@@ -1,7 +1,7 @@
 """Delivery: one claimer takes due batches from the queue (several per transaction) and hands
 them to ``[delivery] connections`` workers; each worker sends a batch in one SMTP transaction
-over its own kept-open connection to the smarthost (``smtp_client``, pipelined) or writes it to
-the outbox directory, then records what became of every recipient.
+over its own kept-open connection to the smarthost or writes it to the outbox directory
+(``senders``), then records what became of every recipient.
 
 A refused RCPT never fails the rest of its batch. A temporary failure (4xx, a dropped
 connection) queues the recipients that were not refused again, with back-off, until
@@ -16,24 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from sqlalchemy import ColumnElement, case, func, insert, select, text, update
+from sqlalchemy import ColumnElement, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.bounces.scores import delivery_failures
-from listserv.config import DeliveryConfig, host_port
+from listserv.config import DeliveryConfig
 from listserv.delivery.personalize import Personalized, load_payload
-from listserv.delivery.smtp_client import LOST, Result, SmtpConnection, SmtpError, data_payload
+from listserv.delivery.senders import Sender, make_sender
+from listserv.delivery.smtp_client import Result
 from listserv.mail.addresses import domain_of
-from listserv.store.claims import lock_rows, nap
+from listserv.store.claims import claim_rows, nap
 from listserv.store.db import transaction
 from listserv.store.models import Delivery, Outgoing, RecipientFailure, utcnow
 
@@ -52,115 +49,6 @@ class Batch:
     claimed_by: str = ""
 
 
-class SmtpSender:
-    """One connection to the smarthost, kept open across transactions."""
-
-    def __init__(self, config: DeliveryConfig, helo_name: str) -> None:
-        self.host, self.port = host_port(config.smarthost, "delivery.smarthost")
-        self.timeout = config.timeout
-        self.helo_name = helo_name
-        self.connection: SmtpConnection | None = None
-        self.raw = b""
-        self.payload = b""
-
-    def _payload(self, raw: bytes) -> bytes:
-        # Workers hand in the same bytes object for every batch of a message.
-        if raw is not self.raw:
-            self.raw, self.payload = raw, data_payload(raw)
-        return self.payload
-
-    async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> Result:
-        payload = self._payload(raw)
-        return await self._run(
-            recipients,
-            lambda connection, result: connection.send(mail_from, recipients, payload, result),
-        )
-
-    async def send_each(self, copies: list[tuple[str, str, bytes]]) -> Result:
-        """One transaction per (envelope sender, recipient, message)."""
-        payloads = [(mail_from, rcpt, data_payload(raw)) for mail_from, rcpt, raw in copies]
-        return await self._run(
-            [rcpt for _, rcpt, _ in copies],
-            lambda connection, result: connection.send_each(payloads, result),
-        )
-
-    async def _run(
-        self,
-        recipients: list[str],
-        transactions: Callable[[SmtpConnection, Result], Awaitable[None]],
-    ) -> Result:
-        result = Result()
-        while True:
-            fresh = self.connection is None
-            try:
-                if self.connection is None:
-                    self.connection = await SmtpConnection.connect(
-                        self.host, self.port, self.timeout, self.helo_name
-                    )
-                replies_before = self.connection.replies.count
-                await transactions(self.connection, result)
-                return result
-            except (SmtpError, OSError, TimeoutError) as error:
-                stale = not fresh and self.connection.replies.count == replies_before  # type: ignore[union-attr]
-                self.abort()
-                if stale:
-                    continue  # the server had closed the idle connection: use a new one now
-                return result.fail(result.undecided(recipients), *_temporary(error))
-
-    def abort(self) -> None:
-        connection, self.connection = self.connection, None
-        if connection is not None:
-            connection.abort()
-
-    async def close(self) -> None:
-        connection, self.connection = self.connection, None
-        if connection is not None:
-            await connection.quit()
-
-
-def _temporary(error: Exception) -> tuple[int, str]:
-    """A broken connection or an unusable smarthost says nothing about the recipients: their
-    delivery is retried whatever the code."""
-    if isinstance(error, SmtpError):
-        return (error.code if error.code < 500 else LOST), error.text
-    return LOST, f"connection failed: {error or type(error).__name__}"
-
-
-class OutboxSender:
-    """Writes each transaction to a file in a directory, envelope first: for trying the
-    server where there is no MTA."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.counter = itertools.count(1)
-        directory.mkdir(parents=True, exist_ok=True)
-
-    async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> Result:
-        envelope = f"X-Envelope-From: <{mail_from}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n"
-        name = f"{utcnow():%Y%m%d-%H%M%S}-{os.getpid()}-{next(self.counter)}.eml"
-        await asyncio.to_thread((self.directory / name).write_bytes, envelope.encode() + raw)
-        return Result(accepted=list(recipients))
-
-    async def send_each(self, copies: list[tuple[str, str, bytes]]) -> Result:
-        result = Result()
-        for mail_from, rcpt, raw in copies:
-            result.accepted.extend((await self.send(mail_from, [rcpt], raw)).accepted)
-        return result
-
-    async def close(self) -> None:
-        return None
-
-
-Sender = SmtpSender | OutboxSender
-
-
-def make_sender(app: App) -> Sender:
-    delivery = app.config.delivery
-    if delivery.outbox:
-        return OutboxSender(app.config.resolve(delivery.outbox))
-    return SmtpSender(delivery, app.domain)
-
-
 @contextlib.contextmanager
 def bookkeeping(app: App) -> Iterator[Session]:
     """A transaction recording delivery progress. On PostgreSQL its commit does not wait for
@@ -172,7 +60,7 @@ def bookkeeping(app: App) -> Iterator[Session]:
         yield session
 
 
-def claim(app: App, instance_id: str, limit: int) -> list[Batch]:
+def claim_batches(app: App, instance_id: str, limit: int) -> list[Batch]:
     """Take up to *limit* due batches for this process, in one short transaction."""
     now = utcnow()
     with bookkeeping(app) as session:
@@ -182,15 +70,8 @@ def claim(app: App, instance_id: str, limit: int) -> list[Batch]:
             .order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(limit)
         )
-        # The claim is one UPDATE: SQLite takes its write lock before reading, so two
-        # processes never both see a batch queued.
-        ids = session.scalars(
-            update(Delivery)
-            .where(Delivery.id.in_(lock_rows(due, session)), Delivery.status == "queued")
-            .values(status="sending", claimed_by=instance_id)
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)
-        ).all()
+        queued = Delivery.status == "queued"
+        ids = claim_rows(session, Delivery, due, queued, status="sending", claimed_by=instance_id)
         if not ids:
             return []
         rows = session.execute(
@@ -288,7 +169,7 @@ def record_failures(
     now: datetime,
 ) -> None:
     """Recipients that will not get this message: kept for ``queue status`` and
-    ``queue retry``, and counted against the member like a bounce (bounces.py)."""
+    ``queue retry``, and counted against the member like a bounce (``App.on_refused``)."""
     session.execute(
         insert(RecipientFailure),
         [
@@ -304,7 +185,8 @@ def record_failures(
             for address, (code, reason) in failures.items()
         ],
     )
-    delivery_failures(app, session, outgoing_id, failures)
+    if app.on_refused is not None:
+        app.on_refused(app, session, outgoing_id, failures)
 
 
 def still_ours(batch: Batch) -> ColumnElement[bool]:
@@ -355,7 +237,7 @@ async def run_claimer(
     while True:
         wakeup.clear()
         try:
-            batches = await asyncio.to_thread(claim, app, instance_id, limit)
+            batches = await asyncio.to_thread(claim_batches, app, instance_id, limit)
         except Exception:
             log.exception("could not claim deliveries")
             batches = []
@@ -397,7 +279,7 @@ async def run_delivery(
 ) -> None:
     """Run ``[delivery] connections`` workers fed by one claimer until *stopping* is set;
     then the batches already claimed are sent (so a clean stop sends nothing twice) and the
-    workers end. Cancelling cuts that short; ``unregister`` gives back what is left."""
+    workers end. Cancelling cuts that short; ``unregister_instance`` gives back what is left."""
     connections = app.config.delivery.connections
     queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=connections)
     claimer = asyncio.create_task(run_claimer(app, instance_id, queue, wakeup, poll))
@@ -413,57 +295,3 @@ async def run_delivery(
         for task in [claimer, *workers]:
             task.cancel()
         await asyncio.gather(claimer, *workers, return_exceptions=True)
-
-
-def resend_failed(app: App, domain: str | None = None) -> int:
-    """Queue failed recipients again (``queue retry``); returns how many."""
-    config = app.config.delivery
-    with transaction(app.sessions) as session:
-        query = select(RecipientFailure).where(RecipientFailure.resent.is_(False))
-        if domain:
-            query = query.where(RecipientFailure.domain == domain.lower())
-        failures = list(session.scalars(query.order_by(RecipientFailure.outgoing_id)))
-        by_outgoing: dict[int, list[str]] = {}
-        for failure in failures:
-            by_outgoing.setdefault(failure.outgoing_id, []).append(failure.address)
-            failure.resent = True
-        now = utcnow()
-        for outgoing_id, addresses in by_outgoing.items():
-            for start in range(0, len(addresses), config.max_recipients):
-                chunk = addresses[start : start + config.max_recipients]
-                session.add(
-                    Delivery(
-                        outgoing_id=outgoing_id,
-                        recipients="\n".join(chunk),
-                        count=len(chunk),
-                        created_at=now,
-                        next_attempt_at=now,
-                    )
-                )
-        session.info["wake_delivery"] = True
-    return len(failures)
-
-
-def queue_counts(app: App) -> dict[str, int]:
-    """Recipients by state: queued (due now), deferred (waiting to retry), sending, sent,
-    failed."""
-    state = case(
-        (
-            (Delivery.status == "queued") & (Delivery.attempts > 0),
-            "deferred",
-        ),
-        else_=Delivery.status,
-    )
-    counts = {"queued": 0, "deferred": 0, "sending": 0, "sent": 0, "failed": 0}
-    with app.sessions() as session:
-        for name, total in session.execute(select(state, func.sum(Delivery.count)).group_by(state)):
-            counts[name] = counts.get(name, 0) + int(total or 0)
-        counts["failed"] = (
-            session.scalar(
-                select(func.count())
-                .select_from(RecipientFailure)
-                .where(RecipientFailure.resent.is_(False))
-            )
-            or 0
-        )
-    return counts

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.auth.authentication import authenticate_stored, prepend, stamp
-from listserv.delivery.outbound import queue_mail
+from listserv.delivery.outbound import send
 from listserv.mail.codec import parse
 from listserv.mail.headers import one_line
 from listserv.store.lists import MailList
@@ -67,17 +67,7 @@ def forward_to_owners(app: App, session: Session, mlist: MailList, stored: Inbox
     refusal = loop_refusal(message, stored.mail_from, owner)
     if refusal:
         return refusal
-    stamp(message, authenticate_stored(app, stored, message), app.domain)
+    stamp(message, authenticate_stored(app.resolver, stored, message), app.domain)
     mark_forwarded(message, stored.mail_from, owner)
-    queue_mail(
-        session,
-        kind="forward",
-        mail_from=mlist.address("bounces"),
-        message=message,
-        recipients=owners,
-        batch_size=app.config.delivery.max_recipients,
-        signer=app.signer,
-        list_id=mlist.id,
-        message_id=stored.id,
-    )
+    send(app, session, mlist, "forward", message, owners, message_id=stored.id)
     return "forwarded to owners"

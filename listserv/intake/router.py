@@ -16,15 +16,14 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from listserv.app import App
-from listserv.bounces.scores import handle_bounce
+from listserv.bounces.actions import handle_bounce
 from listserv.commands.confirm import handle_confirm
 from listserv.commands.request import handle_join, handle_leave, handle_request
 from listserv.intake.owner import forward_to_owners
 from listserv.mail.addresses import parse_recipient
-from listserv.moderation import decisions  # noqa: F401 - registers the moderation token actions
 from listserv.posting.aliases import alias_is_live, forward_to_poster
 from listserv.posting.pipeline import process_post
-from listserv.store.claims import lock_rows, nap
+from listserv.store.claims import claim_rows, nap
 from listserv.store.db import describe, transaction
 from listserv.store.lists import MailList, get_list, list_names
 from listserv.store.models import InboxMessage, utcnow
@@ -61,9 +60,8 @@ def handle(app: App, session: Session, stored: InboxMessage) -> str:
     return HANDLERS[target.role](app, session, mlist, stored)
 
 
-def claim(app: App, instance_id: str) -> list[int]:
-    """Take up to ``CLAIM_BATCH`` new messages. The claim is one ``UPDATE``: SQLite takes its
-    write lock before reading, so two processes never both see a message unclaimed."""
+def claim_messages(app: App, instance_id: str) -> list[int]:
+    """Take up to ``CLAIM_BATCH`` new messages, oldest first."""
     with transaction(app.sessions) as session:
         # Our own claims are left over from a pass the database interrupted.
         claimable = (
@@ -73,13 +71,7 @@ def claim(app: App, instance_id: str) -> list[int]:
         oldest = (
             select(InboxMessage.id).where(*claimable).order_by(InboxMessage.id).limit(CLAIM_BATCH)
         )
-        ids = session.scalars(
-            update(InboxMessage)
-            .where(InboxMessage.id.in_(lock_rows(oldest, session)), *claimable)
-            .values(claimed_by=instance_id)
-            .returning(InboxMessage.id)
-            .execution_options(synchronize_session=False)
-        ).all()
+        ids = claim_rows(session, InboxMessage, oldest, *claimable, claimed_by=instance_id)
     return sorted(ids)
 
 
@@ -159,7 +151,7 @@ async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: fl
     while True:
         wakeup.clear()
         try:
-            ids = await asyncio.to_thread(claim, app, instance_id)
+            ids = await asyncio.to_thread(claim_messages, app, instance_id)
             for message_id in ids:
                 await asyncio.to_thread(process, app, message_id)
         except SQLAlchemyError as error:

@@ -21,12 +21,12 @@ from listserv.mail.text import plain_text
 from listserv.moderation.verdicts import read_verdict
 from listserv.notices import allow_auto_reply, is_automated, notice, send_notice
 from listserv.posting.accepted import accept_sender
-from listserv.posting.hold import MODERATE, WITHDRAW, may_tell_poster, moderators_of, original_of
+from listserv.posting.hold import MODERATE, may_tell_poster, moderators_of, original_of
 from listserv.posting.pipeline import distribute
 from listserv.store.lists import MailList
 from listserv.store.members import find_member
 from listserv.store.models import HeldMessage, Token, utcnow
-from listserv.store.tokens import ACTIONS, use
+from listserv.store.tokens import use
 
 # What each verdict makes of a held post.
 STATUS = {
@@ -190,10 +190,6 @@ def withdraw_by_mail(
     app: App, session: Session, mlist: MailList, row: Token, message: EmailMessage, sender: str
 ) -> str:
     return decide_by_mail(app, session, mlist, row, message, sender, ("withdraw",))
-
-
-ACTIONS[MODERATE] = moderate_by_mail
-ACTIONS[WITHDRAW] = withdraw_by_mail
 
 
 def held_posts(

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from listserv.app import App
 from listserv.auth.authentication import authenticate_stored, stamp
 from listserv.auth.dmarc import ENFORCING, Mitigation, Policy, display_name_of
-from listserv.delivery.outbound import queue_mail
+from listserv.delivery.outbound import send
 from listserv.mail.addresses import Target, format_address, parse_recipient, sender_of
 from listserv.mail.codec import parse
 from listserv.mail.templates import one_line
@@ -103,19 +103,9 @@ def forward_to_poster(app: App, session: Session, mlist: MailList, stored: Inbox
     message = parse(stored.raw)
     if message.get(LOOP_HEADER):
         return "discarded: alias mail came back (loop)"
-    stamp(message, authenticate_stored(app, stored, message), app.domain)
+    stamp(message, authenticate_stored(app.resolver, stored, message), app.domain)
     message[LOOP_HEADER] = mlist.address("alias", row.alias)
-    queue_mail(
-        session,
-        kind="forward",
-        mail_from=mlist.address("bounces"),
-        message=message,
-        recipients=[row.address],
-        batch_size=1,
-        signer=app.signer,
-        list_id=mlist.id,
-        message_id=stored.id,
-    )
+    send(app, session, mlist, "forward", message, [row.address], message_id=stored.id)
     return "forwarded to the poster of an alias"
 
 

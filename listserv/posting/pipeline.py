@@ -13,9 +13,9 @@ from listserv.archive.store import archive_post
 from listserv.auth.authentication import Authentication, authenticate_stored, stamp
 from listserv.auth.dmarc import Mitigation, lookup_policy, mitigate
 from listserv.auth.one_click import link_maker
-from listserv.delivery.outbound import queue_mail
+from listserv.delivery.outbound import send
 from listserv.delivery.personalize import prepare_post, sends_personalized
-from listserv.digests.schedule import add_to_digest
+from listserv.digests.issues import add_to_digest
 from listserv.mail.addresses import sender_of
 from listserv.mail.codec import parse, subject_of, to_bytes
 from listserv.mail.headers import one_line
@@ -67,7 +67,7 @@ def evaluate(
 def process_post(app: App, session: Session, mlist: MailList, stored: InboxMessage) -> str:
     """Run one received post through the rules; returns what became of it."""
     message = parse(stored.raw)
-    authentication = authenticate_stored(app, stored, message)
+    authentication = authenticate_stored(app.resolver, stored, message)
     post, decision = evaluate(session, mlist, message, stored, authentication)
     if decision.action in ("accept", "hold"):
         log_post(session, mlist.id, post.sender, utcnow())
@@ -128,7 +128,7 @@ def distribute(
     if authentication is None and message_id is not None:
         stored_message = session.get(InboxMessage, message_id)
         authentication = (
-            authenticate_stored(app, stored_message, message) if stored_message else None
+            authenticate_stored(app.resolver, stored_message, message) if stored_message else None
         )
     if authentication is not None:
         policy = authentication.policy
@@ -145,19 +145,20 @@ def distribute(
 
     personalized = sends_personalized(app)
     if personalized:
-        stored, marker = prepare_post(message, decorated, one_click=link_maker(app) is not None)
+        stored, marker = prepare_post(
+            message, decorated, one_click=link_maker(app.config) is not None
+        )
     else:
         stored, marker = to_bytes(decorated(message, "")), ""
-    outgoing = queue_mail(
+    outgoing = send(
+        app,
         session,
-        kind="post",
-        mail_from=mlist.address("bounces"),
-        message=stored,
-        recipients=recipients_query(mlist.id),
-        batch_size=app.config.delivery.max_recipients,
-        signer=None if personalized else app.signer,
-        list_id=mlist.id,
+        mlist,
+        "post",
+        stored,
+        recipients_query(mlist.id),
         message_id=message_id,
+        signed=not personalized,
     )
     outgoing.personalized = personalized
     outgoing.footer_marker = marker

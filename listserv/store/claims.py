@@ -13,8 +13,9 @@ import os
 import socket
 import uuid
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Select, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from listserv.store.db import transaction
@@ -23,17 +24,17 @@ from listserv.store.models import Delivery, InboxMessage, Instance, utcnow
 MISSED_BEATS = 3
 
 
-def register(sessions: sessionmaker[Session]) -> str:
+def register_instance(sessions: sessionmaker[Session]) -> str:
     instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     with transaction(sessions) as session:
         session.add(Instance(id=instance_id, hostname=socket.gethostname(), pid=os.getpid()))
     return instance_id
 
 
-def unregister(sessions: sessionmaker[Session], instance_id: str) -> None:
+def unregister_instance(sessions: sessionmaker[Session], instance_id: str) -> None:
     """A clean stop: give back everything still claimed, then leave."""
     with transaction(sessions) as session:
-        release(session, [instance_id])
+        release_claims(session, [instance_id])
         session.execute(delete(Instance).where(Instance.id == instance_id))
 
 
@@ -46,13 +47,13 @@ def beat(sessions: sessionmaker[Session], instance_id: str, interval: float) -> 
         cutoff = now - timedelta(seconds=interval * MISSED_BEATS)
         dead = list(session.scalars(select(Instance.id).where(Instance.heartbeat_at < cutoff)))
         if dead:
-            release(session, dead)
+            release_claims(session, dead)
             session.execute(delete(Instance).where(Instance.id.in_(dead)))
         release_orphans(session)
     return len(dead)
 
 
-def release(session: Session, instance_ids: list[str]) -> None:
+def release_claims(session: Session, instance_ids: list[str]) -> None:
     session.execute(
         update(InboxMessage)
         .where(InboxMessage.claimed_by.in_(instance_ids), InboxMessage.status == "new")
@@ -78,6 +79,28 @@ def release_orphans(session: Session) -> None:
         update(Delivery)
         .where(Delivery.status == "sending", Delivery.claimed_by.not_in(alive))
         .values(status="queued", claimed_by=None)
+    )
+
+
+def claim_rows(
+    session: Session,
+    model: Any,
+    candidates: Select[Any],
+    *still_free: ColumnElement[bool],
+    **taken: Any,
+) -> list[int]:
+    """Mark those of the *candidates* rows (a select of ``model.id``) that are *still_free*
+    as taken (the column values *taken*) and return their ids. The claim is one ``UPDATE``:
+    SQLite takes its write lock before reading, and PostgreSQL skips rows another transaction
+    holds, so two processes never both take a row."""
+    return list(
+        session.scalars(
+            update(model)
+            .where(model.id.in_(lock_rows(candidates, session)), *still_free)
+            .values(**taken)
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
     )
 
 

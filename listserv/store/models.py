@@ -82,7 +82,7 @@ class Member(Base):
     # Set when delivery is stopped for a reason other than the member's choice (bounces).
     disabled_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     subscribed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Bounce processing (bounces.py): when the score last rose, the probe sent before
+    # Bounce processing (bounces/actions.py): when the score last rose, the probe sent before
     # disabling (SHA-256 of its token), and the warnings sent since delivery was disabled.
     last_bounce_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     probe_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -32,7 +32,7 @@ def posts_since(session: Session, list_id: int, since: datetime, sender: str | N
     return session.scalar(query) or 0
 
 
-def prune(session: Session, now: datetime) -> int:
+def prune_post_log(session: Session, now: datetime) -> int:
     """Forget posts older than the counting window; returns how many."""
     result = session.execute(delete(PostRecord).where(PostRecord.posted_at <= now - WINDOW))
     return result.rowcount  # type: ignore[attr-defined]

@@ -2,9 +2,9 @@
 
 A token is 128+ bits from ``secrets``, handed out once (in a confirmation or moderation
 request, as ``NAME-confirm+TOKEN@domain``), stored only as a hash, bound to a list, an action
-and (usually) an address, single-use and expiring. Features register what a token of their
-action does in ``ACTIONS``; the ``-confirm`` address and the ``confirm TOKEN`` command both
-dispatch through it.
+and (usually) an address, single-use and expiring. What a token of each action does is the
+table ``commands.confirm.ACTIONS``; the ``-confirm`` address and the ``confirm TOKEN`` command
+both dispatch through it.
 """
 
 from __future__ import annotations
@@ -13,18 +13,12 @@ import base64
 import hashlib
 import re
 import secrets
-from collections.abc import Callable
 from datetime import timedelta
-from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from listserv.store.models import Token, utcnow
-
-if TYPE_CHECKING:
-    from listserv.app import App
-    from listserv.store.lists import MailList
 
 TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
@@ -75,11 +69,3 @@ def lookup(session: Session, list_id: int, token: str) -> Token | None:
 
 def use(row: Token) -> None:
     row.used_at = utcnow()
-
-
-# What each action does when its token comes back, given the list, the live token row, the
-# mail that carried it and its sender; returns one line saying what was done (for the reply
-# and the log). It calls ``use(row)`` itself once the action is taken. Registered by each
-# feature: ACTIONS["subscribe"] = confirm_subscription.
-ConfirmAction = Callable[["App", Session, "MailList", Token, EmailMessage, str], str]
-ACTIONS: dict[str, ConfirmAction] = {}

@@ -12,7 +12,8 @@ import pytest
 
 from listserv.auth.one_click import load_secret, make_token, read_token
 from listserv.bounces.feedback import is_feedback_report
-from listserv.bounces.scores import classify, next_score, read_bounce
+from listserv.bounces.reports import classify, read_bounce
+from listserv.bounces.scores import next_score
 from listserv.config import ListConfig
 from listserv.delivery.personalize import (
     Personalized,

@@ -12,7 +12,10 @@ import pytest
 from digest_support import burst, digest_parts, html_and_text, lines
 
 from listserv.config import ConfigError, DigestConfig, ListConfig
-from listserv.digests.format import Issue, html_digest, mime_digest, plain_digest
+from listserv.digests.format import Issue
+from listserv.digests.html import html_digest
+from listserv.digests.mime import mime_digest
+from listserv.digests.plain import plain_digest
 from listserv.digests.schedule import Pending, advance, is_due, next_due
 from listserv.mail.codec import parse, to_bytes
 from listserv.mail.html_content import html_to_text, sanitize_html

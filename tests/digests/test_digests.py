@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from support import DOMAIN, WAIT, Received, RunningServer, Sink, cli, list_table, make_message
 
 from listserv.config import load_config
-from listserv.digests.schedule import send_due
+from listserv.digests.issues import send_due
 from listserv.server import prepare
 from listserv.store.models import DigestEntry, DigestState, Outgoing
 

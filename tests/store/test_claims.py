@@ -21,7 +21,7 @@ from listserv.delivery.outbound import queue_mail
 from listserv.delivery.smtp_client import Result
 from listserv.intake import router
 from listserv.server import prepare
-from listserv.store.claims import release
+from listserv.store.claims import release_claims
 from listserv.store.db import transaction
 from listserv.store.models import Delivery, InboxMessage, RecipientFailure
 
@@ -58,9 +58,9 @@ def test_a_message_is_claimed_by_one_process_only(apps: tuple[App, App]) -> None
     with transaction(first.sessions) as session:
         for _ in range(5):
             session.add(InboxMessage(mail_from="a@x.example", rcpt_to=f"test@{DOMAIN}", raw=b"x"))
-    theirs = when_claim_has_read(first, lambda: router.claim(second, "second"))
-    ours = router.claim(first, "first")
-    theirs += router.claim(second, "second")
+    theirs = when_claim_has_read(first, lambda: router.claim_messages(second, "second"))
+    ours = router.claim_messages(first, "first")
+    theirs += router.claim_messages(second, "second")
     assert sorted(ours + theirs) == [1, 2, 3, 4, 5]
     assert not set(ours) & set(theirs)
 
@@ -81,9 +81,9 @@ def queue_batches(app: App, count: int) -> None:
 def test_a_batch_is_claimed_by_one_process_only(apps: tuple[App, App]) -> None:
     first, second = apps
     queue_batches(first, 6)
-    theirs = when_claim_has_read(first, lambda: delivery.claim(second, "second", 3))
-    ours = delivery.claim(first, "first", 3)
-    theirs += delivery.claim(second, "second", 3)
+    theirs = when_claim_has_read(first, lambda: delivery.claim_batches(second, "second", 3))
+    ours = delivery.claim_batches(first, "first", 3)
+    theirs += delivery.claim_batches(second, "second", 3)
     ids = [b.id for b in ours + theirs]
     assert sorted(ids) == [1, 2, 3, 4, 5, 6]
 
@@ -108,11 +108,11 @@ def test_a_process_that_lost_its_batch_records_nothing_over_the_new_owner(
 ) -> None:
     first, second = apps
     queue_batches(first, 1)
-    (stalled,) = delivery.claim(first, "first", 1)
+    (stalled,) = delivery.claim_batches(first, "first", 1)
     # "first" missed three heartbeats: its claims are released and "second" takes the batch.
     with transaction(first.sessions) as session:
-        release(session, ["first"])
-    (taken,) = delivery.claim(second, "second", 1)
+        release_claims(session, ["first"])
+    (taken,) = delivery.claim_batches(second, "second", 1)
     result = Result()
     if outcome == "accepted":
         result.accepted.append("m0@x.example")
@@ -131,9 +131,9 @@ def test_a_process_that_lost_its_batch_records_nothing_over_the_new_owner(
 def test_a_released_batch_nobody_took_yet_is_recorded(apps: tuple[App, App]) -> None:
     first, _ = apps
     queue_batches(first, 1)
-    (stalled,) = delivery.claim(first, "first", 1)
+    (stalled,) = delivery.claim_batches(first, "first", 1)
     with transaction(first.sessions) as session:
-        release(session, ["first"])
+        release_claims(session, ["first"])
     delivery.record(first, stalled, Result(accepted=["m0@x.example"]))
     # Sent once already: not sent again.
     assert rows(first) == [(stalled.id, "sent", None)]
