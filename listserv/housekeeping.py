@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Delete, delete, exists, or_, select
@@ -37,8 +38,11 @@ log = logging.getLogger(__name__)
 AUTO_REPLY_WINDOW = timedelta(days=1)
 
 
-def prune(app: App, now: datetime | None = None) -> dict[str, int]:
-    """Delete what is no longer needed as of *now*; returns how many rows, by table."""
+def prune(
+    app: App, now: datetime | None = None, progress: Callable[[int, int], None] | None = None
+) -> dict[str, int]:
+    """Delete what is no longer needed as of *now*; returns how many rows, by table.
+    *progress* is told (tables done, tables in all) after each table."""
     now = now or utcnow()
     cutoff = now - timedelta(days=app.config.server.retention_days)
     unfinished = exists().where(
@@ -46,33 +50,38 @@ def prune(app: App, now: datetime | None = None) -> dict[str, int]:
     )
     held = select(HeldMessage.message_id).where(HeldMessage.status == "pending")
     in_digest = select(DigestEntry.message_id).where(DigestEntry.message_id.is_not(None))
+    steps: dict[str, Callable[[Session], int]] = {
+        "tokens": lambda session: _count(
+            session, delete(Token).where(or_(Token.used_at < cutoff, Token.expires_at < cutoff))
+        ),
+        "member_events": lambda session: _count(
+            session, delete(MemberEvent).where(MemberEvent.received_at < cutoff)
+        ),
+        "post_log": lambda session: prune_post_log(session, now),
+        "auto_replies": lambda session: _count(
+            session, delete(AutoReply).where(AutoReply.sent_at <= now - AUTO_REPLY_WINDOW)
+        ),
+        # Deliveries and recipient failures go with their message (ON DELETE CASCADE).
+        "outgoing": lambda session: _count(
+            session, delete(Outgoing).where(Outgoing.created_at < cutoff, ~unfinished)
+        ),
+        "messages": lambda session: _count(
+            session,
+            delete(InboxMessage).where(
+                InboxMessage.status != "new",
+                InboxMessage.received_at < cutoff,
+                InboxMessage.id.not_in(held),
+                InboxMessage.id.not_in(in_digest),
+            ),
+        ),
+    }
+    counts = {}
     with transaction(app.sessions) as session:
-        return {
-            "tokens": _count(
-                session,
-                delete(Token).where(or_(Token.used_at < cutoff, Token.expires_at < cutoff)),
-            ),
-            "member_events": _count(
-                session, delete(MemberEvent).where(MemberEvent.received_at < cutoff)
-            ),
-            "post_log": prune_post_log(session, now),
-            "auto_replies": _count(
-                session, delete(AutoReply).where(AutoReply.sent_at <= now - AUTO_REPLY_WINDOW)
-            ),
-            # Deliveries and recipient failures go with their message (ON DELETE CASCADE).
-            "outgoing": _count(
-                session, delete(Outgoing).where(Outgoing.created_at < cutoff, ~unfinished)
-            ),
-            "messages": _count(
-                session,
-                delete(InboxMessage).where(
-                    InboxMessage.status != "new",
-                    InboxMessage.received_at < cutoff,
-                    InboxMessage.id.not_in(held),
-                    InboxMessage.id.not_in(in_digest),
-                ),
-            ),
-        }
+        for done, (table, step) in enumerate(steps.items(), 1):
+            counts[table] = step(session)
+            if progress is not None:
+                progress(done, len(steps))
+    return counts
 
 
 def _count(session: Session, statement: Delete) -> int:

@@ -150,6 +150,6 @@ class Server:
         await self.stop()
 
 
-def serve(config: Config) -> None:
+def run_server(config: Config) -> None:
     app = prepare(config)
     asyncio.run(Server(app).run_until_signalled())

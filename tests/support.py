@@ -27,11 +27,12 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from click.testing import CliRunner
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from listserv.cli.main import main
 from listserv.config import load_config
 from listserv.server import Server, prepare
+from listserv.store.models import MemberEvent
 
 DOMAIN = "lists.example.org"
 WAIT = 15.0
@@ -387,3 +388,14 @@ class ServeProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def events(server: RunningServer) -> list[tuple[str, str, str]]:
+    with server.app.sessions() as session:
+        rows = session.scalars(select(MemberEvent).order_by(MemberEvent.id))
+        return [(e.address, e.kind, e.outcome) for e in rows]
+
+
+def add(server: RunningServer, *addresses: str) -> None:
+    result = cli(server.config_path, "members", "add", "test", "--no-welcome", *addresses)
+    assert result.exit_code == 0, result.output

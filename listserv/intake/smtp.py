@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from listserv.app import App
@@ -88,7 +88,8 @@ class IntakeHandler:
             return "\r\n".join(["552 5.3.4 Message too big"] * self._reply_count(envelope))
         try:
             ids = await asyncio.to_thread(
-                self._store,
+                store_messages,
+                self.app,
                 envelope.mail_from or "",
                 list(envelope.rcpt_tos),
                 raw,
@@ -111,33 +112,47 @@ class IntakeHandler:
     def _reply_count(self, envelope: Envelope) -> int:
         return len(envelope.rcpt_tos) if self.lmtp else 1
 
-    def _store(
-        self,
-        mail_from: str,
-        rcpt_tos: list[str],
-        raw: bytes,
-        peer: str | None,
-        helo: str | None,
-    ) -> list[int]:
-        now = utcnow()
-        rows = [
-            {
-                "received_at": now,
-                "mail_from": mail_from,
-                "rcpt_to": rcpt,
-                "raw": raw,
-                "status": "new",
-                "outcome": "",
-                "peer_ip": peer,
-                "helo": (helo or "")[:255] or None,
-            }
-            for rcpt in rcpt_tos
-        ]
-        with transaction(self.app.sessions) as session:
-            result = session.execute(
-                insert(InboxMessage).returning(InboxMessage.id, sort_by_parameter_order=True), rows
-            )
-            return list(result.scalars())
+
+def store_messages(
+    app: App,
+    mail_from: str,
+    rcpt_tos: list[str],
+    raw: bytes,
+    peer: str | None = None,
+    helo: str | None = None,
+    claimed_by: str | None = None,
+) -> list[int]:
+    """Commit *raw* to the inbox once per recipient; returns the new ids in *rcpt_tos* order.
+
+    *claimed_by* keeps the routers of running daemons off a message someone (``inject``) is
+    about to process itself."""
+    now = utcnow()
+    rows = [
+        {
+            "received_at": now,
+            "mail_from": mail_from,
+            "rcpt_to": rcpt,
+            "raw": raw,
+            "status": "new",
+            "outcome": "",
+            "peer_ip": peer,
+            "helo": (helo or "")[:255] or None,
+            "claimed_by": claimed_by,
+        }
+        for rcpt in rcpt_tos
+    ]
+    with transaction(app.sessions) as session:
+        result = session.execute(
+            insert(InboxMessage).returning(InboxMessage.id, sort_by_parameter_order=True), rows
+        )
+        return list(result.scalars())
+
+
+def inbox_backlog(app: App) -> int:
+    """Messages stored and not yet routed."""
+    with app.sessions() as session:
+        query = select(func.count()).select_from(InboxMessage).where(InboxMessage.status == "new")
+        return session.scalar(query) or 0
 
 
 def peer_ip(session: Session) -> str | None:

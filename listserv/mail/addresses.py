@@ -42,6 +42,12 @@ def normalize(address: str) -> str:
         raise InvalidAddress(f"not a mail address: {address!r}")
     if not ATOM.match(local) and not (local.startswith('"') and local.endswith('"')):
         raise InvalidAddress(f"not a mail address: {address!r}")
+    return f"{local.lower()}@{normalize_domain(domain)}"
+
+
+def normalize_domain(domain: str) -> str:
+    """``Мысал.Қаз`` → ``xn--80awbu3c.xn--80ao21a``: lower case, IDNA A-labels, two labels at
+    least."""
     try:
         ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
     except UnicodeError:
@@ -49,7 +55,7 @@ def normalize(address: str) -> str:
     labels = ascii_domain.split(".")
     if len(labels) < 2 or not all(LABEL.match(label) for label in labels):
         raise InvalidAddress(f"not a valid domain: {domain!r}")
-    return f"{local.lower()}@{ascii_domain}"
+    return ascii_domain
 
 
 def domain_of(address: str) -> str:

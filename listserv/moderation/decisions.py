@@ -25,7 +25,7 @@ from listserv.posting.hold import MODERATE, may_tell_poster, moderators_of, orig
 from listserv.posting.pipeline import distribute
 from listserv.store.lists import MailList
 from listserv.store.members import find_member
-from listserv.store.models import HeldMessage, Token, utcnow
+from listserv.store.models import HeldMessage, InboxMessage, Token, utcnow
 from listserv.store.tokens import use
 
 # What each verdict makes of a held post.
@@ -201,3 +201,9 @@ def held_posts(
     if not include_decided:
         query = query.where(HeldMessage.status == "pending")
     return list(session.scalars(query))
+
+
+def received_text(session: Session, post: HeldMessage) -> str:
+    """The held post as it was received (empty once housekeeping has deleted it)."""
+    stored = session.get(InboxMessage, post.message_id)
+    return stored.raw.decode("utf-8", "replace") if stored else ""

@@ -83,3 +83,15 @@ def save_list(session: Session, config: ListConfig) -> MailingList:
 
 def member_count(session: Session, list_id: int) -> int:
     return session.scalar(select(func.count()).where(Member.list_id == list_id)) or 0
+
+
+def list_exists(session: Session, name: str) -> bool:
+    return session.scalar(select(MailingList.id).where(MailingList.name == name)) is not None
+
+
+def delete_list(session: Session, list_id: int) -> None:
+    """Delete the list; the database deletes its members, tokens and held posts with it."""
+    row = session.get(MailingList, list_id)
+    if row is not None:
+        session.delete(row)
+        session.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session
@@ -82,26 +82,52 @@ def recipients(
 
 
 def import_members(
-    session: Session, list_id: int, entries: list[tuple[str, str]], delivery: str = "regular"
+    session: Session,
+    list_id: int,
+    entries: list[tuple[str, str]],
+    delivery: str = "regular",
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Subscribe every (display name, normalised address) of *entries* not yet a member, in
-    bulk; returns how many were added. An address given twice is added once."""
+    bulk; returns how many were added. An address given twice is added once. *progress* is
+    told (addresses done, addresses in all) after each chunk."""
     if delivery not in DELIVERY_MODES:
         raise ValueError(f"unknown delivery mode {delivery!r}")
     wanted: dict[str, str] = {}
     for display_name, address in entries:
         wanted.setdefault(address, display_name)
     addresses = list(wanted)
-    existing: set[str] = set()
+    added = 0
     for start in range(0, len(addresses), LOOKUP_CHUNK):
         chunk = addresses[start : start + LOOKUP_CHUNK]
         query = select(Member.address).where(Member.list_id == list_id, Member.address.in_(chunk))
-        existing.update(session.scalars(query))
-    new = [
-        {"list_id": list_id, "address": a, "display_name": wanted[a], "delivery": delivery}
-        for a in addresses
-        if a not in existing
-    ]
-    if new:
-        session.execute(insert(Member), new)
-    return len(new)
+        existing = set(session.scalars(query))
+        new = [
+            {"list_id": list_id, "address": a, "display_name": wanted[a], "delivery": delivery}
+            for a in chunk
+            if a not in existing
+        ]
+        if new:
+            session.execute(insert(Member), new)
+        added += len(new)
+        if progress is not None:
+            progress(start + len(chunk), len(addresses))
+    return added
+
+
+def members_of(session: Session, list_id: int) -> list[Member]:
+    """The list's members, by address."""
+    query = select(Member).where(Member.list_id == list_id).order_by(Member.address)
+    return list(session.scalars(query))
+
+
+def change_member(
+    member: Member, *, delivery: str | None = None, moderated: bool | None = None
+) -> None:
+    """Set what is given; None leaves a setting as it is."""
+    if delivery is not None:
+        if delivery not in DELIVERY_MODES:
+            raise ValueError(f"unknown delivery mode {delivery!r}")
+        member.delivery = delivery
+    if moderated is not None:
+        member.moderated = moderated

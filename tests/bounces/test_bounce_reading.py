@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from samples import dsn_bytes
 
 from listserv.auth.one_click import load_secret, make_token, read_token
 from listserv.bounces.feedback import is_feedback_report
@@ -88,23 +89,6 @@ def test_delayed_dsn_is_not_a_failure() -> None:
     assert [(f.address, f.kind) for f in read_bounce(email.message_from_bytes(report))] == [
         ("late@x.example", "delayed")
     ]
-
-
-def dsn_bytes(rcpt: str, action: str = "failed", status: str = "5.1.1", diag: str = "") -> bytes:
-    diag = diag or f"smtp; 550 {status} <{rcpt}>: Recipient address rejected: User unknown"
-    return (
-        "From: MAILER-DAEMON@mx.x.example (Mail Delivery System)\r\n"
-        f"To: test-bounces@{DOMAIN}\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
-        "\r\n--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you...\r\n"
-        "\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.x.example\r\n\r\n"
-        f"Final-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\n"
-        f"Diagnostic-Code: {diag}\r\n"
-        "\r\n--B--\r\n"
-    ).encode()
 
 
 def config(**settings: object) -> ListConfig:

@@ -6,20 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from samples import dsn_bytes
 from sqlalchemy import select
 from support import (
     DOMAIN,
     Received,
     RunningServer,
     Sink,
+    add,
     cli,
+    events,
     list_table,
     make_message,
     members_of,
 )
-from test_bounce_reading import dsn_bytes
 
-from listserv.store.models import Member, MemberEvent
+from listserv.store.models import Member
 
 SAMPLES = Path(__file__).parents[1] / "data" / "bounces"
 BOUNCES = f"test-bounces@{DOMAIN}"
@@ -33,17 +35,6 @@ def sample(name: str) -> bytes:
 def scores(server: RunningServer) -> dict[str, float]:
     with server.app.sessions() as session:
         return {m.address: m.bounce_score for m in session.scalars(select(Member))}
-
-
-def events(server: RunningServer) -> list[tuple[str, str, str]]:
-    with server.app.sessions() as session:
-        rows = session.scalars(select(MemberEvent).order_by(MemberEvent.id))
-        return [(e.address, e.kind, e.outcome) for e in rows]
-
-
-def add(server: RunningServer, *addresses: str) -> None:
-    result = cli(server.config_path, "members", "add", "test", "--no-welcome", *addresses)
-    assert result.exit_code == 0, result.output
 
 
 def test_real_world_bounces_raise_the_right_members_score(start_server) -> None:

@@ -72,11 +72,12 @@ def test_lists_commands(config: Path) -> None:
     assert error(config, "lists", "create", "bad-owner", "--owner", "nobody").startswith(
         "not a mail address"
     )
-    assert error(config, "lists", "create", "x", "--posting", "all").startswith(
-        "lists.x.posting: expected one of open | members | moderated | announce"
+    assert error(config, "lists", "create", "x", "--posting", "all") == (
+        "error: Invalid value for '--posting': 'all' is not one of 'open', 'members', "
+        "'moderated', 'announce' (see 'listserv lists create --help')"
     )
     assert error(config, "lists", "create", "x-request").startswith(
-        "lists.name: 'x-request' is not a valid list name"
+        "NAME: 'x-request' is not a valid list name"
     )
     assert ok(config, "lists", "delete", "media-kg", "--yes") == "deleted media-kg\n"
     assert error(config, "lists", "show", "media-kg") == "no list named 'media-kg'"
@@ -112,7 +113,7 @@ def test_members_commands(config: Path, tmp_path: Path) -> None:
         ("user@xn--80awbu3c.xn--80ao21a", "regular"),
     ]
     assert ok(config, "members", "list", "environment-kz").splitlines()[0] == (
-        "a@x.example  regular  enabled"
+        "a@x.example                    regular  enabled"
     )
 
     out = ok(config, "members", "set", "environment-kz", "USER@мысал.қаз", "--delivery", "nomail")
@@ -122,8 +123,9 @@ def test_members_commands(config: Path, tmp_path: Path) -> None:
     assert error(
         config, "members", "set", "environment-kz", "z@x.example", "--delivery", "digest"
     ) == ("not a member of environment-kz: z@x.example")
-    result = cli(config, "members", "set", "environment-kz", "a@x.example", "--delivery", "weekly")
-    assert result.exit_code == 2 and "weekly" in result.stderr
+    assert "'weekly' is not one of 'regular'" in error(
+        config, "members", "set", "environment-kz", "a@x.example", "--delivery", "weekly"
+    )
 
     assert error(config, "members", "remove", "environment-kz", "z@x.example") == (
         "not a member of environment-kz: z@x.example"

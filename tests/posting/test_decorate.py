@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 import pytest
+from samples import SIGNED, SIGNED_PART, assert_list_headers, signed_entity
 
 from listserv.config import ListConfig
 from listserv.mail.codec import parse, to_bytes
@@ -125,19 +126,6 @@ def test_list_headers_of_rfc_2369_and_2919() -> None:
     got = received(message)
     assert_list_headers(got, "environment-kz", "Окружающая среда — Казахстан")
     assert got["Approved"] is None
-
-
-def assert_list_headers(got: EmailMessage, name: str, title: str) -> None:
-    """The RFC 2369/2919 headers, Precedence and loop marker of list NAME, each once."""
-    phrase = f'"{title}"' if title.isascii() else title  # RFC 2047 words are never quoted
-    assert got.get_all("List-Id") == [f"{phrase} <{name}.{DOMAIN}>"]
-    assert got.get_all("List-Post") == [f"<mailto:{name}@{DOMAIN}>"]
-    assert got.get_all("List-Help") == [f"<mailto:{name}-request@{DOMAIN}?subject=help>"]
-    assert got.get_all("List-Subscribe") == [f"<mailto:{name}-join@{DOMAIN}>"]
-    assert got.get_all("List-Unsubscribe") == [f"<mailto:{name}-leave@{DOMAIN}>"]
-    assert got.get_all("List-Owner") == [f"<mailto:{name}-owner@{DOMAIN}>"]
-    assert got.get_all("Precedence") == ["list"]
-    assert got.get_all("X-BeenThere") == [f"{name}@{DOMAIN}"]
 
 
 def test_announce_list_says_list_post_no() -> None:
@@ -287,34 +275,6 @@ def test_multipart_alternative_is_kept_whole_beside_the_footer() -> None:
     assert text_of(plain) == TEXT
     assert "Привет, коллеги!" in html.get_content()
     assert text_of(footer) == FOOTER
-
-
-SIGNED_PART = (
-    b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Transfer-Encoding: 8bit\r\n"
-    b"\r\n" + "Подписанный текст.  \r\nС пробелами в конце строки.   \r\n".encode()
-)
-SIGNED = (
-    b"From: a@x.example\r\n"
-    b"To: environment-kz@lists.example.org\r\n"
-    b"Subject: signed\r\n"
-    b"MIME-Version: 1.0\r\n"
-    b'Content-Type: multipart/signed; micalg=pgp-sha256;\r\n protocol="application/pgp-signature";'
-    b' boundary="sig-boundary"\r\n'
-    b"\r\n"
-    b"This is an OpenPGP/MIME signed message.\r\n"
-    b"--sig-boundary\r\n" + SIGNED_PART + b"--sig-boundary\r\n"
-    b"Content-Type: application/pgp-signature; name=signature.asc\r\n"
-    b"\r\n"
-    b"-----BEGIN PGP SIGNATURE-----\r\niQEzBAEBCAAdFiEE\r\n-----END PGP SIGNATURE-----\r\n"
-    b"\r\n--sig-boundary--\r\n"
-)
-
-
-def signed_entity(raw: bytes) -> bytes:
-    """The bytes of the first part of the multipart/signed body, as a verifier sees them."""
-    start = raw.index(b"--sig-boundary\r\n") + len(b"--sig-boundary\r\n")
-    return raw[start : raw.index(b"\r\n--sig-boundary\r\n", start)]
 
 
 def test_signed_part_stays_byte_identical() -> None:

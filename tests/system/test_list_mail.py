@@ -7,9 +7,9 @@ import base64
 import json
 from email.message import EmailMessage
 
+from samples import SIGNED, assert_list_headers, signed_entity
 from sqlalchemy import select
 from support import DOMAIN, Received, RunningServer, Sink, cli, list_table, make_message
-from test_decorate import SIGNED, assert_list_headers, signed_entity
 
 from listserv.store.models import InboxMessage, Member
 

@@ -14,11 +14,12 @@ from support import (
     DOMAIN,
     RunningServer,
     Sink,
+    add,
+    events,
     list_table,
     make_message,
     members_of,
 )
-from test_bounces import add, events
 
 BASE_URL = "https://lists.example.org/listserv"
 
