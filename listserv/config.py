@@ -167,9 +167,12 @@ class WebConfig:
     listen: str = "127.0.0.1:8080"
     base_url: str = ""
     secret_file: str = "keys/web.secret"
+    # May moderate and manage every list on the portal.
+    admins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         host_port(self.listen, "web.listen")
+        object.__setattr__(self, "admins", _addresses(self.admins, "web.admins"))
         # The URL goes into every member's List-Unsubscribe header and footer as it is.
         if self.base_url and not WEB_BASE_URL.match(self.base_url):
             raise ConfigError(

@@ -26,7 +26,9 @@ from listserv.config import ConfigError, host_port
 from listserv.web.archive import archive_routes
 from listserv.web.one_click import one_click_routes
 from listserv.web.pages import SECURITY_HEADERS, Pages
+from listserv.web.routes import portal_routes
 from listserv.web.search import search_routes
+from listserv.web.sessions import Visitors
 
 STATIC = Path(__file__).parent / "static"
 
@@ -71,8 +73,10 @@ def make_web_app(app: App) -> Starlette:
         *one_click_routes(app),
         *archive_routes(app, pages),
         *search_routes(app, pages),
+        *portal_routes(app, pages),
     ]
     portal = Starlette(routes=routes, exception_handlers={404: not_found})
+    portal.add_middleware(Visitors, app=app)
     portal.add_middleware(SecurityHeaders)
     return portal
 

@@ -1,0 +1,110 @@
+"""What the portal keeps: signed-in sessions, single-use sign-in links and the requests that
+count against a rate limit. Secrets handed to a browser or mailed are stored as SHA-256 only,
+so a copy of the database signs nobody in.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from listserv.store.models import (
+    MailingList,
+    Member,
+    SignInLink,
+    WebAttempt,
+    WebSession,
+    utcnow,
+)
+from listserv.store.tokens import secret_digest
+
+SIGN_IN_LINK_LIFETIME = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(days=30)
+
+
+def new_secret() -> str:
+    """256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def create_session(session: Session, address: str) -> str:
+    token = new_secret()
+    session.add(
+        WebSession(
+            digest=secret_digest(token), address=address, expires_at=utcnow() + SESSION_LIFETIME
+        )
+    )
+    return token
+
+
+def session_address(session: Session, token: str) -> str | None:
+    """The address signed in with *token*, while the session lasts."""
+    row = session.get(WebSession, secret_digest(token))
+    if row is None or row.expires_at <= utcnow():
+        return None
+    return row.address
+
+
+def end_session(session: Session, token: str) -> None:
+    session.execute(delete(WebSession).where(WebSession.digest == secret_digest(token)))
+
+
+def create_sign_in_link(session: Session, address: str) -> str:
+    token = new_secret()
+    session.add(
+        SignInLink(
+            digest=secret_digest(token),
+            address=address,
+            expires_at=utcnow() + SIGN_IN_LINK_LIFETIME,
+        )
+    )
+    return token
+
+
+def live_sign_in_link(session: Session, token: str, lock: bool = False) -> SignInLink | None:
+    """The unused, unexpired link for *token*, without using it."""
+    row = session.get(SignInLink, secret_digest(token), with_for_update=lock)
+    if row is None or row.used_at is not None or row.expires_at <= utcnow():
+        return None
+    return row
+
+
+def attempts_since(session: Session, kind: str, subject: str, since: datetime) -> int:
+    query = select(func.count()).where(
+        WebAttempt.kind == kind, WebAttempt.subject == subject, WebAttempt.at > since
+    )
+    return session.scalar(query) or 0
+
+
+def within_limit(session: Session, kind: str, subject: str, per_hour: int) -> bool:
+    """Record one attempt of *kind* by *subject*; False once it had *per_hour* in the last
+    hour (the refused attempt is not recorded, so waiting always helps)."""
+    if attempts_since(session, kind, subject, utcnow() - timedelta(hours=1)) >= per_hour:
+        return False
+    session.add(WebAttempt(kind=kind, subject=subject[:400]))
+    return True
+
+
+def prune_portal(session: Session, now: datetime) -> None:
+    """Forget expired sessions and links and attempts older than a day."""
+    session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    session.execute(delete(SignInLink).where(SignInLink.expires_at <= now))
+    session.execute(delete(WebAttempt).where(WebAttempt.at <= now - timedelta(days=1)))
+
+
+def memberships(session: Session, address: str) -> list[tuple[str, Member]]:
+    """(list name, member row) of every list *address* is on, by list name."""
+    query = (
+        select(MailingList.name, Member)
+        .join(Member, Member.list_id == MailingList.id)
+        .where(Member.address == address)
+        .order_by(MailingList.name)
+    )
+    return [(name, member) for name, member in session.execute(query)]
+
+
+def is_member_anywhere(session: Session, address: str) -> bool:
+    return session.scalar(select(Member.id).where(Member.address == address).limit(1)) is not None

@@ -1,0 +1,23 @@
+"""The portal's own areas, in one table: account (sign-in, /me), and each area added below.
+web/app.py mounts ``portal_routes`` beside the one-click and archive routes."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from listserv.app import App
+from listserv.auth.one_click import load_secret
+from listserv.web.account import account_routes
+from listserv.web.pages import Pages
+from listserv.web.portal import Portal
+
+
+def make_portal(app: App, pages: Pages) -> Portal:
+    assert app.config.web is not None
+    secret = load_secret(app.config.resolve(app.config.web.secret_file))
+    return Portal(app, pages, secret)
+
+
+def portal_routes(app: App, pages: Pages) -> list[BaseRoute]:
+    portal = make_portal(app, pages)
+    return [*account_routes(portal)]
