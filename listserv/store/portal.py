@@ -15,11 +15,12 @@ from listserv.store.models import (
     MailingList,
     Member,
     SignInLink,
+    Token,
     WebAttempt,
     WebSession,
     utcnow,
 )
-from listserv.store.tokens import secret_digest
+from listserv.store.tokens import TOKEN_SHAPE, secret_digest
 
 SIGN_IN_LINK_LIFETIME = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(days=30)
@@ -108,3 +109,11 @@ def memberships(session: Session, address: str) -> list[tuple[str, Member]]:
 
 def is_member_anywhere(session: Session, address: str) -> bool:
     return session.scalar(select(Member.id).where(Member.address == address).limit(1)) is not None
+
+
+def list_of_token(session: Session, token: str) -> int | None:
+    """The list a mailed token belongs to (``/confirm/TOKEN`` names no list)."""
+    if not TOKEN_SHAPE.match(token):
+        return None
+    row = session.get(Token, secret_digest(token.lower()))
+    return row.list_id if row is not None else None

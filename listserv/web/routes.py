@@ -1,4 +1,5 @@
-"""The portal's own areas, in one table: account (sign-in, /me), and each area added below.
+"""The portal's own areas, in one table: directory and subscription, confirmation links,
+account (sign-in, /me), moderation, roster and the REST API.
 web/app.py mounts ``portal_routes`` beside the one-click and archive routes."""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from starlette.routing import BaseRoute
 from listserv.app import App
 from listserv.auth.one_click import load_secret
 from listserv.web.account import account_routes
+from listserv.web.confirm import confirm_routes
+from listserv.web.directory import directory_routes
 from listserv.web.pages import Pages
 from listserv.web.portal import Portal
 
@@ -20,4 +23,4 @@ def make_portal(app: App, pages: Pages) -> Portal:
 
 def portal_routes(app: App, pages: Pages) -> list[BaseRoute]:
     portal = make_portal(app, pages)
-    return [*account_routes(portal)]
+    return [*directory_routes(portal), *confirm_routes(portal), *account_routes(portal)]

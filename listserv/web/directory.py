@@ -1,0 +1,147 @@
+"""The directory (``/``), a list's page (``/lists/NAME/``) and subscribing from it.
+
+A subscription asked for on the web is the one asked for by mail: the same confirmation mail
+(``commands.subscriptions.request_confirmation``) and the same token. The page answers the
+same whether or not the address is subscribed, so it tells nobody who is on a list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from listserv.commands.subscriptions import SUBSCRIBE, request_confirmation
+from listserv.mail.addresses import InvalidAddress, normalize
+from listserv.store.db import transaction
+from listserv.store.lists import MailList, UnknownList, all_lists, get_list
+from listserv.store.portal import within_limit
+from listserv.web.pages import choose_language
+from listserv.web.portal import Portal, client_of
+
+TITLES = Path(__file__).parent / "titles.toml"
+# The network's regions first, in this order; any other after them, by name.
+REGION_ORDER = ("Kazakhstan", "Kyrgyzstan", "Tajikistan", "Uzbekistan", "Central Asia")
+SUBSCRIBE_MODES = ("regular", "digest", "plain")
+SUBSCRIPTIONS_PER_CLIENT = 20
+SUBSCRIPTIONS_PER_ADDRESS = 5
+
+
+@cache
+def titles() -> dict[str, dict[str, dict[str, str]]]:
+    with TITLES.open("rb") as f:
+        return tomllib.load(f)
+
+
+def translated(kind: str, name: str, lang: str) -> str:
+    return titles().get(kind, {}).get(name, {}).get(lang, name)
+
+
+def region_title(name: str, lang: str) -> str:
+    """A region's name in *lang* (as configured when there is no translation)."""
+    return translated("regions", name, lang)
+
+
+def topic_title(name: str, lang: str) -> str:
+    """A topic's name in *lang* (as configured when there is no translation)."""
+    return translated("topics", name, lang)
+
+
+@dataclass
+class Region:
+    name: str
+    title: str
+    topics: dict[str, list[MailList]] = field(default_factory=dict)
+
+
+def grouped(lists: list[MailList], lang: str) -> list[Region]:
+    """Advertised lists by region (the network's order, then by name), then by topic."""
+    regions: dict[str, Region] = {}
+    for mlist in lists:
+        if not mlist.config.advertised:
+            continue
+        name = mlist.config.region
+        region = regions.setdefault(name, Region(name, region_title(name, lang) if name else ""))
+        region.topics.setdefault(topic_title(mlist.config.topic, lang), []).append(mlist)
+
+    def order(region: Region) -> tuple[int, str]:
+        known = region.name in REGION_ORDER
+        rank = REGION_ORDER.index(region.name) if known else len(REGION_ORDER) + (not region.name)
+        return rank, region.title
+
+    for region in regions.values():
+        region.topics = dict(sorted(region.topics.items()))
+    return sorted(regions.values(), key=order)
+
+
+def directory_routes(portal: Portal) -> list[Route]:
+    app = portal.app
+
+    def directory(request: Request) -> Response:
+        with app.sessions() as session:
+            lists = all_lists(session, app.domain)
+        return portal.page(request, "directory.html", regions=grouped(lists, choose_language(request)))
+
+    def list_page(request: Request, status: int = 200, **context: object) -> Response:
+        try:
+            with app.sessions() as session:
+                mlist = get_list(session, request.path_params["name"], app.domain)
+        except UnknownList:
+            return portal.not_found(request)
+        lang = choose_language(request)
+        return portal.page(
+            request,
+            "list.html",
+            status=status,
+            mlist=mlist,
+            region=region_title(mlist.config.region, lang),
+            topic=topic_title(mlist.config.topic, lang),
+            modes=SUBSCRIBE_MODES,
+            **context,
+        )
+
+    def ask(name: str, address: str, delivery: str, client: str) -> bool | None:
+        """Mail the confirmation request; None for an unknown list, False when the client
+        asked too often."""
+        with transaction(app.sessions) as session:
+            try:
+                mlist = get_list(session, name, app.domain)
+            except UnknownList:
+                return None
+            if not within_limit(session, "subscribe", f"client:{client}", SUBSCRIPTIONS_PER_CLIENT):
+                return False
+            # An address asked for too often gets no more mail; the page says the same.
+            if within_limit(session, "subscribe", f"address:{address}", SUBSCRIPTIONS_PER_ADDRESS):
+                request_confirmation(app, session, mlist, address, SUBSCRIBE, delivery=delivery)
+            return True
+
+    async def subscribe(request: Request) -> Response:
+        form = await portal.form(request)
+        if isinstance(form, Response):
+            return form
+        delivery = form.get("delivery") or "regular"
+        try:
+            address = normalize(form.get("address", ""))
+        except InvalidAddress:
+            return list_page(request, status=400, error="invalid_address")
+        if delivery not in SUBSCRIBE_MODES:
+            return list_page(request, status=400, error="bad_request")
+        name = request.path_params["name"]
+        asked = await asyncio.to_thread(ask, name, address, delivery, client_of(request))
+        if asked is None:
+            return portal.not_found(request)
+        if not asked:
+            return portal.message(request, "too_many", status=429)
+        return list_page(request, sent=True)
+
+    return [
+        Route("/", directory, methods=["GET"]),
+        Route("/lists/{name}/", list_page, methods=["GET"]),
+        Route("/lists/{name}/subscribe", subscribe, methods=["POST"]),
+    ]
