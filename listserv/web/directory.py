@@ -86,7 +86,8 @@ def directory_routes(portal: Portal) -> list[Route]:
     def directory(request: Request) -> Response:
         with app.sessions() as session:
             lists = all_lists(session, app.domain)
-        return portal.page(request, "directory.html", regions=grouped(lists, choose_language(request)))
+        regions = grouped(lists, choose_language(request))
+        return portal.page(request, "directory.html", regions=regions)
 
     def list_page(request: Request, status: int = 200, **context: object) -> Response:
         try:
