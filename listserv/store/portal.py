@@ -117,3 +117,18 @@ def list_of_token(session: Session, token: str) -> int | None:
         return None
     row = session.get(Token, secret_digest(token.lower()))
     return row.list_id if row is not None else None
+
+
+def roster_page(
+    session: Session, list_id: int, search: str = "", after: str = "", limit: int = 50
+) -> list[Member]:
+    """Up to *limit* members of the list by address, after the address *after* (a cursor,
+    so a page costs the same on the last page of 100,000 as on the first), containing
+    *search* when given."""
+    query = select(Member).where(Member.list_id == list_id)
+    if search:
+        escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Member.address.like(f"%{escaped}%", escape="\\"))
+    if after:
+        query = query.where(Member.address > after)
+    return list(session.scalars(query.order_by(Member.address).limit(limit)))

@@ -11,8 +11,10 @@ from listserv.auth.one_click import load_secret
 from listserv.web.account import account_routes
 from listserv.web.confirm import confirm_routes
 from listserv.web.directory import directory_routes
+from listserv.web.moderation import moderation_routes
 from listserv.web.pages import Pages
 from listserv.web.portal import Portal
+from listserv.web.roster import roster_routes
 
 
 def make_portal(app: App, pages: Pages) -> Portal:
@@ -23,4 +25,10 @@ def make_portal(app: App, pages: Pages) -> Portal:
 
 def portal_routes(app: App, pages: Pages) -> list[BaseRoute]:
     portal = make_portal(app, pages)
-    return [*directory_routes(portal), *confirm_routes(portal), *account_routes(portal)]
+    return [
+        *directory_routes(portal),
+        *confirm_routes(portal),
+        *account_routes(portal),
+        *moderation_routes(portal),
+        *roster_routes(portal),
+    ]
