@@ -43,3 +43,7 @@ def serve(context: Context) -> None:
 
 for command in (db, lists, members, queue, inject, dkim, aliases, held, digest):
     main.add_command(command)
+
+from listserv.cli.api_key import api_key  # noqa: E402  (issue 14; kept at the end for merging)
+
+main.add_command(api_key)

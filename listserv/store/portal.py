@@ -12,6 +12,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from listserv.store.models import (
+    ArchivedMessage,
+    HeldMessage,
     MailingList,
     Member,
     SignInLink,
@@ -132,3 +134,38 @@ def roster_page(
     if after:
         query = query.where(Member.address > after)
     return list(session.scalars(query.order_by(Member.address).limit(limit)))
+
+
+def list_names_page(
+    session: Session, allowed: list[str] | None, offset: int, limit: int
+) -> list[str]:
+    """Names of lists in name order, a page at a time, only *allowed* ones when given."""
+    query = select(MailingList.name).order_by(MailingList.name)
+    if allowed is not None:
+        query = query.where(MailingList.name.in_(allowed))
+    return list(session.scalars(query.offset(offset).limit(limit)))
+
+
+def held_page(session: Session, list_id: int, after_id: int, limit: int) -> list[HeldMessage]:
+    """Pending held posts of the list by id, after *after_id*."""
+    query = (
+        select(HeldMessage)
+        .where(
+            HeldMessage.list_id == list_id,
+            HeldMessage.status == "pending",
+            HeldMessage.id > after_id,
+        )
+        .order_by(HeldMessage.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def archive_page(
+    session: Session, list_id: int, before_id: int | None, limit: int
+) -> list[ArchivedMessage]:
+    """Archived posts of the list, newest first (by id), before *before_id* when given."""
+    query = select(ArchivedMessage).where(ArchivedMessage.list_id == list_id)
+    if before_id is not None:
+        query = query.where(ArchivedMessage.id < before_id)
+    return list(session.scalars(query.order_by(ArchivedMessage.id.desc()).limit(limit)))

@@ -9,6 +9,7 @@ from starlette.routing import BaseRoute
 from listserv.app import App
 from listserv.auth.one_click import load_secret
 from listserv.web.account import account_routes
+from listserv.web.api import api_routes
 from listserv.web.confirm import confirm_routes
 from listserv.web.directory import directory_routes
 from listserv.web.moderation import moderation_routes
@@ -31,4 +32,5 @@ def portal_routes(app: App, pages: Pages) -> list[BaseRoute]:
         *account_routes(portal),
         *moderation_routes(portal),
         *roster_routes(portal),
+        *api_routes(portal),
     ]
