@@ -32,6 +32,7 @@ from listserv.store.models import (
     Token,
     utcnow,
 )
+from listserv.store.portal import prune_portal
 from listserv.store.postlog import prune_post_log
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def prune(
                 InboxMessage.id.not_in(in_digest),
             ),
         ),
+        "portal": lambda session: prune_portal(session, now),
     }
     counts = {}
     with transaction(app.sessions) as session:

@@ -91,11 +91,15 @@ def within_limit(session: Session, kind: str, subject: str, per_hour: int) -> bo
     return True
 
 
-def prune_portal(session: Session, now: datetime) -> None:
-    """Forget expired sessions and links and attempts older than a day."""
-    session.execute(delete(WebSession).where(WebSession.expires_at <= now))
-    session.execute(delete(SignInLink).where(SignInLink.expires_at <= now))
-    session.execute(delete(WebAttempt).where(WebAttempt.at <= now - timedelta(days=1)))
+def prune_portal(session: Session, now: datetime) -> int:
+    """Forget expired sessions and links, and attempts older than a day; returns how many."""
+    statements = (
+        delete(WebSession).where(WebSession.expires_at <= now),
+        delete(SignInLink).where(SignInLink.expires_at <= now),
+        delete(WebAttempt).where(WebAttempt.at <= now - timedelta(days=1)),
+    )
+    options = {"synchronize_session": False}
+    return sum(session.execute(s.execution_options(**options)).rowcount for s in statements)  # type: ignore[attr-defined]
 
 
 def memberships(session: Session, address: str) -> list[tuple[str, Member]]:
