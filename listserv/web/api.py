@@ -23,6 +23,12 @@ from starlette.routing import Route
 from listserv.archive.reading import may_read
 from listserv.archive.render import hide_addresses, text_of
 from listserv.archive.search import Filters, search
+from listserv.commands.roster import (
+    add_to_roster,
+    member_data,
+    remove_from_roster,
+    set_roster_delivery,
+)
 from listserv.delivery.queue_admin import queue_counts
 from listserv.intake.smtp import inbox_backlog
 from listserv.mail.addresses import InvalidAddress, normalize
@@ -31,13 +37,12 @@ from listserv.moderation.decisions import Decider
 from listserv.store.api_keys import key_holder
 from listserv.store.lists import MailList, UnknownList, get_list, member_count
 from listserv.store.members import DELIVERY_MODES, find_member
-from listserv.store.models import ApiKey, ArchivedMessage, HeldMessage, Member
+from listserv.store.models import ApiKey, ArchivedMessage, HeldMessage
 from listserv.store.portal import archive_page, held_page, list_names_page, roster_page
 from listserv.web.api_spec import openapi_document
 from listserv.web.archive import sender_shown
 from listserv.web.moderation import ACTIONS, decide
 from listserv.web.portal import Portal
-from listserv.web.roster import add_to_roster, remove_from_roster, set_roster_delivery
 
 PREFIX = "/api/v1"
 DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
@@ -98,18 +103,6 @@ def list_data(mlist: MailList, members: int) -> dict[str, Any]:
         "archive": c.archive,
         "advertised": c.advertised,
         "members": members,
-    }
-
-
-def member_data(member: Member) -> dict[str, Any]:
-    return {
-        "address": member.address,
-        "display_name": member.display_name,
-        "delivery": member.delivery,
-        "moderated": member.moderated,
-        "bounce_score": member.bounce_score,
-        "disabled_reason": member.disabled_reason,
-        "subscribed_at": member.subscribed_at.isoformat(),
     }
 
 

@@ -29,7 +29,7 @@ from listserv.moderation.decisions import (
     settle,
 )
 from listserv.store.db import transaction
-from listserv.store.lists import MailList, UnknownList, get_list
+from listserv.store.lists import MailList
 from listserv.store.models import HeldMessage
 from listserv.web.portal import Portal
 from listserv.web.sessions import current_address
@@ -83,16 +83,8 @@ def post_parts(raw_text: str) -> tuple[list[Markup], list[str]]:
 def moderation_routes(portal: Portal) -> list[Route]:
     app = portal.app
 
-    def managed_list(request: Request) -> MailList | None:
-        try:
-            with app.sessions() as session:
-                mlist = get_list(session, request.path_params["name"], app.domain)
-        except UnknownList:
-            return None
-        return mlist if portal.may_manage(mlist, current_address(request)) else None
-
     def held_list(request: Request) -> Response:
-        mlist = managed_list(request)
+        mlist = portal.managed_list(request)
         if mlist is None:
             return portal.not_found(request)
         with app.sessions() as session:
@@ -100,7 +92,7 @@ def moderation_routes(portal: Portal) -> list[Route]:
         return portal.page(request, "held_list.html", mlist=mlist, posts=posts)
 
     def held_post(request: Request) -> Response:
-        mlist = managed_list(request)
+        mlist = portal.managed_list(request)
         if mlist is None:
             return portal.not_found(request)
         with app.sessions() as session:
@@ -120,13 +112,11 @@ def moderation_routes(portal: Portal) -> list[Route]:
         )
 
     async def decide_post(request: Request) -> Response:
-        form = await portal.form(request)
-        if isinstance(form, Response):
-            return form
-        mlist = await asyncio.to_thread(managed_list, request)
-        address = current_address(request)
-        if mlist is None or address is None:
-            return portal.not_found(request)
+        checked = await portal.managed_form(request)
+        if isinstance(checked, Response):
+            return checked
+        form, mlist = checked
+        address = current_address(request) or ""  # a manager is always signed in
         action = form.get("action", "")
         if action not in ACTIONS:
             return portal.message(request, "bad_request", status=400)

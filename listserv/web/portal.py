@@ -7,6 +7,7 @@ portal's words; checked forms; roles; the address the portal is seen at.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from listserv.app import App
-from listserv.store.lists import MailList
+from listserv.store.lists import MailList, UnknownList, get_list
 from listserv.web.csrf import FormTooLarge, csrf_token, read_form, valid_csrf
 from listserv.web.pages import Pages, choose_language
 from listserv.web.sessions import current_address
@@ -61,6 +62,17 @@ class Portal:
             return self.message(request, "form_expired", status=403)
         return form
 
+    async def managed_form(self, request: Request) -> tuple[dict[str, str], MailList] | Response:
+        """The POSTed form of a moderation or roster page and its list, or the answer to
+        give: 403 without a valid CSRF token, 404 for anyone who may not manage the list."""
+        form = await self.form(request)
+        if isinstance(form, Response):
+            return form
+        mlist = await asyncio.to_thread(self.managed_list, request)
+        if mlist is None:
+            return self.not_found(request)
+        return form, mlist
+
     def base_url(self, request: Request) -> str:
         web = self.app.config.web
         return (web.base_url if web and web.base_url else str(request.base_url)).rstrip("/")
@@ -68,6 +80,15 @@ class Portal:
     def is_admin(self, address: str | None) -> bool:
         web = self.app.config.web
         return bool(address and web and address in web.admins)
+
+    def managed_list(self, request: Request) -> MailList | None:
+        """The list named in the path when the visitor may manage it; None: answer 404."""
+        try:
+            with self.app.sessions() as session:
+                mlist = get_list(session, request.path_params["name"], self.app.domain)
+        except UnknownList:
+            return None
+        return mlist if self.may_manage(mlist, current_address(request)) else None
 
     def may_manage(self, mlist: MailList, address: str | None) -> bool:
         """Moderators, owners and ``[web] admins`` see held posts and the roster."""
