@@ -133,3 +133,16 @@ def test_secure_cookie_when_the_portal_is_seen_over_https(start_server, sink: Si
         answer = browser.submit(f"/login/{token}", page=f"/login/{token}")
         assert "Secure" in answer.headers["set-cookie"]
         assert "HttpOnly" in answer.headers["set-cookie"]
+
+
+def test_members_only_archive_opens_to_a_signed_in_member(server: RunningServer, sink: Sink):
+    add(server, "ana@x.example")  # "test" keeps the default archive = "members"
+    with browsing(server) as browser:
+        assert browser.get("/lists/test/archive/").status_code == 404
+        browser.sign_in(sink, "ana@x.example")
+        assert browser.get("/lists/test/archive/").status_code == 200
+    with browsing(server) as stranger:
+        # A moderator of "test" is no member of "other", whose archive stays closed.
+        stranger.sign_in(sink, "mod@x.example")
+        assert stranger.get("/lists/test/archive/").status_code == 200
+        assert stranger.get("/lists/other/archive/").status_code == 404
