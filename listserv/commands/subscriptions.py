@@ -53,10 +53,17 @@ def request_confirmation(
         confirm_address=confirm_address,
         expires=f"{utcnow() + ttl:%Y-%m-%d %H:%M}",
         delivery=payload.get("delivery", ""),
+        confirm_url=confirm_page(app, token),
     )
     message["Reply-To"] = confirm_address
     send_notice(app, session, mlist, message, [address])
     return True
+
+
+def confirm_page(app: App, token: str) -> str:
+    """The portal's page for the token (``/confirm/TOKEN``), when the portal has an address."""
+    web = app.config.web
+    return f"{web.base_url.rstrip('/')}/confirm/{token}" if web and web.base_url else ""
 
 
 def tell_member(

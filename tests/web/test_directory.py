@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from support import DOMAIN, RunningServer, Sink, add, list_table, members_of
+from support import DOMAIN, RunningServer, Sink, add, list_table, make_message, members_of
 from web_support import browsing
 
 TOKEN = re.compile(r"confirm ([a-z0-9]{20,})")
@@ -103,3 +103,26 @@ def test_subscription_requests_are_rate_limited_per_client(server: RunningServer
             "/lists/test/subscribe", data={"address": "last@y.example", "csrf": token}
         )
         assert refused.status_code == 429
+
+
+def test_confirmation_mail_links_to_the_portal_when_it_has_an_address(start_server, sink, tmp_path):
+    server = start_server(
+        lists=[list_table("test", language="ru")],
+        web={
+            "listen": "127.0.0.1:0",
+            "base_url": "https://lists.example.org/portal",
+            "secret_file": str(tmp_path / "web.secret"),
+        },
+    )
+    server.send(
+        "new@y.example",
+        f"test-join@{DOMAIN}",
+        make_message("new@y.example", to=f"test-join@{DOMAIN}"),
+    )
+    mail = sink.wait_for_recipients({"new@y.example"})[0].message
+    token = TOKEN.search(mail["Subject"]).group(1)
+    text = mail.get_content()
+    assert f"    https://lists.example.org/portal/confirm/{token}\r\n" in text
+    assert "Или откройте эту страницу" in text
+    with browsing(server) as browser:
+        assert "new@y.example" in browser.get(f"/confirm/{token}").text
