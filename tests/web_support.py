@@ -40,19 +40,30 @@ class Browser:
 
     def sign_in(self, sink: Sink, address: str) -> httpx.Response:
         """Ask for a link, read it from the mail, use it."""
-        before = len(sink.messages_to(address))
+        before = len(sign_in_tokens(sink, address))
         answer = self.submit("/login", {"address": address})
         assert answer.status_code == 200, answer.text
-        sink.wait_for(lambda _: len(sink.messages_to(address)) > before)
+        sink.wait_for(lambda _: len(sign_in_tokens(sink, address)) > before)
         token = sign_in_token(sink, address)
         return self.submit(f"/login/{token}", page=f"/login/{token}")
 
 
+def sign_in_tokens(sink: Sink, address: str) -> list[str]:
+    """The tokens of the sign-in links mailed to *address*, oldest first (other mail to it,
+    such as moderation requests, is passed over)."""
+    tokens = []
+    for received in sink.messages_to(address):
+        message = received.message
+        if not message.is_multipart():
+            found = SIGN_IN_LINK.search(message.get_content())
+            tokens += [found.group(1)] if found else []
+    return tokens
+
+
 def sign_in_token(sink: Sink, address: str) -> str:
-    mail = sink.messages_to(address)[-1].message
-    found = SIGN_IN_LINK.search(mail.get_content())
-    assert found, mail.get_content()
-    return found.group(1)
+    tokens = sign_in_tokens(sink, address)
+    assert tokens, f"no sign-in link was mailed to {address}"
+    return tokens[-1]
 
 
 @contextmanager
