@@ -68,6 +68,8 @@ class Member(Base):
     __table_args__ = (
         UniqueConstraint("list_id", "address"),
         Index("ix_members_list_delivery", "list_id", "delivery"),
+        # The portal's /me and sign-in look an address up across every list.
+        Index("ix_members_address", "address"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
