@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Text, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from listserv.store.models import (
@@ -173,3 +173,23 @@ def archive_page(
     if before_id is not None:
         query = query.where(ArchivedMessage.id < before_id)
     return list(session.scalars(query.order_by(ArchivedMessage.id.desc()).limit(limit)))
+
+
+def list_settings(session: Session) -> list[tuple[str, dict]]:
+    """Every list's name and stored settings, by name, unvalidated: what the directory and
+    ``/me`` read of 1,000 lists, without building 1,000 ListConfigs."""
+    query = select(MailingList.name, MailingList.settings).order_by(MailingList.name)
+    return [(name, settings or {}) for name, settings in session.execute(query)]
+
+
+def settings_naming(session: Session, address: str) -> list[tuple[str, dict]]:
+    """The name and settings of the lists whose settings mention *address* anywhere (a
+    cheap text match, for the caller to check the exact role): a moderator's or owner's
+    lists without reading every list's settings."""
+    escaped = address.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = (
+        select(MailingList.name, MailingList.settings)
+        .where(cast(MailingList.settings, Text).like(f"%{escaped}%", escape="\\"))
+        .order_by(MailingList.name)
+    )
+    return [(name, settings or {}) for name, settings in session.execute(query)]

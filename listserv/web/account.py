@@ -21,7 +21,7 @@ from listserv.commands.subscriptions import set_delivery, unsubscribe
 from listserv.delivery.outbound import queue_mail
 from listserv.mail.addresses import InvalidAddress, normalize
 from listserv.store.db import transaction
-from listserv.store.lists import UnknownList, all_lists, get_list
+from listserv.store.lists import UnknownList, get_list
 from listserv.store.models import utcnow
 from listserv.store.portal import (
     SIGN_IN_LINK_LIFETIME,
@@ -33,6 +33,7 @@ from listserv.store.portal import (
     memberships,
     within_limit,
 )
+from listserv.web.directory import entries, managed_by
 from listserv.web.pages import choose_language
 from listserv.web.portal import Portal, client_of
 from listserv.web.sessions import clear_session_cookie, current_address, set_session_cookie
@@ -50,8 +51,7 @@ def account_routes(portal: Portal) -> list[Route]:
     def known(session: Session, address: str) -> bool:
         if portal.is_admin(address) or is_member_anywhere(session, address):
             return True
-        lists = all_lists(session, app.domain)
-        return any(address in (*m.config.moderators, *m.config.owners) for m in lists)
+        return bool(managed_by(session, app.domain, address))
 
     def mail_link(address: str, client: str, base: str, language: str) -> bool:
         """False when the client asked too often; the address's own limit is silent."""
@@ -150,7 +150,10 @@ def account_routes(portal: Portal) -> list[Route]:
             return RedirectResponse("/login", status_code=303)
         with app.sessions() as session:
             rows = memberships(session, address)
-            managed = [m for m in all_lists(session, app.domain) if portal.may_manage(m, address)]
+            admin = portal.is_admin(address)
+            managed = (
+                entries(session, app.domain) if admin else managed_by(session, app.domain, address)
+            )
         return portal.page(
             request, "me.html", address=address, rows=rows, managed=managed, modes=MEMBER_MODES
         )

@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from listserv.commands.subscriptions import SUBSCRIBE, request_confirmation
-from listserv.mail.addresses import InvalidAddress, normalize
+from listserv.mail.addresses import InvalidAddress, list_address, normalize
 from listserv.store.db import transaction
-from listserv.store.lists import MailList, UnknownList, all_lists, get_list
-from listserv.store.portal import within_limit
+from listserv.store.lists import UnknownList, get_list
+from listserv.store.portal import list_settings, settings_naming, within_limit
 from listserv.web.pages import choose_language
 from listserv.web.portal import Portal, client_of
 
@@ -53,22 +54,62 @@ def topic_title(name: str, lang: str) -> str:
     return translated("topics", name, lang)
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A list as the directory and ``/me`` show it, read from its stored settings (defaults
+    as in ListConfig)."""
+
+    name: str
+    title: str
+    address: str
+    region: str
+    topic: str
+    language: str
+    advertised: bool
+    managers: frozenset[str]
+
+    @classmethod
+    def of(cls, name: str, settings: dict, domain: str) -> Entry:
+        return cls(
+            name=name,
+            title=settings.get("title") or name,
+            address=list_address(name, domain),
+            region=settings.get("region", ""),
+            topic=settings.get("topic", ""),
+            language=settings.get("language", "en"),
+            advertised=settings.get("advertised", True),
+            managers=frozenset([*settings.get("moderators", []), *settings.get("owners", [])]),
+        )
+
+
+def entries(session: Session, domain: str) -> list[Entry]:
+    return [Entry.of(name, settings, domain) for name, settings in list_settings(session)]
+
+
+def managed_by(session: Session, domain: str, address: str) -> list[Entry]:
+    """The lists *address* moderates or owns."""
+    found = [
+        Entry.of(name, settings, domain) for name, settings in settings_naming(session, address)
+    ]
+    return [entry for entry in found if address in entry.managers]
+
+
 @dataclass
 class Region:
     name: str
     title: str
-    topics: dict[str, list[MailList]] = field(default_factory=dict)
+    topics: dict[str, list[Entry]] = field(default_factory=dict)
 
 
-def grouped(lists: list[MailList], lang: str) -> list[Region]:
+def grouped(lists: list[Entry], lang: str) -> list[Region]:
     """Advertised lists by region (the network's order, then by name), then by topic."""
     regions: dict[str, Region] = {}
-    for mlist in lists:
-        if not mlist.config.advertised:
+    for entry in lists:
+        if not entry.advertised:
             continue
-        name = mlist.config.region
+        name = entry.region
         region = regions.setdefault(name, Region(name, region_title(name, lang) if name else ""))
-        region.topics.setdefault(topic_title(mlist.config.topic, lang), []).append(mlist)
+        region.topics.setdefault(topic_title(entry.topic, lang), []).append(entry)
 
     def order(region: Region) -> tuple[int, str]:
         known = region.name in REGION_ORDER
@@ -85,7 +126,7 @@ def directory_routes(portal: Portal) -> list[Route]:
 
     def directory(request: Request) -> Response:
         with app.sessions() as session:
-            lists = all_lists(session, app.domain)
+            lists = entries(session, app.domain)
         regions = grouped(lists, choose_language(request))
         return portal.page(request, "directory.html", regions=regions)
 
