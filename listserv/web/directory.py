@@ -8,6 +8,7 @@ same whether or not the address is subscribed, so it tells nobody who is on a li
 from __future__ import annotations
 
 import asyncio
+import time
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from listserv.commands.subscriptions import SUBSCRIBE, request_confirmation
@@ -23,7 +24,7 @@ from listserv.mail.addresses import InvalidAddress, list_address, normalize
 from listserv.store.db import transaction
 from listserv.store.lists import UnknownList, get_list
 from listserv.store.portal import list_settings, settings_naming, within_limit
-from listserv.web.pages import choose_language
+from listserv.web.pages import choose_language, remember_language
 from listserv.web.portal import Portal, client_of
 
 TITLES = Path(__file__).parent / "titles.toml"
@@ -32,6 +33,7 @@ REGION_ORDER = ("Kazakhstan", "Kyrgyzstan", "Tajikistan", "Uzbekistan", "Central
 SUBSCRIBE_MODES = ("regular", "digest", "plain")
 SUBSCRIPTIONS_PER_CLIENT = 20
 SUBSCRIPTIONS_PER_ADDRESS = 5
+DIRECTORY_SECONDS = 10.0
 
 
 @cache
@@ -124,11 +126,27 @@ def grouped(lists: list[Entry], lang: str) -> list[Region]:
 def directory_routes(portal: Portal) -> list[Route]:
     app = portal.app
 
+    # The directory of 1,000 lists, rendered per language at most every DIRECTORY_SECONDS:
+    # lists change when an operator changes them, and the page is the same for everyone.
+    rendered: dict[str, tuple[float, str]] = {}
+
     def directory(request: Request) -> Response:
-        with app.sessions() as session:
-            lists = entries(session, app.domain)
-        regions = grouped(lists, choose_language(request))
-        return portal.page(request, "directory.html", regions=regions)
+        lang = choose_language(request)
+        cached = rendered.get(lang)
+        if cached is None or time.monotonic() - cached[0] > DIRECTORY_SECONDS:
+            with app.sessions() as session:
+                lists = entries(session, app.domain)
+            html = portal.pages.render(
+                lang,
+                "directory.html",
+                root=request.scope.get("root_path", ""),
+                p=portal.words(request),
+                regions=grouped(lists, lang),
+            )
+            cached = rendered[lang] = (time.monotonic(), html)
+        response = HTMLResponse(cached[1])
+        remember_language(request, response)
+        return response
 
     def list_page(request: Request, status: int = 200, **context: object) -> Response:
         try:
