@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 from support import RunningServer, Sink
@@ -73,3 +74,8 @@ def browsing(server: RunningServer) -> Iterator[Browser]:
         yield browser
     finally:
         browser.close()
+
+
+def portal_web(tmp_path: Path, **settings: object) -> dict[str, object]:
+    """A ``[web]`` section for a test: any free port, a secret of the test's own."""
+    return {"listen": "127.0.0.1:0", "secret_file": str(tmp_path / "web.secret"), **settings}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from support import DOMAIN, RunningServer, Sink, add, list_table, make_message
-from web_support import browsing
+from web_support import browsing, portal_web
 
 AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -76,7 +76,7 @@ def server(start_server, tmp_path: Path) -> RunningServer:
                 language="ru",
             ),
         ],
-        web={"listen": "127.0.0.1:0", "secret_file": str(tmp_path / "web.secret")},
+        web=portal_web(tmp_path),
     )
 
 

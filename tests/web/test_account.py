@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from support import RunningServer, Sink, add, list_table, members_of
-from web_support import Browser, browsing, sign_in_token
+from web_support import Browser, browsing, portal_web, sign_in_token
 
 from listserv.store.models import SignInLink
 
@@ -20,7 +20,7 @@ def server(start_server, tmp_path: Path) -> RunningServer:
             list_table("test", moderators=["mod@x.example"]),
             list_table("other", language="ru"),
         ],
-        web={"listen": "127.0.0.1:0", "secret_file": str(tmp_path / "web.secret")},
+        web=portal_web(tmp_path),
     )
 
 
@@ -111,11 +111,7 @@ def test_sign_in_requests_are_rate_limited(server: RunningServer, sink: Sink) ->
 def test_secure_cookie_when_the_portal_is_seen_over_https(start_server, sink: Sink, tmp_path):
     server = start_server(
         lists=[list_table("test")],
-        web={
-            "listen": "127.0.0.1:0",
-            "base_url": "https://lists.example.org",
-            "secret_file": str(tmp_path / "web.secret"),
-        },
+        web=portal_web(tmp_path, base_url="https://lists.example.org"),
     )
     add(server, "ana@x.example")
     with browsing(server) as browser:

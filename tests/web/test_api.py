@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from support import DOMAIN, RunningServer, Sink, add, cli, list_table, make_message, members_of
+from web_support import portal_web
 
 from listserv.store.models import ApiKey, HeldMessage
 
@@ -22,7 +23,7 @@ def server(start_server, tmp_path: Path) -> RunningServer:
             list_table("test", posting="moderated", moderators=["mod@x.example"], archive="public"),
             list_table("other", posting="open"),
         ],
-        web={"listen": "127.0.0.1:0", "secret_file": str(tmp_path / "web.secret")},
+        web=portal_web(tmp_path),
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from support import DOMAIN, RunningServer, Sink, add, list_table, make_message, members_of
-from web_support import browsing
+from web_support import browsing, portal_web
 
 TOKEN = re.compile(r"confirm ([a-z0-9]{20,})")
 
@@ -27,7 +27,7 @@ def server(start_server, tmp_path: Path) -> RunningServer:
             list_table("test", description="A <b>test</b> list", posting="moderated"),
             list_table("hidden", advertised=False, region="Kazakhstan"),
         ],
-        web={"listen": "127.0.0.1:0", "secret_file": str(tmp_path / "web.secret")},
+        web=portal_web(tmp_path),
     )
 
 
@@ -108,11 +108,7 @@ def test_subscription_requests_are_rate_limited_per_client(server: RunningServer
 def test_confirmation_mail_links_to_the_portal_when_it_has_an_address(start_server, sink, tmp_path):
     server = start_server(
         lists=[list_table("test", language="ru")],
-        web={
-            "listen": "127.0.0.1:0",
-            "base_url": "https://lists.example.org/portal",
-            "secret_file": str(tmp_path / "web.secret"),
-        },
+        web=portal_web(tmp_path, base_url="https://lists.example.org/portal"),
     )
     server.send(
         "new@y.example",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from support import DOMAIN, RunningServer, Sink, add, list_table, make_message, members_of
-from web_support import browsing
+from web_support import browsing, portal_web
 
 from listserv.store.models import HeldMessage
 
@@ -27,11 +27,7 @@ def server(start_server, tmp_path: Path) -> RunningServer:
             ),
             list_table("other", moderators=["mod2@x.example"]),
         ],
-        web={
-            "listen": "127.0.0.1:0",
-            "secret_file": str(tmp_path / "web.secret"),
-            "admins": ["admin@x.example"],
-        },
+        web=portal_web(tmp_path, admins=["admin@x.example"]),
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 from support import cli, list_table
+from web_support import portal_web
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +21,7 @@ def test_listserv_web_serves_the_portal_alone(config_file, tmp_path: Path) -> No
     config = config_file(
         lists=[list_table("env-kz", region="Kazakhstan")],
         server={"log_level": "info"},
-        web={"listen": "127.0.0.1:0", "secret_file": str(tmp_path / "web.secret")},
+        web=portal_web(tmp_path),
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "listserv", "--config", str(config), "web"],

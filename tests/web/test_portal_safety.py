@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from support import DOMAIN, RunningServer, Sink, add, list_table, make_message
-from web_support import browsing, sign_in_tokens
+from web_support import browsing, portal_web, sign_in_tokens
 
 from listserv.store.models import HeldMessage, Member, SignInLink, Token, WebSession
 
@@ -28,11 +28,7 @@ def state(server: RunningServer) -> tuple:
 def test_get_and_head_change_nothing(start_server, sink: Sink, tmp_path: Path) -> None:
     server = start_server(
         lists=[list_table("test", posting="moderated")],
-        web={
-            "listen": "127.0.0.1:0",
-            "secret_file": str(tmp_path / "web.secret"),
-            "admins": ["admin@x.example"],
-        },
+        web=portal_web(tmp_path, admins=["admin@x.example"]),
     )
     add(server, "ana@x.example")
     server.send("ana@x.example", f"test@{DOMAIN}", make_message("ana@x.example"))
