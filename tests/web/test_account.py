@@ -3,14 +3,15 @@ server, with the sign-in link read from the mail the sink received; SQLite and P
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from support import RunningServer, Sink, add, list_table, members_of
 from web_support import Browser, browsing, portal_web, sign_in_token
 
-from listserv.store.models import SignInLink
+from listserv.store.models import SignInLink, WebSession, utcnow
 
 
 @pytest.fixture
@@ -142,3 +143,22 @@ def test_members_only_archive_opens_to_a_signed_in_member(server: RunningServer,
         stranger.sign_in(sink, "mod@x.example")
         assert stranger.get("/lists/test/archive/").status_code == 200
         assert stranger.get("/lists/other/archive/").status_code == 404
+
+
+def test_expired_links_and_sessions_sign_nobody_in(server: RunningServer, sink: Sink) -> None:
+    add(server, "ana@x.example")
+    with browsing(server) as browser:
+        browser.submit("/login", {"address": "ana@x.example"})
+        sink.wait_for_recipients({"ana@x.example"})
+        token = sign_in_token(sink, "ana@x.example")
+        past = utcnow() - timedelta(seconds=1)
+        with server.app.sessions.begin() as session:
+            session.execute(update(SignInLink).values(expires_at=past))
+        expired = browser.submit(f"/login/{token}", page="/login")
+        assert expired.status_code == 410 and "session" not in expired.headers.get("set-cookie", "")
+
+        browser.sign_in(sink, "ana@x.example")
+        assert "ana@x.example" in browser.get("/me").text
+        with server.app.sessions.begin() as session:
+            session.execute(update(WebSession).values(expires_at=past))
+        assert browser.get("/me", follow_redirects=False).headers["location"] == "/login"
