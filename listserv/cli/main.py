@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import click
 
 from listserv.cli.aliases import aliases
 from listserv.cli.api_key import api_key
-from listserv.cli.base import CONFIG_HELP, Context, Group, fail, pass_context
+from listserv.cli.base import CONFIG_HELP, Context, Group, pass_context
 from listserv.cli.db import db
 from listserv.cli.digest import digest
 from listserv.cli.dkim import dkim
@@ -19,8 +18,7 @@ from listserv.cli.lists import lists
 from listserv.cli.members import members
 from listserv.cli.queue import queue
 from listserv.config import find_config, load_config
-from listserv.server import prepare, run_server
-from listserv.web.standalone import run_portal_alone
+from listserv.server import run_server
 
 
 @click.group(cls=Group)
@@ -47,17 +45,3 @@ def serve(context: Context) -> None:
 for command in (db, lists, members, queue, inject, dkim, aliases, held, digest):
     main.add_command(command)
 main.add_command(api_key)
-
-
-@main.command("web")
-@pass_context
-def web(context: Context) -> None:
-    """Run the portal alone on [web] listen until SIGTERM."""
-    config = load_config(find_config(context.config_path))
-    if config.web is None:
-        fail("no [web] section in the configuration: nothing to serve")
-    logging.basicConfig(
-        level=config.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    asyncio.run(run_portal_alone(prepare(config)))
