@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, or_, select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from listserv.app import App
 from listserv.store.db import transaction
@@ -34,6 +34,7 @@ from listserv.store.models import (
     Token,
     utcnow,
 )
+from listserv.store.portal import prune_portal
 from listserv.store.postlog import WINDOW
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def prune(
             InboxMessage.id.not_in(held),
             InboxMessage.id.not_in(in_digest),
         ),
+        "portal": lambda: _in_one_transaction(app, lambda session: prune_portal(session, now)),
     }
     counts = {}
     for done, (table, step) in enumerate(steps.items(), 1):
@@ -93,6 +95,11 @@ def prune(
         if progress is not None:
             progress(done, len(steps))
     return counts
+
+
+def _in_one_transaction(app: App, step: Callable[[Session], int]) -> int:
+    with transaction(app.sessions) as session:
+        return step(session)
 
 
 def _delete_in_chunks(

@@ -415,12 +415,15 @@ def add(server: RunningServer, *addresses: str) -> None:
     assert result.exit_code == 0, result.output
 
 
-def token_of(confirmation: Received) -> str:
+def token_in(subject: str) -> str:
     """The token a confirmation names at the end of its Subject: "… (confirm TOKEN)"."""
-    subject = str(confirmation.message["Subject"])
     found = re.search(r"\((?:confirm|подтвердить|растау) ([a-z2-7]{32})\)$", subject)
     assert found, subject
     return found.group(1)
+
+
+def token_of(confirmation: Received) -> str:
+    return token_in(str(confirmation.message["Subject"]))
 
 
 def eventually(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:

@@ -171,10 +171,11 @@ def test_db_prune_deletes_what_is_done_and_keeps_what_is_needed(
     assert result.output == (
         "tokens: 2 deleted\nmember_events: 1 deleted\npost_log: 1 deleted\n"
         "auto_replies: 1 deleted\noutgoing: 1 deleted\nmessages: 2 deleted\n"
+        "portal: 0 deleted\n"
     )
     assert remaining(app) == KEPT
     again = cli(path, "db", "prune")
-    assert again.output.count(": 0 deleted") == 6
+    assert again.output.count(": 0 deleted") == 7
     app.engine.dispose()
 
 

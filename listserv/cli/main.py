@@ -6,6 +6,7 @@ import click
 
 from listserv import logs
 from listserv.cli.aliases import aliases
+from listserv.cli.api_key import api_key
 from listserv.cli.archive import archive
 from listserv.cli.base import CONFIG_HELP, Context, Group, fail, pass_context
 from listserv.cli.db import db
@@ -64,3 +65,4 @@ def web_command(context: Context, log_format: logs.LogFormat) -> None:
 
 for command in (db, lists, members, queue, inject, dkim, aliases, held, digest, archive):
     main.add_command(command)
+main.add_command(api_key)

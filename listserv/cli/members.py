@@ -20,6 +20,7 @@ from listserv.cli.base import (
     progress_bar,
     when,
 )
+from listserv.commands.roster import member_data
 from listserv.commands.subscriptions import pending_confirmations, welcome
 from listserv.mail.address_lines import read_addresses
 from listserv.mail.addresses import InvalidAddress, normalize
@@ -33,27 +34,12 @@ from listserv.store.members import (
     members_of,
     remove_member,
 )
-from listserv.store.models import Member, Token
+from listserv.store.models import Token
 
 
 @click.group(cls=Group)
 def members() -> None:
     """Members of a list."""
-
-
-def member_data(member: Member) -> dict[str, Any]:
-    return {
-        "address": member.address,
-        "display_name": member.display_name,
-        "delivery": member.delivery,
-        "moderated": member.moderated,
-        "bounce_score": member.bounce_score,
-        "disabled_reason": member.disabled_reason,
-        "subscribed_at": member.subscribed_at.isoformat(),
-        "state": member_state(member),
-        "last_bounce_at": member.last_bounce_at.isoformat() if member.last_bounce_at else None,
-        "bounce_warnings": member.bounce_warnings,
-    }
 
 
 def pending_data(token: Token) -> dict[str, Any]:

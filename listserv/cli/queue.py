@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from listserv.cli.base import Context, Group, emit, fail, json_option, pass_context
-from listserv.delivery.queue_admin import queue_counts, resend_failed
-from listserv.intake.inbox import inbox_report, queue_text, reprocess
+from listserv.delivery.queue_admin import resend_failed
+from listserv.intake.inbox import queue_status, queue_text, reprocess
 from listserv.mail.addresses import InvalidAddress, normalize_domain
 
 
@@ -20,12 +18,9 @@ def queue() -> None:
 @queue.command("status")
 @json_option
 @pass_context
-def queue_status(context: Context, as_json: bool) -> None:
+def queue_status_command(context: Context, as_json: bool) -> None:
     """Recipients queued, deferred, being sent, sent and failed."""
-    status: dict[str, Any] = dict(queue_counts(context.app))
-    with context.session() as session:
-        status |= inbox_report(session)
-    emit(status, as_json, queue_text)
+    emit(queue_status(context.app), as_json, queue_text)
 
 
 def domain_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -55,6 +55,7 @@ def request_confirmation(
         confirm_address=confirm_address,
         expires=utcnow() + ttl,
         delivery=payload.get("delivery", ""),
+        confirm_url=confirm_page(app, token),
     )
     message["Reply-To"] = confirm_address
     send_notice(app, session, mlist, message, [address], kind=TOKEN_KIND)
@@ -72,6 +73,12 @@ def withdraw_pending(session: Session, list_id: int, address: str) -> None:
             Token.used_at.is_(None),
         )
     )
+
+
+def confirm_page(app: App, token: str) -> str:
+    """The portal's page for the token (``/confirm/TOKEN``), when the portal has an address."""
+    web = app.config.web
+    return f"{web.base_url.rstrip('/')}/confirm/{token}" if web and web.base_url else ""
 
 
 def tell_member(

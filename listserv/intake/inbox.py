@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from listserv.app import App
+from listserv.delivery.queue_admin import queue_counts
 from listserv.delivery.recovery import retry_delay
 from listserv.store.db import transaction
 from listserv.store.models import InboxMessage, utcnow
@@ -87,6 +88,13 @@ def inbox_report(session: Session) -> dict[str, Any]:
         "inbox": waiting or 0,
         "inbox_failed": [{"id": i, "to": to, "outcome": outcome} for i, to, outcome in failed],
     }
+
+
+def queue_status(app: App) -> dict[str, Any]:
+    """Everything ``queue status`` and the API report: recipients by delivery state, and the
+    inbox (waiting, failed)."""
+    with app.sessions() as session:
+        return {**queue_counts(app), **inbox_report(session)}
 
 
 def reprocess(app: App, message_id: int) -> bool:

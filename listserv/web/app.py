@@ -26,14 +26,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from listserv.app import App
 from listserv.config import ConfigError, host_port
-from listserv.web.account import account_routes
 from listserv.web.archive import archive_routes
-from listserv.web.directory import directory_routes
 from listserv.web.metrics import metrics_routes
 from listserv.web.one_click import one_click_routes
 from listserv.web.pages import SECURITY_HEADERS, Pages
+from listserv.web.routes import portal_routes
 from listserv.web.search import search_routes
-from listserv.web.sessions import session_middleware
+from listserv.web.sessions import Visitors
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 headers = dict(SECURITY_HEADERS)
-                if (scope.get("session") or {}).get("address"):
+                if scope.get("visitor"):
                     # What a signed-in member sees (addresses, members-only posts) must not
                     # be kept by a shared cache.
                     headers["Cache-Control"] = "private, no-store"
@@ -87,14 +86,10 @@ def make_web_app(app: App) -> Starlette:
         *metrics_routes(app),
         *archive_routes(app, pages),
         *search_routes(app, pages),
-        *account_routes(app, pages),
-        *directory_routes(app, pages),
+        *portal_routes(app, pages),
     ]
-    portal = Starlette(
-        routes=routes,
-        middleware=[session_middleware(app)],
-        exception_handlers={404: not_found},
-    )
+    portal = Starlette(routes=routes, exception_handlers={404: not_found})
+    portal.add_middleware(Visitors, app=app)
     portal.add_middleware(SecurityHeaders)
     return portal
 

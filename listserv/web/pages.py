@@ -18,7 +18,6 @@ from starlette.responses import HTMLResponse, Response
 
 from listserv.app import App
 from listserv.mail.templates import environment
-from listserv.web.sessions import csrf_token, visitor_of
 
 LANGUAGES = ("ru", "kk", "en")
 DEFAULT_LANGUAGE = "en"
@@ -82,9 +81,7 @@ class Pages:
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         language = choose_language(request)
         root = request.scope.get("root_path", "")
-        visitor = visitor_of(request)
-        context.setdefault("csrf", csrf_token(request) if visitor else "")
-        html = self.render(language, name, root=root, visitor=visitor, **context)
+        html = self.render(language, name, root=root, **context)
         response = HTMLResponse(html, status_code=status)
         remember_language(request, response)
         return response
@@ -100,6 +97,12 @@ def remember_language(request: Request, response: Response) -> None:
         response.set_cookie(
             LANGUAGE_COOKIE, asked, max_age=365 * 24 * 3600, httponly=True, samesite="lax"
         )
+
+
+def visitor_of(request: Request) -> str | None:
+    """The signed-in address (``sessions.Visitors`` puts it in the scope), else None."""
+    visitor = request.scope.get("visitor")
+    return visitor if isinstance(visitor, str) else None
 
 
 def public_base(app: App, request: Request) -> str:

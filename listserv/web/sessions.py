@@ -1,84 +1,102 @@
-"""Sessions and CSRF for the portal.
+"""Who is signed in: a random session cookie whose SHA-256 names a ``web_sessions`` row.
 
-The session is Starlette's signed cookie (itsdangerous, HMAC under ``[web] secret_file``):
-``HttpOnly``, ``SameSite=Lax``, and ``Secure`` when ``base_url`` is https. It holds the
-signed-in address and the CSRF token every POST form carries (sign-in links are the only
-authority that creates a signed-in session).
+The ``Visitors`` middleware reads the cookie once per request and puts the signed-in address
+in ``scope["visitor"]``, where every route finds it (``current_address``, and the archive
+pages through ``pages.visitor_of``). It also gives each browser a random ``csrf`` cookie, the
+anchor of the CSRF tokens of visitors who are not signed in (web/csrf.py).
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
-from urllib.parse import parse_qs
+import asyncio
+from http.cookies import SimpleCookie
 
-from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from listserv.app import App
-from listserv.auth.one_click import load_secret
+from listserv.store.portal import SESSION_LIFETIME, new_secret, session_address
+from listserv.web.pages import visitor_of
 
-SESSION_COOKIE = "listserv_session"
-SESSION_DAYS = 14
-MAX_FORM_BYTES = 64 * 1024
-
-
-def session_middleware(app: App) -> Middleware:
-    web = app.config.web
-    assert web is not None
-    secret = load_secret(app.config.resolve(web.secret_file))
-    return Middleware(
-        SessionMiddleware,
-        # Its own key derived from the secret, so a session cookie is never a valid link.
-        secret_key=hmac.new(secret, b"listserv session", "sha256").hexdigest(),
-        session_cookie=SESSION_COOKIE,
-        max_age=SESSION_DAYS * 24 * 3600,
-        same_site="lax",
-        https_only=web.base_url.startswith("https://"),
-    )
+SESSION_COOKIE = "session"
+ANCHOR_COOKIE = "csrf"
 
 
-def visitor_of(request: Request) -> str | None:
+def current_address(request: Request) -> str | None:
     """The signed-in address, None for anyone else."""
-    if "session" not in request.scope:
-        return None
-    address = request.session.get("address")
-    return address if isinstance(address, str) else None
+    return visitor_of(request)
 
 
-def csrf_token(request: Request) -> str:
-    """The session's CSRF token, created on first use."""
-    token = request.session.get("csrf")
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        request.session["csrf"] = token
-    return token
+def secure_cookies(app: App) -> bool:
+    """Cookies are ``Secure`` when the portal is seen over https."""
+    web = app.config.web
+    return bool(web and web.base_url.startswith("https://"))
 
 
-async def checked_form(request: Request) -> dict[str, str] | None:
-    """The fields of a POSTed form (``application/x-www-form-urlencoded``), or None when its
-    CSRF token is missing or not the session's."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        return None
-    try:
-        fields = parse_qs(body.decode("utf-8"), max_num_fields=20)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    form = {key: values[0] for key, values in fields.items()}
-    expected = request.session.get("csrf") if "session" in request.scope else None
-    if not isinstance(expected, str) or not hmac.compare_digest(form.get("csrf", ""), expected):
-        return None
-    return form
+def cookie_header(name: str, value: str, secure: bool, max_age: int) -> str:
+    parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Lax", f"Max-Age={max_age}"]
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
 
 
-def sign_in(request: Request, address: str) -> None:
-    """A fresh session for *address* (nothing of the anonymous one is kept)."""
-    request.session.clear()
-    request.session["address"] = address
-    request.session["csrf"] = secrets.token_urlsafe(32)
+def set_session_cookie(app: App, response: Response, token: str) -> None:
+    max_age = int(SESSION_LIFETIME.total_seconds())
+    header = cookie_header(SESSION_COOKIE, token, secure_cookies(app), max_age)
+    response.headers.append("set-cookie", header)
 
 
-def sign_out(request: Request) -> None:
-    request.session.clear()
+def clear_session_cookie(app: App, response: Response) -> None:
+    response.headers.append("set-cookie", cookie_header(SESSION_COOKIE, "", secure_cookies(app), 0))
+
+
+def cookies_of(scope: Scope) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # a malformed cookie header is no cookie
+                continue
+    return {key: morsel.value for key, morsel in jar.items()}
+
+
+class Visitors:
+    """Puts the signed-in address (or None) and the CSRF anchor into each request's scope."""
+
+    def __init__(self, asgi: ASGIApp, app: App) -> None:
+        self.asgi = asgi
+        self.app = app
+
+    def address_of(self, token: str) -> str | None:
+        with self.app.sessions() as session:
+            return session_address(session, token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The API authenticates each call by its key: no cookies there.
+        if scope["type"] != "http" or scope["path"].startswith("/api/"):
+            await self.asgi(scope, receive, send)
+            return
+        cookies = cookies_of(scope)
+        token = cookies.get(SESSION_COOKIE, "")
+        visitor = await asyncio.to_thread(self.address_of, token) if token else None
+        scope["visitor"] = visitor
+        scope["session_token"] = token if visitor else ""
+        anchor = cookies.get(ANCHOR_COOKIE, "")
+        new_anchor = "" if len(anchor) >= 32 else new_secret()
+        scope["csrf_anchor"] = new_anchor or anchor
+        if not new_anchor:
+            await self.asgi(scope, receive, send)
+            return
+        header = cookie_header(ANCHOR_COOKIE, new_anchor, secure_cookies(self.app), 365 * 86400)
+
+        async def with_anchor(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"set-cookie", header.encode("latin-1")),
+                ]
+            await send(message)
+
+        await self.asgi(scope, receive, with_anchor)

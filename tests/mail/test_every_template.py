@@ -111,7 +111,11 @@ def contexts(name: str, mlist: MailList) -> list[dict[str, Any]]:
     )
     withdrawn = held_post("withdrawn", decided_by=MEMBER, decided_via="mail")
     expired = held_post("expired", decided_by="expiry", decided_via="expiry")
-    confirm = {"token": TOKEN, "confirm_address": mlist.address("confirm", TOKEN)}
+    confirm = {
+        "token": TOKEN,
+        "confirm_address": mlist.address("confirm", TOKEN),
+        "confirm_url": f"https://{DOMAIN}/confirm/{TOKEN}",
+    }
     held = {"expires": MOMENT, "confirm_address": mlist.address("confirm", TOKEN)}
     title = mlist.config.title
     issue = {"list_name": mlist.name, "title": title, "volume": 2, "number": 7, "can_post": True}
@@ -124,8 +128,8 @@ def contexts(name: str, mlist: MailList) -> list[dict[str, Any]]:
     by_name: dict[str, list[dict[str, Any]]] = {
         "welcome.txt": [{"delivery": mode} for mode in ("regular", "digest", "plain", "html")],
         "goodbye.txt": [{"delivery": "regular"}],
-        "login.txt": [
-            {"address": MEMBER, "link": f"https://{DOMAIN}/login/{TOKEN}", "minutes": minutes}
+        "sign_in.txt": [
+            {"address": MEMBER, "url": f"https://{DOMAIN}/login/{TOKEN}", "minutes": minutes}
             for minutes in (15, 21)
         ],
         "delivery.txt": [{"delivery": mode} for mode in ("digest", "nomail")],
@@ -361,6 +365,7 @@ def test_the_readme_examples_are_what_the_templates_write() -> None:
         delivery="digest",
         token=TOKEN,
         confirm_address="",
+        confirm_url="",
         expires=datetime(2026, 12, 5, 9, 30),
     )
     assert readme_example("A Kazakh confirmation request") == confirmation

@@ -101,6 +101,7 @@ def test_a_visitor_browses_a_thread_and_searches(start_server, browser) -> None:
     box.submit()
     assert browser.find_element(By.CSS_SELECTOR, "mark").text == "озёра"
     browser.find_element(By.CSS_SELECTOR, "header a.home").click()
-    browser.find_element(By.PARTIAL_LINK_TEXT, "Архив").click()
+    browser.find_element(By.CSS_SELECTOR, "a[href$='/lists/test/']").click()
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Читать архив").click()
     assert browser.current_url == f"{base}/lists/test/archive/"
     assert console_errors(browser) == []

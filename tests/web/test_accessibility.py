@@ -1,0 +1,117 @@
+"""Every portal page in real headless Chromium, checked by axe-core (injected into the page):
+no serious or critical violations, at a phone's width (360 px) and on a desktop. Chromium and
+chromedriver come from the system (``.ci/run`` installs them), axe-core from npm into
+tests/web/a11y/ (``npm install --prefix tests/web/a11y``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import DOMAIN, RunningServer, Sink, add, list_table, make_message
+from web_support import browsing, portal_web
+
+AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+RUN_AXE = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {resultTypes: ["violations"]})
+  .then(result => done(result.violations.map(v => [v.id, v.impact, v.nodes.length, v.help])))
+  .catch(error => done([["axe-error", "critical", 0, String(error)]]));
+"""
+
+
+def missing_tools() -> str:
+    if not (os.path.exists(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        return "chromium and chromedriver"
+    if not AXE.exists():
+        return "axe-core (npm install --prefix tests/web/a11y)"
+    return ""
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[object]:
+    missing = missing_tools()
+    if missing and not os.environ.get("CI"):
+        pytest.skip(f"needs {missing}")
+    assert not missing, f"CI must install {missing}"
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not download anything
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def server(start_server, tmp_path: Path) -> RunningServer:
+    return start_server(
+        lists=[
+            list_table(
+                "test",
+                region="Kazakhstan",
+                topic="Environment and Sustainable Development",
+                description="Экологические НКО Казахстана",
+                posting="moderated",
+                moderators=["mod@x.example"],
+                archive="public",
+                language="ru",
+            ),
+        ],
+        web=portal_web(tmp_path),
+    )
+
+
+def serious(driver, url: str) -> list[list]:
+    driver.get(url)
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    violations = driver.execute_async_script(RUN_AXE)
+    return [v for v in violations if v[1] in ("serious", "critical")]
+
+
+def test_every_page_passes_axe_in_chromium(server: RunningServer, sink: Sink, chromium) -> None:
+    add(server, "ana@x.example")
+    post = make_message("ana@x.example", to=f"test@{DOMAIN}", subject="Отчёт об озере")
+    server.send("ana@x.example", f"test@{DOMAIN}", post)
+    with browsing(server) as browser:
+        browser.sign_in(sink, "mod@x.example")
+        held = browser.get("/lists/test/held/").text
+        held_id = held.split('href="/lists/test/held/')[1].split('"')[0]
+        base = str(browser.client.base_url).rstrip("/")
+        browser.submit("/lists/test/subscribe", {"address": "new@y.example"}, page="/lists/test/")
+        confirm = sink.wait_for_recipients({"new@y.example"})[-1].message["Subject"].split()[-1]
+        browser.submit("/login", {"address": "ana@x.example"}, page="/me")
+        session = browser.client.cookies["session"]
+    anonymous = ["/", "/?lang=kk", "/lists/test/", "/login", f"/confirm/{confirm}", "/nope"]
+    signed_in = ["/me", "/lists/test/held/", f"/lists/test/held/{held_id}"]
+    signed_in += ["/lists/test/members/", "/lists/test/archive/", "/search?q=озеро"]
+    problems = {}
+    for width in (360, 1280):
+        chromium.set_window_size(width, 900)
+        chromium.delete_all_cookies()
+        for path in anonymous:
+            problems[(width, path)] = serious(chromium, base + path)
+        chromium.add_cookie({"name": "session", "value": session, "path": "/"})
+        for path in signed_in:
+            problems[(width, path)] = serious(chromium, base + path)
+        chromium.get(base + "/me")
+        assert "mod@x.example" in chromium.page_source  # the pages were seen signed in
+    assert {key: found for key, found in problems.items() if found} == {}
