@@ -15,14 +15,13 @@ from collections.abc import Callable
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from listserv.app import App
 from listserv.config import ConfigError, host_port
+from listserv.intake.committer import GroupCommitter, inbox_rows
+from listserv.intake.names import ListNames
 from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient
-from listserv.store.db import transaction
-from listserv.store.models import InboxMessage, MailingList, utcnow
 
 log = logging.getLogger(__name__)
 # A further check of a recipient address of some role (is this alias live?), run at RCPT.
@@ -43,10 +42,16 @@ class IntakeHandler:
         self.on_stored = on_stored
         self.max_recipients = app.config.server.max_recipients
         self.lmtp = app.config.server.protocol == "lmtp"
+        self.list_names = ListNames(app.sessions)
+        self.committer = GroupCommitter(app.sessions)
 
-    def _list_names(self) -> set[str]:
-        with self.app.sessions() as session:
-            return set(session.scalars(select(MailingList.name)))
+    async def _target(self, address: str) -> Target | None:
+        target = parse_recipient(address, self.app.domain, await self.list_names.cached())
+        if target is None or target.role not in self.roles:
+            # Perhaps a list created since the names were read.
+            names = await self.list_names.reread()
+            target = parse_recipient(address, self.app.domain, names)
+        return target
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
@@ -54,8 +59,7 @@ class IntakeHandler:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return "452 4.5.3 Too many recipients"
         try:
-            names = await asyncio.to_thread(self._list_names)
-            target = parse_recipient(address, self.app.domain, names)
+            target = await self._target(address)
             if target is None or target.role not in self.roles:
                 return "550 5.1.1 No such list address here"
             check = self.checks.get(target.role)
@@ -87,14 +91,14 @@ class IntakeHandler:
         if len(raw) > self.app.config.server.max_message_size:
             return "\r\n".join(["552 5.3.4 Message too big"] * self._reply_count(envelope))
         try:
-            ids = await asyncio.to_thread(
-                self._store,
+            rows = inbox_rows(
                 envelope.mail_from or "",
-                list(envelope.rcpt_tos),
+                envelope.rcpt_tos,
                 raw,
                 peer_ip(session),
                 session.host_name,
             )
+            ids = await self.committer.store(rows)
         except SQLAlchemyError:
             log.exception("database unavailable at DATA")
             replies = ["451 4.3.0 Temporary failure, try again later"] * self._reply_count(envelope)
@@ -110,34 +114,6 @@ class IntakeHandler:
 
     def _reply_count(self, envelope: Envelope) -> int:
         return len(envelope.rcpt_tos) if self.lmtp else 1
-
-    def _store(
-        self,
-        mail_from: str,
-        rcpt_tos: list[str],
-        raw: bytes,
-        peer: str | None,
-        helo: str | None,
-    ) -> list[int]:
-        now = utcnow()
-        rows = [
-            {
-                "received_at": now,
-                "mail_from": mail_from,
-                "rcpt_to": rcpt,
-                "raw": raw,
-                "status": "new",
-                "outcome": "",
-                "peer_ip": peer,
-                "helo": (helo or "")[:255] or None,
-            }
-            for rcpt in rcpt_tos
-        ]
-        with transaction(self.app.sessions) as session:
-            result = session.execute(
-                insert(InboxMessage).returning(InboxMessage.id, sort_by_parameter_order=True), rows
-            )
-            return list(result.scalars())
 
 
 def peer_ip(session: Session) -> str | None:
