@@ -3,6 +3,7 @@ after an outage, to an open list of two members.
 
     python bench/intake.py [--messages 3000] [--sessions 8] [--length 2000]
                            [--database sqlite,postgresql] [--dns-delay 0] [--no-postfix]
+                           [--profile FILE]
 
 Postfix's ``smtp-source`` sends the posts over ``--sessions`` parallel connections, one
 message per connection; the C ``smtp-sink`` is the smarthost. For each target it prints
@@ -159,8 +160,9 @@ def run_listserv(args: argparse.Namespace, database: str, dns: DnsStub) -> None:
     try:
         add_members(config_path)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "listserv", "--config", str(config_path), "serve"]
-        server = subprocess.Popen(command, env=env)
+        profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+        listserv = ["-m", "listserv", "--config", str(config_path), "serve"]
+        server = subprocess.Popen([sys.executable, *profile, *listserv], env=env)
         wait_for_port(listen, server, "listserv serve")
         accepted, end_to_end = run.post(listen)
         stored = stored_posts(config_path)
@@ -183,6 +185,7 @@ def main() -> None:
     parser.add_argument("--database", default="sqlite,postgresql")
     parser.add_argument("--dns-delay", type=float, default=0.0)
     parser.add_argument("--no-postfix", action="store_true")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the server's main thread")
     args = parser.parse_args()
     if not Path(SMTP_SOURCE).exists():
         sys.exit(f"{SMTP_SOURCE} is missing: apt-get install postfix (the daemon need not run)")

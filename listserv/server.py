@@ -21,7 +21,8 @@ from listserv.delivery.outbound import wake_after_commit, wake_delivery
 from listserv.delivery.worker import run_delivery
 from listserv.digests.schedule import run_digests, wake_digests, wake_digests_after_commit
 from listserv.housekeeping import run_housekeeping
-from listserv.intake.router import HANDLERS, RCPT_CHECKS, run_router
+from listserv.intake.router import HANDLERS, RCPT_CHECKS
+from listserv.intake.routing import Routing
 from listserv.intake.smtp import Intake, IntakeHandler
 from listserv.moderation.expiry import run_moderation_schedule
 from listserv.store.claims import beat, register_instance, unregister_instance
@@ -83,7 +84,11 @@ class Server:
             run_delivery(self.app, self.instance_id, self.outbox, self.stopping, self.poll)
         )
         self.tasks = [
-            asyncio.create_task(run_router(self.app, self.instance_id, self.inbox, self.poll)),
+            asyncio.create_task(
+                Routing(self.app, self.instance_id, handler.committer.busy).run(
+                    self.inbox, self.poll
+                )
+            ),
             self.delivery,
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(

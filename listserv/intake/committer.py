@@ -11,12 +11,14 @@ client tries again); nothing of a failed group was stored.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from listserv.app import App
 from listserv.store.db import transaction
 from listserv.store.models import InboxMessage, utcnow
 
@@ -33,13 +35,21 @@ class Pending:
 
 
 class GroupCommitter:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], writers: int = 1) -> None:
         self.sessions = sessions
+        # Groups written at the same time: one on SQLite (it has one writer anyway), more on
+        # PostgreSQL, where one group's commit waits on the disk while the next is sent.
+        self.writers = writers
         self.pending: list[Pending] = []
-        self.writer: asyncio.Task[None] | None = None
-        # How many transactions and messages went in, for the benchmark and the tests.
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.last_stored = float("-inf")
+        # How many transactions and messages went in, for the tests.
         self.commits = 0
         self.stored = 0
+
+    def busy(self, within: float = 0.1) -> bool:
+        """True while messages are arriving (one stored within the last *within* seconds)."""
+        return bool(self.pending) or time.monotonic() - self.last_stored < within
 
     async def store(self, rows: list[dict[str, Any]]) -> list[int]:
         """Write *rows* (one per recipient) to the inbox; returns their ids once committed.
@@ -48,8 +58,10 @@ class GroupCommitter:
         # Its error is read even when the session is gone, so asyncio does not report it.
         entry.done.add_done_callback(lambda done: done.cancelled() or done.exception())
         self.pending.append(entry)
-        if self.writer is None or self.writer.done():
-            self.writer = asyncio.create_task(self._write_groups())
+        if len(self.tasks) < self.writers:
+            task = asyncio.create_task(self._write_groups())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         # A session cancelled (client gone) leaves its message to the group: it may already
         # be on its way to disk, and the client, lacking a 250, will send it again.
         return await asyncio.shield(entry.done)
@@ -66,6 +78,7 @@ class GroupCommitter:
                 continue
             self.commits += 1
             self.stored += len(group)
+            self.last_stored = time.monotonic()
             for entry in group:
                 count = len(entry.rows)
                 if not entry.done.done():
@@ -80,6 +93,10 @@ class GroupCommitter:
             group.append(entry)
             rows += len(entry.rows)
         return group
+
+
+def writers_for(app: App) -> int:
+    return 1 if app.engine.dialect.name == "sqlite" else 2
 
 
 def insert_rows(sessions: sessionmaker[Session], group: list[Pending]) -> list[int]:

@@ -1,18 +1,18 @@
 """The router: takes each received message from the inbox and hands it to the stage its
 recipient address names (post, -request, -owner, -bounces…).
 
-Each message is handled in one transaction together with everything it causes (queued mail,
-held posts, membership changes), so a crash either leaves it unprocessed or fully processed.
+Each message is handled in a transaction together with everything it causes (queued mail,
+held posts, membership changes), so a crash either leaves it unprocessed or fully processed;
+``routing`` puts several messages in one transaction and decides when each is handled.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from listserv.app import App
@@ -23,7 +23,7 @@ from listserv.intake.owner import forward_to_owners
 from listserv.mail.addresses import parse_recipient
 from listserv.posting.aliases import alias_is_live, forward_to_poster
 from listserv.posting.pipeline import process_post
-from listserv.store.claims import claim_rows, nap
+from listserv.store.claims import claim_rows
 from listserv.store.db import describe, transaction
 from listserv.store.lists import MailList, get_list, list_names
 from listserv.store.models import InboxMessage, utcnow
@@ -60,17 +60,19 @@ def handle(app: App, session: Session, stored: InboxMessage) -> str:
     return HANDLERS[target.role](app, session, mlist, stored)
 
 
-def claim_messages(app: App, instance_id: str) -> list[int]:
-    """Take up to ``CLAIM_BATCH`` new messages, oldest first."""
+def claim_messages(
+    app: App, instance_id: str, limit: int = CLAIM_BATCH, skip: Collection[int] = ()
+) -> list[int]:
+    """Take up to *limit* new messages, oldest first, but for those in *skip* (ours, under
+    way)."""
     with transaction(app.sessions) as session:
         # Our own claims are left over from a pass the database interrupted.
         claimable = (
             InboxMessage.status == "new",
             (InboxMessage.claimed_by.is_(None) | (InboxMessage.claimed_by == instance_id)),
+            *((InboxMessage.id.not_in(skip),) if skip else ()),
         )
-        oldest = (
-            select(InboxMessage.id).where(*claimable).order_by(InboxMessage.id).limit(CLAIM_BATCH)
-        )
+        oldest = select(InboxMessage.id).where(*claimable).order_by(InboxMessage.id).limit(limit)
         ids = claim_rows(session, InboxMessage, oldest, *claimable, claimed_by=instance_id)
     return sorted(ids)
 
@@ -83,12 +85,7 @@ def process(app: App, message_id: int) -> str:
     """Handle one stored message; a failure is recorded on it, never lost silently."""
     try:
         with transaction(app.sessions) as session:
-            stored = session.get(InboxMessage, message_id)
-            if stored is None or stored.status != "new":
-                return "gone"
-            outcome = handle(app, session, stored)
-            status = "failed" if outcome.startswith("failed") else "done"
-            finish(session, message_id, status, outcome)
+            outcome = route(app, session, message_id)
     except Gone:
         return "gone"
     except OperationalError as error:
@@ -109,6 +106,16 @@ def process(app: App, message_id: int) -> str:
                 stored.outcome = f"failed: {type(error).__name__}: {error}"[:2000]
         return "failed"
     log.info("message %s: %s", message_id, outcome)
+    return outcome
+
+
+def route(app: App, session: Session, message_id: int) -> str:
+    """Handle one stored message in *session* and record the outcome."""
+    stored = session.get(InboxMessage, message_id)
+    if stored is None or stored.status != "new":
+        return "gone"
+    outcome = handle(app, session, stored)
+    finish(session, message_id, "failed" if outcome.startswith("failed") else "done", outcome)
     return outcome
 
 
@@ -144,21 +151,3 @@ def count_attempt(app: App, message_id: int, error: OperationalError) -> bool | 
         reason = str(error.orig or error).strip().splitlines()
         finish(session, message_id, "failed", f"failed after {attempts} attempts: {reason[0]}")
     return False
-
-
-async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:
-    """Process the inbox until cancelled: on each wake-up and every *poll* seconds."""
-    while True:
-        wakeup.clear()
-        try:
-            ids = await asyncio.to_thread(claim_messages, app, instance_id)
-            for message_id in ids:
-                await asyncio.to_thread(process, app, message_id)
-        except SQLAlchemyError as error:
-            # The database went away: keep the router alive and try again later; the
-            # claimed messages are released by the heartbeat if this process dies.
-            log.warning("router: %s", describe(error))
-            ids = []
-        if len(ids) == CLAIM_BATCH:
-            continue
-        await nap(wakeup, poll)
