@@ -85,7 +85,8 @@ def process(app: App, message_id: int) -> str:
     """Handle one stored message; a failure is recorded on it, never lost silently."""
     try:
         with transaction(app.sessions) as session:
-            outcome = route(app, session, message_id)
+            stored = session.get(InboxMessage, message_id)
+            outcome = route(app, session, stored)
     except Gone:
         return "gone"
     except OperationalError as error:
@@ -109,13 +110,13 @@ def process(app: App, message_id: int) -> str:
     return outcome
 
 
-def route(app: App, session: Session, message_id: int) -> str:
-    """Handle one stored message in *session* and record the outcome."""
-    stored = session.get(InboxMessage, message_id)
+def route(app: App, session: Session, stored: InboxMessage | None) -> str:
+    """Handle one stored message in *session* and record the outcome. (The caller holds
+    *stored* until the commit: the session keeps only what is referenced.)"""
     if stored is None or stored.status != "new":
         return "gone"
     outcome = handle(app, session, stored)
-    finish(session, message_id, "failed" if outcome.startswith("failed") else "done", outcome)
+    finish(session, stored.id, "failed" if outcome.startswith("failed") else "done", outcome)
     return outcome
 
 

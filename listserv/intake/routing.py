@@ -93,12 +93,12 @@ class Routing:
             self.checkers.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, wakeup: asyncio.Event, poll: float) -> None:
-        more = True
+        more, claimed_at = True, float("-inf")
         while True:
             try:
-                if more or wakeup.is_set():
+                if more or wakeup.is_set() or time.monotonic() - claimed_at >= poll:
                     wakeup.clear()
-                    more = await self._claim()
+                    more, claimed_at = await self._claim(), time.monotonic()
                 ready = self._ready()
                 if ready:
                     started = time.monotonic()
@@ -218,8 +218,10 @@ def route_together(app: App, ids: list[int]) -> dict[int, str]:
     outcomes: dict[int, str] = {}
     deadline = time.monotonic() + GROUP_SECONDS
     with transaction(app.sessions) as session:
+        found = session.scalars(select(InboxMessage).where(InboxMessage.id.in_(ids))).all()
+        stored = {message.id: message for message in found}
         for message_id in ids:
-            outcomes[message_id] = route(app, session, message_id)
+            outcomes[message_id] = route(app, session, stored.get(message_id))
             if time.monotonic() > deadline:
                 break
     return outcomes
