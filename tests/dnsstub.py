@@ -5,7 +5,8 @@ It answers TXT (and A) queries from ``records``, a dict the test fills:
 answered with SERVFAIL (``"servfail"``) or not at all (``"timeout"``). Every other name is
 NXDOMAIN. ``queries`` records what was asked, to check caching. ``delays`` holds an answer
 back: ``stub.delays["_dmarc.slow.example"] = 2.0`` answers that name two seconds late (other
-names are answered meanwhile), and ``delay`` does so for every name.
+names are answered meanwhile), and ``delay`` does so for every name; a name in ``held`` is
+answered only once ``release`` is set (a nameserver that is slow for as long as a test needs).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class DnsStub:
     queries: list[tuple[str, str]] = field(default_factory=list)
     delays: dict[str, float] = field(default_factory=dict)
     delay: float = 0.0
+    held: set[str] = field(default_factory=set)
+    release: threading.Event = field(default_factory=threading.Event)
     sock: socket.socket | None = None
     thread: threading.Thread | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -70,13 +73,19 @@ class DnsStub:
             if reply is None:
                 continue
             name = reply.question[0].name.to_text(omit_final_dot=True).lower()
-            late = self.delays.get(name, self.delay)
-            if late:
-                timer = threading.Timer(late, self._send, (reply.to_wire(), peer))
-                timer.daemon = True
-                timer.start()
+            if name in self.held or self.delays.get(name, self.delay):
+                later = threading.Thread(target=self._answer_later, args=(reply, peer, name))
+                later.daemon = True
+                later.start()
             else:
                 self._send(reply.to_wire(), peer)
+
+    def _answer_later(self, reply: dns.message.Message, peer: tuple[str, int], name: str) -> None:
+        if name in self.held:
+            self.release.wait(60)
+        else:
+            self.stopping.wait(self.delays.get(name, self.delay))
+        self._send(reply.to_wire(), peer)
 
     def _send(self, wire: bytes, peer: tuple[str, int]) -> None:
         if self.sock is not None and not self.stopping.is_set():
