@@ -85,12 +85,16 @@ class PostfixInstance:
         self.listen = listen
 
     def run(self, *command: str) -> None:
-        subprocess.run(
+        done = subprocess.run(
             [POSTFIX, "-c", str(self.config), *command],
-            check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            text=True,
         )
+        if done.returncode:
+            log = self.root / "maillog"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(f"postfix {' '.join(command)} failed: {done.stderr}{tail}")
 
     def __enter__(self) -> PostfixInstance:
         self.run("start")
