@@ -113,9 +113,9 @@ def drop_schema(schema: str | None) -> None:
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def write_config(path: Path, url: str, listen: int, sink: int, connections: int) -> None:
-    path.write_text(
-        f"""[server]
+def base_config(url: str, listen: int, sink: int) -> str:
+    """The [server], [database] and [delivery] sections of a benchmark's server."""
+    return f"""[server]
 domain = "{DOMAIN}"
 listen = "127.0.0.1:{listen}"
 log_level = "warning"
@@ -125,7 +125,13 @@ url = "{url}"
 
 [delivery]
 smarthost = "127.0.0.1:{sink}"
-max_recipients = {BATCH}
+"""
+
+
+def write_config(path: Path, url: str, listen: int, sink: int, connections: int) -> None:
+    path.write_text(
+        base_config(url, listen, sink)
+        + f"""max_recipients = {BATCH}
 connections = {connections}
 
 [[lists]]

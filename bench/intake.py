@@ -36,6 +36,7 @@ from dnsstub import DnsStub  # noqa: E402
 from fanout import (  # noqa: E402
     DOMAIN,
     SinkCounter,
+    base_config,
     drop_schema,
     free_port,
     make_database,
@@ -56,17 +57,8 @@ SENDER = "poster@example.com"
 
 def write_config(path: Path, url: str, listen: int, sink: int, dns: str) -> None:
     path.write_text(
-        f"""[server]
-domain = "{DOMAIN}"
-listen = "127.0.0.1:{listen}"
-log_level = "warning"
-
-[database]
-url = "{url}"
-
-[delivery]
-smarthost = "127.0.0.1:{sink}"
-
+        base_config(url, listen, sink)
+        + f"""
 [dns]
 nameservers = ["{dns}"]
 
