@@ -53,10 +53,17 @@ RCPT_CHECKS = {"alias": alias_is_live}
 
 
 def handle(app: App, session: Session, stored: InboxMessage) -> str:
-    target = parse_recipient(stored.rcpt_to, app.domain, list_names(session))
+    # The lists are read once per transaction, which may route many messages.
+    names = session.info.get("list_names")
+    if names is None:
+        names = session.info["list_names"] = list_names(session)
+    target = parse_recipient(stored.rcpt_to, app.domain, names)
     if target is None or target.role not in HANDLERS:
         return f"failed: no list address {stored.rcpt_to}"
-    mlist = get_list(session, target.list_name, app.domain)
+    lists = session.info.setdefault("lists", {})
+    mlist = lists.get(target.list_name)
+    if mlist is None:
+        mlist = lists[target.list_name] = get_list(session, target.list_name, app.domain)
     return HANDLERS[target.role](app, session, mlist, stored)
 
 
