@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from listserv.app import App
 from listserv.store.db import transaction
 from listserv.store.models import InboxMessage, utcnow
 
@@ -35,13 +34,12 @@ class Pending:
 
 
 class GroupCommitter:
-    def __init__(self, sessions: sessionmaker[Session], writers: int = 1) -> None:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
-        # Groups written at the same time: one on SQLite (it has one writer anyway), more on
-        # PostgreSQL, where one group's commit waits on the disk while the next is sent.
-        self.writers = writers
         self.pending: list[Pending] = []
-        self.tasks: set[asyncio.Task[None]] = set()
+        # One group is written at a time (measured: two or four at once on PostgreSQL
+        # accepted less, not more).
+        self.writer: asyncio.Task[None] | None = None
         self.last_stored = float("-inf")
         # How many transactions and messages went in, for the tests.
         self.commits = 0
@@ -58,10 +56,8 @@ class GroupCommitter:
         # Its error is read even when the session is gone, so asyncio does not report it.
         entry.done.add_done_callback(lambda done: done.cancelled() or done.exception())
         self.pending.append(entry)
-        if len(self.tasks) < self.writers:
-            task = asyncio.create_task(self._write_groups())
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write_groups())
         # A session cancelled (client gone) leaves its message to the group: it may already
         # be on its way to disk, and the client, lacking a 250, will send it again.
         return await asyncio.shield(entry.done)
@@ -93,10 +89,6 @@ class GroupCommitter:
             group.append(entry)
             rows += len(entry.rows)
         return group
-
-
-def writers_for(app: App) -> int:
-    return 1 if app.engine.dialect.name == "sqlite" else 2
 
 
 def insert_rows(sessions: sessionmaker[Session], group: list[Pending]) -> list[int]:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from listserv.app import App
 from listserv.config import ConfigError, host_port
-from listserv.intake.committer import GroupCommitter, inbox_rows, writers_for
+from listserv.intake.committer import GroupCommitter, inbox_rows
 from listserv.intake.names import ListNames
 from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient
 
@@ -43,7 +43,7 @@ class IntakeHandler:
         self.max_recipients = app.config.server.max_recipients
         self.lmtp = app.config.server.protocol == "lmtp"
         self.list_names = ListNames(app.sessions)
-        self.committer = GroupCommitter(app.sessions, writers_for(app))
+        self.committer = GroupCommitter(app.sessions)
 
     async def _target(self, address: str) -> Target | None:
         target = parse_recipient(address, self.app.domain, await self.list_names.cached())
