@@ -86,11 +86,14 @@ class SinkCounter:
                     field += bytes([byte])
 
 
-def start_sink(port: int, dump: Path) -> subprocess.Popen:
+def start_sink(port: int, dump: Path | None = None) -> subprocess.Popen:
+    """smtp-sink printing its counters; with *dump*, writing what it gets there (a file
+    its user, nobody when we are root, may write)."""
     if not Path(SMTP_SINK).exists():
         sys.exit(f"{SMTP_SINK} is missing: apt-get install postfix (the daemon need not run)")
     user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    command = [SMTP_SINK, *user, "-c", "-D", str(dump), f"127.0.0.1:{port}", "1024"]
+    dumping = ["-D", str(dump)] if dump else []
+    command = [SMTP_SINK, *user, "-c", *dumping, f"127.0.0.1:{port}", "1024"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 
@@ -110,9 +113,9 @@ def drop_schema(schema: str | None) -> None:
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def write_config(path: Path, url: str, listen: int, sink: int, connections: int) -> None:
-    path.write_text(
-        f"""[server]
+def base_config(url: str, listen: int, sink: int) -> str:
+    """The [server], [database] and [delivery] sections of a benchmark's server."""
+    return f"""[server]
 domain = "{DOMAIN}"
 listen = "127.0.0.1:{listen}"
 log_level = "warning"
@@ -122,7 +125,13 @@ url = "{url}"
 
 [delivery]
 smarthost = "127.0.0.1:{sink}"
-max_recipients = {BATCH}
+"""
+
+
+def write_config(path: Path, url: str, listen: int, sink: int, connections: int) -> None:
+    path.write_text(
+        base_config(url, listen, sink)
+        + f"""max_recipients = {BATCH}
 connections = {connections}
 
 [[lists]]

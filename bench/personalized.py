@@ -23,9 +23,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.hashes import SHA256
 from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -174,6 +179,34 @@ def main() -> None:
         f"{args.members / sent:.0f} messages/s, {cpu:.1f} s CPU ({cpu / sent:.2f} per second), "
         f"peak RSS {rss:.0f} MB"
     )
+    if app.signer is not None:
+        # The floor, measured now on the same loaded machine: the RSA step alone, in two
+        # threads as the delivery workers sign.
+        raw = signing_rate(app.signer.key)
+        print(
+            f"reference: RSA-2048 signatures alone, 2 threads: {raw:.0f}/s "
+            f"(the copies reached {args.members / sent / raw:.0%} of it; "
+            f"at that rate {args.members} copies would take {args.members / raw:.1f} s)"
+        )
+
+
+def signing_rate(key: Any, seconds: float = 3.0) -> float:
+    digest = b"\0" * 32
+    counts: list[int] = []
+
+    def sign() -> None:
+        count, end = 0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            key.sign(digest, PKCS1v15(), Prehashed(SHA256()))
+            count += 1
+        counts.append(count)
+
+    threads = [threading.Thread(target=sign) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / seconds
 
 
 if __name__ == "__main__":

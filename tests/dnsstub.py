@@ -3,7 +3,10 @@
 It answers TXT (and A) queries from ``records``, a dict the test fills:
 ``stub.records["_dmarc.example.com"] = ["v=DMARC1; p=reject"]``. A name in ``failures`` is
 answered with SERVFAIL (``"servfail"``) or not at all (``"timeout"``). Every other name is
-NXDOMAIN. ``queries`` records what was asked, to check caching.
+NXDOMAIN. ``queries`` records what was asked, to check caching. ``delays`` holds an answer
+back: ``stub.delays["_dmarc.slow.example"] = 2.0`` answers that name two seconds late (other
+names are answered meanwhile), and ``delay`` does so for every name; a name in ``held`` is
+answered only once ``release`` is set (a nameserver that is slow for as long as a test needs).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ class DnsStub:
     addresses: dict[str, list[str]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     queries: list[tuple[str, str]] = field(default_factory=list)
+    delays: dict[str, float] = field(default_factory=dict)
+    delay: float = 0.0
+    held: set[str] = field(default_factory=set)
+    release: threading.Event = field(default_factory=threading.Event)
     sock: socket.socket | None = None
     thread: threading.Thread | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -63,8 +70,26 @@ class DnsStub:
                 reply = self.answer(dns.message.from_wire(wire))
             except dns.exception.DNSException:
                 continue
-            if reply is not None:
-                self.sock.sendto(reply.to_wire(), peer)
+            if reply is None:
+                continue
+            name = reply.question[0].name.to_text(omit_final_dot=True).lower()
+            if name in self.held or self.delays.get(name, self.delay):
+                later = threading.Thread(target=self._answer_later, args=(reply, peer, name))
+                later.daemon = True
+                later.start()
+            else:
+                self._send(reply.to_wire(), peer)
+
+    def _answer_later(self, reply: dns.message.Message, peer: tuple[str, int], name: str) -> None:
+        if name in self.held:
+            self.release.wait(60)
+        else:
+            self.stopping.wait(self.delays.get(name, self.delay))
+        self._send(reply.to_wire(), peer)
+
+    def _send(self, wire: bytes, peer: tuple[str, int]) -> None:
+        if self.sock is not None and not self.stopping.is_set():
+            self.sock.sendto(wire, peer)
 
     def answer(self, query: dns.message.Message) -> dns.message.Message | None:
         question = query.question[0]

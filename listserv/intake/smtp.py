@@ -15,17 +15,16 @@ from collections.abc import Callable
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from listserv.app import App
 from listserv.config import ConfigError, host_port
 from listserv.intake import journal, xforward
+from listserv.intake.committer import GroupCommitter, inbox_rows, insert_rows
 from listserv.intake.limits import refusal
 from listserv.intake.missing import with_required_headers
+from listserv.intake.names import ListNames
 from listserv.mail.addresses import InvalidAddress, Target, normalize, parse_recipient, redacted
-from listserv.store.db import transaction
-from listserv.store.models import InboxMessage, MailingList, utcnow
 
 log = logging.getLogger(__name__)
 # A further check of a recipient address of some role (is this alias live?), run at RCPT.
@@ -46,6 +45,8 @@ class IntakeHandler:
         self.on_stored = on_stored
         self.max_recipients = app.config.server.max_recipients
         self.lmtp = app.config.server.protocol == "lmtp"
+        self.list_names = ListNames(app.sessions)
+        self.committer = GroupCommitter(app.sessions)
         self.relays = xforward.Relays(app.config.server.trusted_relays)
 
     async def handle_EHLO(
@@ -54,9 +55,13 @@ class IntakeHandler:
         session.host_name = hostname
         return xforward.advertise(session, responses, self.relays)
 
-    def _list_names(self) -> set[str]:
-        with self.app.sessions() as session:
-            return set(session.scalars(select(MailingList.name)))
+    async def _target(self, address: str) -> Target | None:
+        target = parse_recipient(address, self.app.domain, await self.list_names.cached())
+        if target is None or target.role not in self.roles:
+            # Perhaps a list created since the names were read.
+            names = await self.list_names.reread()
+            target = parse_recipient(address, self.app.domain, names)
+        return target
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
@@ -64,8 +69,7 @@ class IntakeHandler:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return "452 4.5.3 Too many recipients"
         try:
-            names = await asyncio.to_thread(self._list_names)
-            target = parse_recipient(address, self.app.domain, names)
+            target = await self._target(address)
             if target is None or target.role not in self.roles:
                 return "550 5.1.1 No such list address here"
             check = self.checks.get(target.role)
@@ -100,15 +104,14 @@ class IntakeHandler:
         raw = with_required_headers(raw, self.app.domain)
         client = xforward.client_of(session, raw, self.relays)
         try:
-            ids = await asyncio.to_thread(
-                store_messages,
-                self.app,
+            rows = inbox_rows(
                 envelope.mail_from or "",
-                list(envelope.rcpt_tos),
+                envelope.rcpt_tos,
                 raw,
                 client.addr,
                 client.helo,
             )
+            ids = await self.committer.store(rows)
         except SQLAlchemyError:
             log.exception("database unavailable at DATA")
             replies = ["451 4.3.0 Temporary failure, try again later"] * self._reply_count(envelope)
@@ -137,30 +140,11 @@ def store_messages(
     helo: str | None = None,
     claimed_by: str | None = None,
 ) -> list[int]:
-    """Commit *raw* to the inbox once per recipient; returns the new ids in *rcpt_tos* order.
-
-    *claimed_by* keeps the routers of running daemons off a message someone (``inject``) is
-    about to process itself."""
-    now = utcnow()
-    rows = [
-        {
-            "received_at": now,
-            "mail_from": mail_from,
-            "rcpt_to": rcpt,
-            "raw": raw,
-            "status": "new",
-            "outcome": "",
-            "peer_ip": peer,
-            "helo": (helo or "")[:255] or None,
-            "claimed_by": claimed_by,
-        }
-        for rcpt in rcpt_tos
-    ]
-    with transaction(app.sessions) as session:
-        result = session.execute(
-            insert(InboxMessage).returning(InboxMessage.id, sort_by_parameter_order=True), rows
-        )
-        return list(result.scalars())
+    """Commit *raw* to the inbox once per recipient, at once (``inject``: no SMTP sessions to
+    group it with); returns the new ids in *rcpt_tos* order. *claimed_by* keeps the routers of
+    running daemons off a message someone is about to process itself."""
+    rows = inbox_rows(mail_from, rcpt_tos, raw, peer, helo)
+    return insert_rows(app.sessions, [{**row, "claimed_by": claimed_by} for row in rows])
 
 
 class Connections:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -37,6 +39,14 @@ class MailList:
 
 
 def settings_to_config(settings: dict) -> ListConfig:
+    # Validating the settings is costly next to reading them, and they rarely change: the
+    # router reads a list for every message.
+    return _config_from_json(json.dumps(settings, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=256)
+def _config_from_json(text: str) -> ListConfig:
+    settings = json.loads(text)
     try:
         return _build(ListConfig, settings, f"lists.{settings.get('name', '?')}")
     except ConfigError:
