@@ -14,6 +14,7 @@ from email.policy import compat32
 
 from markupsafe import Markup, escape
 
+from listserv.mail.codec import is_attachment
 from listserv.mail.html_content import html_to_text, sanitize_html
 
 ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -104,10 +105,6 @@ def choose_alternative(children: list[Message]) -> Message | None:
         if child.get_content_type() == "text/plain":
             return child
     return children[-1] if children else None
-
-
-def is_attachment(part: Message) -> bool:
-    return (part.get("Content-Disposition") or "").strip().lower().startswith("attachment")
 
 
 def safe_filename(name: str) -> str:

@@ -23,12 +23,12 @@ from listserv.moderation.decisions import (
     Decider,
     NotPending,
     held_posts,
+    held_summary,
     locked_held,
     received_text,
     settle,
 )
 from listserv.moderation.expiry import run_schedule
-from listserv.posting.hold import expires_at
 from listserv.store.lists import MailList, all_lists, get_list, list_by_id
 from listserv.store.models import HeldMessage
 
@@ -45,24 +45,6 @@ def operator() -> str:
     except (KeyError, OSError):
         user = "operator"
     return f"{user} (command line)"
-
-
-def held_data(post: HeldMessage, mlist: MailList) -> dict[str, Any]:
-    return {
-        "id": post.id,
-        "list": mlist.name,
-        "sender": post.sender,
-        "subject": post.subject,
-        "rule": post.rule,
-        "reason": post.reason,
-        "held_at": post.held_at.isoformat(),
-        "expires_at": expires_at(mlist, post).isoformat(),
-        "status": post.status,
-        "decided_at": post.decided_at.isoformat() if post.decided_at else None,
-        "decided_by": post.decided_by or None,
-        "decided_via": post.decided_via or None,
-        "decision_reason": post.decision_reason or None,
-    }
 
 
 def decision(row: dict[str, Any]) -> str:
@@ -91,7 +73,7 @@ def held_list(context: Context, name: str | None, include_decided: bool, as_json
         lists = {m.id: m for m in all_lists(session, context.app.domain)}
         list_id = get_list(session, name, context.app.domain).id if name else None
         data = [
-            held_data(post, lists[post.list_id])
+            held_summary(post, lists[post.list_id])
             for post in held_posts(session, list_id, include_decided)
         ]
     emit(data, as_json, lambda rows: "\n".join(held_line(r) for r in rows))
@@ -112,7 +94,7 @@ def held_show(context: Context, held_id: int, as_json: bool) -> None:
     """Show a held post and the message as received."""
     with context.session() as session:
         post, mlist = find_held(session, held_id, context.app.domain)
-        data = held_data(post, mlist)
+        data = held_summary(post, mlist)
         data["message"] = received_text(session, post)
     emit(
         data,

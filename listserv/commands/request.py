@@ -55,7 +55,7 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Result:
+class CommandResult:
     """What became of one command: a key the reply template words, and its details."""
 
     line: str
@@ -63,19 +63,19 @@ class Result:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def ask(request: Request, command: Command, action: str, **payload: Any) -> Result:
+def ask(request: Request, command: Command, action: str, **payload: Any) -> CommandResult:
     """A change that waits for confirmation; the request goes out once the whole mail is
     read (``confirm_last``), so one mail asks for one confirmation."""
-    return Result(command.line, ASKED, {"action": action, **payload})
+    return CommandResult(command.line, ASKED, {"action": action, **payload})
 
 
-def confirm_last(request: Request, results: list[Result]) -> list[Result]:
+def confirm_last(request: Request, results: list[CommandResult]) -> list[CommandResult]:
     """One request per address and list: the last change a mail asks for is the one sent
     for confirmation, the earlier ones are reported replaced by it."""
     asked = [i for i, r in enumerate(results) if r.key == ASKED]
     settled = list(results)
     for i in asked[:-1]:
-        settled[i] = Result(results[i].line, REPLACED, results[i].data)
+        settled[i] = CommandResult(results[i].line, REPLACED, results[i].data)
     if asked:
         last = results[asked[-1]]
         payload = {k: v for k, v in last.data.items() if k != "action"}
@@ -87,7 +87,9 @@ def confirm_last(request: Request, results: list[Result]) -> list[Result]:
             last.data["action"],
             **payload,
         )
-        settled[asked[-1]] = Result(last.line, CONFIRMATION_SENT if sent else "not-sent", last.data)
+        settled[asked[-1]] = CommandResult(
+            last.line, CONFIRMATION_SENT if sent else "not-sent", last.data
+        )
     return settled
 
 
@@ -96,11 +98,11 @@ def names_other_address(command: Command) -> bool:
     return any("@" in arg for arg in command.args)
 
 
-def do_help(request: Request, command: Command) -> Result:
-    return Result(command.line, "help")
+def do_help(request: Request, command: Command) -> CommandResult:
+    return CommandResult(command.line, "help")
 
 
-def do_lists(request: Request, command: Command) -> Result:
+def do_lists(request: Request, command: Command) -> CommandResult:
     advertised = [m for m in all_lists(request.session, request.app.domain) if m.config.advertised]
     # By region, lists without one last.
     advertised.sort(key=lambda m: (not m.config.region, m.config.region, m.name))
@@ -108,52 +110,52 @@ def do_lists(request: Request, command: Command) -> Result:
         (region, list(members))
         for region, members in groupby(advertised, key=lambda m: m.config.region)
     ]
-    return Result(command.line, "lists", {"groups": groups})
+    return CommandResult(command.line, "lists", {"groups": groups})
 
 
-def do_info(request: Request, command: Command) -> Result:
+def do_info(request: Request, command: Command) -> CommandResult:
     member = find_member(request.session, request.mlist.id, request.sender)
-    return Result(command.line, "info", {"delivery": member.delivery if member else ""})
+    return CommandResult(command.line, "info", {"delivery": member.delivery if member else ""})
 
 
-def do_subscribe(request: Request, command: Command) -> Result:
+def do_subscribe(request: Request, command: Command) -> CommandResult:
     if names_other_address(command):
-        return Result(command.line, "other-address")
+        return CommandResult(command.line, "other-address")
     modes = [mode_of(arg) for arg in command.args]
     if len(modes) > 1 or (modes and modes[0] not in SUBSCRIBE_MODES):
-        return Result(command.line, "bad-argument", {"usage": "subscribe"})
+        return CommandResult(command.line, "bad-argument", {"usage": "subscribe"})
     if find_member(request.session, request.mlist.id, request.sender):
-        return Result(command.line, ALREADY_MEMBER)
+        return CommandResult(command.line, ALREADY_MEMBER)
     return ask(request, command, SUBSCRIBE, delivery=modes[0] if modes else "regular")
 
 
-def do_unsubscribe(request: Request, command: Command) -> Result:
+def do_unsubscribe(request: Request, command: Command) -> CommandResult:
     if names_other_address(command):
-        return Result(command.line, "other-address")
+        return CommandResult(command.line, "other-address")
     if not find_member(request.session, request.mlist.id, request.sender):
-        return Result(command.line, NOT_MEMBER)
+        return CommandResult(command.line, NOT_MEMBER)
     return ask(request, command, UNSUBSCRIBE)
 
 
-def do_set(request: Request, command: Command) -> Result:
+def do_set(request: Request, command: Command) -> CommandResult:
     # "set delivery digest" in English; "режим дайджест", "алу тәсілі дайджест" say no more.
     args = list(command.args)
     if args and args[0].lower() == "delivery":
         args = args[1:]
     mode = mode_of(args[0]) if len(args) == 1 else None
     if mode not in SET_MODES:
-        return Result(command.line, "bad-argument", {"usage": "set"})
+        return CommandResult(command.line, "bad-argument", {"usage": "set"})
     member = find_member(request.session, request.mlist.id, request.sender)
     if member is None:
-        return Result(command.line, NOT_MEMBER)
+        return CommandResult(command.line, NOT_MEMBER)
     if member.delivery == mode:
-        return Result(command.line, "unchanged", {"delivery": member.delivery})
+        return CommandResult(command.line, "unchanged", {"delivery": member.delivery})
     return ask(request, command, SET_DELIVERY, delivery=mode)
 
 
-def do_confirm(request: Request, command: Command) -> Result:
+def do_confirm(request: Request, command: Command) -> CommandResult:
     if len(command.args) != 1:
-        return Result(command.line, "bad-argument", {"usage": "confirm"})
+        return CommandResult(command.line, "bad-argument", {"usage": "confirm"})
     outcome = confirm_token(
         request.app,
         request.session,
@@ -163,15 +165,15 @@ def do_confirm(request: Request, command: Command) -> Result:
         request.sender,
     )
     if outcome is None:
-        return Result(command.line, "bad-token")
+        return CommandResult(command.line, "bad-token")
     if outcome == WRONG_ADDRESS:
-        return Result(command.line, "wrong-address")
+        return CommandResult(command.line, "wrong-address")
     member = find_member(request.session, request.mlist.id, request.sender)
     delivery = member.delivery if member and outcome == DELIVERY_CHANGED else ""
-    return Result(command.line, outcome, {"delivery": delivery})
+    return CommandResult(command.line, outcome, {"delivery": delivery})
 
 
-COMMANDS: dict[str, Callable[[Request, Command], Result]] = {
+COMMANDS: dict[str, Callable[[Request, Command], CommandResult]] = {
     "help": do_help,
     "lists": do_lists,
     "info": do_info,
@@ -182,7 +184,7 @@ COMMANDS: dict[str, Callable[[Request, Command], Result]] = {
 }
 
 
-def reply(request: Request, results: list[Result], ignored: int = 0) -> bool:
+def reply(request: Request, results: list[CommandResult], ignored: int = 0) -> bool:
     """Send the one reply to a command mail, unless the sender had its share today."""
     app, session, mlist = request.app, request.session, request.mlist
     if not allow_auto_reply(app, session, request.sender):
@@ -218,7 +220,7 @@ def read_request(
     return Request(app, session, mlist, sender, message)
 
 
-def summary(results: list[Result]) -> str:
+def summary(results: list[CommandResult]) -> str:
     return "commands: " + (", ".join(f"{r.line.split()[0]} {r.key}" for r in results) or "none")
 
 

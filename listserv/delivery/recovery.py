@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, select, update
 from listserv.app import App
 from listserv.config import DeliveryConfig
 from listserv.delivery.smtp_client import Result
-from listserv.store.db import transaction
+from listserv.store.db import error_line, transaction
 from listserv.store.models import Delivery, utcnow
 
 if TYPE_CHECKING:
@@ -100,15 +100,10 @@ async def persist(app: App, batch: Batch, step: Callable[[int], None], what: str
                 "delivery %s: could not %s (%s); trying again in %g s",
                 batch.id,
                 what,
-                one_line(error),
+                error_line(error)[:500],
                 delay,
             )
             await asyncio.sleep(delay)
-
-
-def one_line(error: Exception) -> str:
-    text = str(getattr(error, "orig", None) or error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:500]
 
 
 async def record_sent(
@@ -124,7 +119,7 @@ async def record_sent(
             try:
                 record(app, batch, result)
             except Exception as error:
-                failures.append(one_line(error))
+                failures.append(error_line(error)[:500])
                 raise
         else:
             record_status_only(app, batch, result, failures[-1] if failures else "")

@@ -29,7 +29,6 @@ from listserv.delivery import journal
 from listserv.delivery.forget import forget_sent_secret
 from listserv.delivery.personalize import Personalized, load_payload
 from listserv.delivery.recovery import (
-    one_line,
     persist,
     record_sent,
     release,
@@ -41,7 +40,7 @@ from listserv.delivery.senders import Sender, make_sender
 from listserv.delivery.smtp_client import Result
 from listserv.mail.addresses import domain_of
 from listserv.store.claims import claim_rows, nap
-from listserv.store.db import transaction
+from listserv.store.db import error_line, transaction
 from listserv.store.models import Delivery, Outgoing, RecipientFailure, utcnow
 
 log = logging.getLogger(__name__)
@@ -268,7 +267,7 @@ async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
                 result = await deliver_one(app, sender, batch, cached[1])
             except Exception as error:
                 log.exception("delivery %s failed unexpectedly", batch.id)
-                reason = one_line(error)
+                reason = error_line(error)[:500]
                 requeue = lambda _, b=batch, why=reason: release(app, b, why)  # noqa: E731
                 await persist(app, batch, requeue, "requeue it")
                 continue

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from listserv.mail.codec import MAIL_POLICY
+from listserv.mail.codec import MAIL_POLICY, is_attachment
 from listserv.mail.templates import Templates, one_line
 
 
@@ -27,10 +27,6 @@ def decoded_text(part: EmailMessage) -> str:
         return raw.decode(charset, errors="replace")
     except LookupError:
         return raw.decode("utf-8", errors="replace")
-
-
-def is_attachment(part: EmailMessage) -> bool:
-    return str(part.get("Content-Disposition", "")).strip().lower().startswith("attachment")
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,10 @@ from sqlalchemy.orm import Session
 from listserv.app import App
 from listserv.delivery.queue_admin import queue_counts
 from listserv.delivery.recovery import retry_delay
-from listserv.store.db import transaction
+from listserv.store.db import error_line, transaction
 from listserv.store.models import InboxMessage, utcnow
 
 log = logging.getLogger(__name__)
-
-
-def first_line(error: BaseException) -> str:
-    text = str(getattr(error, "orig", None) or error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
 def defer(app: App, message_id: int, error: BaseException) -> bool | None:
@@ -35,7 +30,7 @@ def defer(app: App, message_id: int, error: BaseException) -> bool | None:
     as failed), None if it is no longer new."""
     config = app.config.delivery
     now = utcnow()
-    reason = first_line(error)
+    reason = error_line(error)
     with transaction(app.sessions) as session:
         stored = session.get(InboxMessage, message_id)
         if stored is None or stored.status != "new":
@@ -57,7 +52,7 @@ def keep_failed(app: App, message_id: int, error: BaseException) -> None:
     with transaction(app.sessions) as session:
         stored = session.get(InboxMessage, message_id)
         if stored is not None and stored.status == "new":
-            mark_failed(stored, f"failed: {first_line(error)}")
+            mark_failed(stored, f"failed: {error_line(error)}")
 
 
 def mark_failed(stored: InboxMessage, outcome: str) -> None:

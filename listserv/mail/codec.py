@@ -77,3 +77,8 @@ def body_charset(message: Message) -> str:
         if part.get_content_maintype() == "text":
             return part.get_content_charset() or ""
     return ""
+
+
+def is_attachment(part: Message) -> bool:
+    """A part its sender marked as an attachment (rather than inline)."""
+    return str(part.get("Content-Disposition", "") or "").strip().lower().startswith("attachment")

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from listserv.mail.text import plain_text
 from listserv.moderation.verdicts import read_verdict
 from listserv.notices import allow_auto_reply, is_automated, notice, send_notice
 from listserv.posting.accepted import accept_sender
-from listserv.posting.hold import MODERATE, may_tell_poster, moderators_of, original_of
+from listserv.posting.hold import MODERATE, expires_at, may_tell_poster, moderators_of, original_of
 from listserv.posting.pipeline import distribute
 from listserv.store.db import take_write_lock
 from listserv.store.lists import MailList
@@ -255,3 +256,22 @@ def received_text(session: Session, post: HeldMessage) -> str:
     """The held post as it was received (empty once housekeeping has deleted it)."""
     stored = session.get(InboxMessage, post.message_id)
     return stored.raw.decode("utf-8", "replace") if stored else ""
+
+
+def held_summary(post: HeldMessage, mlist: MailList) -> dict[str, Any]:
+    """A held post and its decision as the command line, the portal and the API show it."""
+    return {
+        "id": post.id,
+        "list": mlist.name,
+        "sender": post.sender,
+        "subject": post.subject,
+        "rule": post.rule,
+        "reason": post.reason,
+        "held_at": post.held_at.isoformat(),
+        "expires_at": expires_at(mlist, post).isoformat(),
+        "status": post.status,
+        "decided_at": post.decided_at.isoformat() if post.decided_at else None,
+        "decided_by": post.decided_by or None,
+        "decided_via": post.decided_via or None,
+        "decision_reason": post.decision_reason or None,
+    }

@@ -147,3 +147,9 @@ def describe(error: Exception) -> str:
     """One line saying why the database failed."""
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
     return f"database unavailable: {text[0] if text else type(error).__name__}"
+
+
+def error_line(error: BaseException) -> str:
+    """The kind and first line of an error (a database error's own), for a log or a record."""
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"

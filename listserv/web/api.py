@@ -32,11 +32,11 @@ from listserv.commands.roster import (
 from listserv.intake.inbox import queue_status
 from listserv.mail.addresses import InvalidAddress, normalize
 from listserv.mail.codec import parse
-from listserv.moderation.decisions import Decider
+from listserv.moderation.decisions import Decider, held_summary
 from listserv.store.api_keys import key_holder
 from listserv.store.lists import MailList, UnknownList, get_list, member_count
 from listserv.store.members import DELIVERY_MODES, find_member
-from listserv.store.models import ApiKey, ArchivedMessage, HeldMessage
+from listserv.store.models import ApiKey, ArchivedMessage
 from listserv.store.portal import archive_page, held_page, list_names_page, roster_page
 from listserv.web.api_spec import openapi_document
 from listserv.web.archive import sender_shown
@@ -102,17 +102,6 @@ def list_data(mlist: MailList, members: int) -> dict[str, Any]:
         "archive": c.archive,
         "advertised": c.advertised,
         "members": members,
-    }
-
-
-def held_data(post: HeldMessage) -> dict[str, Any]:
-    return {
-        "id": post.id,
-        "sender": post.sender,
-        "subject": post.subject,
-        "rule": post.rule,
-        "reason": post.reason,
-        "held_at": post.held_at.isoformat(),
     }
 
 
@@ -271,7 +260,7 @@ def api_routes(portal: Portal) -> list[Route]:
         mlist, limit = scoped_list(caller, request), limit_of(request)
         with app.sessions() as session:
             rows = held_page(session, mlist.id, int_param(request, "cursor", 0), limit + 1)
-            items = [held_data(row) for row in rows[:limit]]
+            items = [held_summary(row, mlist) for row in rows[:limit]]
         return {"items": items, "next": items[-1]["id"] if len(rows) > limit else None}
 
     def decide_held(request: Request, caller: Caller) -> dict[str, Any]:

@@ -212,7 +212,7 @@ def contexts(name: str, mlist: MailList) -> list[dict[str, Any]]:
 
 
 def command_results(mlist: MailList) -> list[Any]:
-    from listserv.commands.request import Result
+    from listserv.commands.request import CommandResult
 
     # A list of the region written in English, with its title in the other languages.
     other = MailList(
@@ -231,16 +231,18 @@ def command_results(mlist: MailList) -> list[Any]:
         DOMAIN,
     )
     return [
-        Result("справка", "help"),
-        Result("списки", "lists", {"groups": [("Kazakhstan", [mlist]), ("Central Asia", [other])]}),
-        Result("информация", "info", {"delivery": "digest"}),
-        Result("подписаться", "replaced", {"action": "subscribe"}),
-        Result("подписаться дайджест", "confirmation-sent", {"delivery": "digest"}),
-        Result("режим дайджест", "confirmation-sent", {"delivery": "digest"}),
-        Result("режим абв", "bad-argument", {"usage": "set"}),
-        Result("подтвердить x", "bad-token"),
-        Result("подтвердить y", "delivery-changed", {"delivery": "plain"}),
-        Result("подтвердить z", "held message 3 approved"),
+        CommandResult("справка", "help"),
+        CommandResult(
+            "списки", "lists", {"groups": [("Kazakhstan", [mlist]), ("Central Asia", [other])]}
+        ),
+        CommandResult("информация", "info", {"delivery": "digest"}),
+        CommandResult("подписаться", "replaced", {"action": "subscribe"}),
+        CommandResult("подписаться дайджест", "confirmation-sent", {"delivery": "digest"}),
+        CommandResult("режим дайджест", "confirmation-sent", {"delivery": "digest"}),
+        CommandResult("режим абв", "bad-argument", {"usage": "set"}),
+        CommandResult("подтвердить x", "bad-token"),
+        CommandResult("подтвердить y", "delivery-changed", {"delivery": "plain"}),
+        CommandResult("подтвердить z", "held message 3 approved"),
     ]
 
 

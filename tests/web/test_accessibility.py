@@ -6,25 +6,16 @@ tests/web/a11y/ (``npm install --prefix tests/web/a11y``)."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import chromium as chromium_driver
+from browser_support import skip_unless_browser
 from support import DOMAIN, RunningServer, Sink, add, list_table, make_message
 from web_support import browsing, portal_web
 
 AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
 RUN_AXE = """
 const done = arguments[arguments.length - 1];
 axe.run(document, {resultTypes: ["violations"]})
@@ -33,32 +24,14 @@ axe.run(document, {resultTypes: ["violations"]})
 """
 
 
-def missing_tools() -> str:
-    if not (os.path.exists(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        return "chromium and chromedriver"
-    if not AXE.exists():
-        return "axe-core (npm install --prefix tests/web/a11y)"
-    return ""
-
-
 @pytest.fixture
 def chromium(tmp_path: Path) -> Iterator[object]:
-    missing = missing_tools()
-    if missing and not os.environ.get("CI"):
-        pytest.skip(f"needs {missing}")
-    assert not missing, f"CI must install {missing}"
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not download anything
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_script_timeout(30)
-    yield driver
-    driver.quit()
+    skip_unless_browser()
+    if not AXE.exists() and not os.environ.get("CI"):
+        pytest.skip("needs axe-core (npm install --prefix tests/web/a11y)")
+    assert AXE.exists(), "CI must install axe-core (npm install --prefix tests/web/a11y)"
+    with chromium_driver(tmp_path / "chromium") as driver:
+        yield driver
 
 
 @pytest.fixture
