@@ -37,7 +37,7 @@ from listserv.server import Server, prepare
 from listserv.store.models import MemberEvent
 
 DOMAIN = "lists.example.org"
-WAIT = 15.0
+WAIT = 30.0
 
 
 def free_port() -> int:
