@@ -69,6 +69,10 @@ class Templates:
             finalize=shown,
         )
         self.names = wording.translations(*template_dirs(override_dir))
+        self.reason_template = self.env.from_string(
+            '{% from language ~ "/_reasons.txt" import reason_text with context %}'
+            "{{ reason_text(held, mlist) }}"
+        )
         self.env.filters.update(
             when=jinja2.pass_context(
                 lambda ctx, moment: wording.local_time(moment, ctx["language"], zone_of(ctx))
@@ -86,6 +90,11 @@ class Templates:
 
     def name_in(self, kind: str, name: str, context: jinja2.runtime.Context) -> str:
         return wording.translate(self.names, kind, name, context["language"])
+
+    def held_reason(self, language: str, held: Any, mlist: Any) -> str:
+        """Why *held* was held, in *language*: the ``reason_text`` of ``_reasons.txt``, the
+        words the moderation mail uses, for pages that show the same post."""
+        return self.reason_template.render(language=language, held=held, mlist=mlist).strip()
 
     def text(self, language: str, name: str, **context: Any) -> str:
         """Render ``templates/<language>/<name>`` (English when the language lacks it)."""

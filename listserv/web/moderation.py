@@ -31,6 +31,7 @@ from listserv.moderation.decisions import (
 from listserv.store.db import transaction
 from listserv.store.lists import MailList
 from listserv.store.models import HeldMessage
+from listserv.web.pages import choose_language
 from listserv.web.portal import Portal
 from listserv.web.sessions import current_address
 
@@ -89,7 +90,9 @@ def moderation_routes(portal: Portal) -> list[Route]:
             return portal.not_found(request)
         with app.sessions() as session:
             posts = held_posts(session, mlist.id)
-        return portal.page(request, "held_list.html", mlist=mlist, posts=posts)
+        language = choose_language(request)
+        reasons = {post.id: app.templates.held_reason(language, post, mlist) for post in posts}
+        return portal.page(request, "held_list.html", mlist=mlist, posts=posts, reasons=reasons)
 
     def held_post(request: Request) -> Response:
         mlist = portal.managed_list(request)
@@ -106,6 +109,7 @@ def moderation_routes(portal: Portal) -> list[Route]:
             "held_post.html",
             mlist=mlist,
             post=post,
+            reason=app.templates.held_reason(choose_language(request), post, mlist),
             parts=parts,
             attachments=attachments,
             actions=ACTIONS,

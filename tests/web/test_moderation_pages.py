@@ -53,7 +53,10 @@ def test_moderator_decides_held_posts_in_the_browser(server: RunningServer, sink
         listing = browser.get("/lists/test/held/")
         assert listing.status_code == 200
         assert "First news" in listing.text and "Second news" in listing.text
-        assert "Why it was held: " in listing.text
+        assert "Why it was held: every post to this list is moderated" in listing.text
+        russian = browser.get("/lists/test/held/?lang=ru").text
+        assert "Причина: все письма в эту рассылку проходят модерацию" in russian
+        browser.get("/lists/test/held/?lang=en")  # the language is remembered: back to English
         post = browser.get(f"/lists/test/held/{first}")
         assert "Hello &lt;b&gt;all&lt;/b&gt;" in post.text and "<script>" not in post.text
         for path in (f"/lists/test/held/{first}", "/lists/test/members/add"):
