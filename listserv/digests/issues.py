@@ -186,4 +186,7 @@ async def run_digests(app: App, wakeup: asyncio.Event) -> None:
                     log.info("digest of %s: %s", name, sent)
         except Exception:
             log.exception("digest scheduler failed")
-        await nap(wakeup, app.config.server.digest_check_interval)
+        # A post that fills an issue wakes this at once; should that wake be missed, a full
+        # issue waits at most a heartbeat, not a whole check interval.
+        server = app.config.server
+        await nap(wakeup, min(server.digest_check_interval, server.heartbeat))
