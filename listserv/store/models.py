@@ -8,13 +8,12 @@ that died is taken over by the others.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -22,35 +21,19 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-
-
-class Base(DeclarativeBase):
-    pass
+# The archive's and the portal's tables live in modules of their own; importing them here puts
+# every table in ``Base.metadata`` (migrations compare against it) and keeps one import path.
+from listserv.store.archive_models import (  # noqa: F401
+    ArchivedMessage,
+    ArchiveSearchText,
+    described_by_models,
+)
+from listserv.store.base import Base, UTCDateTime, utcnow
+from listserv.store.portal_models import ApiKey, SignInLink, WebAttempt, WebSession  # noqa: F401
 
 
 class MailingList(Base):
@@ -382,125 +365,6 @@ class DigestEntry(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class ArchivedMessage(Base):
-    """A distributed (or imported) post as the archive keeps it: the bytes as distributed,
-    and what pages, threads and feeds need without parsing them again. A removed or erased
-    post keeps its row (threads show where it was) but neither its bytes nor its sender."""
-
-    __tablename__ = "archived_messages"
-    __table_args__ = (
-        UniqueConstraint("list_id", "message_id"),
-        Index("ix_archived_messages_list_date", "list_id", "date"),
-        Index("ix_archived_messages_thread", "thread_id", "date"),
-        Index("ix_archived_messages_list_subject", "list_id", "subject_key", "date"),
-        Index("ix_archived_messages_list_reply", "list_id", "in_reply_to"),
-        Index("ix_archived_messages_sender", "sender_address"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
-    # The Message-ID without <>.
-    message_id: Mapped[str] = mapped_column(String(500))
-    # The id of the thread's first post, and of the post this one answers.
-    thread_id: Mapped[int] = mapped_column(Integer, default=0)
-    parent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # What threading reads: the answered Message-ID, the References (space-separated, oldest
-    # first) and the subject without reply markers and list prefix, lower-cased.
-    in_reply_to: Mapped[str] = mapped_column(String(500), default="")
-    references: Mapped[str] = mapped_column(Text, default="")
-    subject_key: Mapped[str] = mapped_column(String(500), default="")
-    date: Mapped[datetime] = mapped_column(UTCDateTime)
-    archived_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sender_name: Mapped[str] = mapped_column(String(200), default="")
-    # "a…@e….com": what visitors who are not members of the list see.
-    sender_obfuscated: Mapped[str] = mapped_column(String(320), default="")
-    sender_address: Mapped[str] = mapped_column(String(320), default="")
-    subject: Mapped[str] = mapped_column(Text, default="")
-    size: Mapped[int] = mapped_column(Integer, default=0)
-    # None once removed or erased.
-    raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    removed_reason: Mapped[str] = mapped_column(Text, default="")
-
-
-class ArchiveSearchText(Base):
-    """The words of an archived post, stemmed (archive/words.py), as the full-text index reads
-    them: an FTS5 table fed by triggers on SQLite, a generated tsvector column with a GIN
-    index on PostgreSQL (migration 0007_archive)."""
-
-    __tablename__ = "archive_search"
-    __table_args__ = (Index("ix_archive_search_list", "list_id"),)
-
-    archived_id: Mapped[int] = mapped_column(
-        ForeignKey("archived_messages.id", ondelete="CASCADE"), primary_key=True
-    )
-    list_id: Mapped[int] = mapped_column(Integer)
-    words: Mapped[str] = mapped_column(Text, default="")
-
-
-class WebSession(Base):
-    """A signed-in browser (web/sessions.py): only the SHA-256 of its cookie is stored."""
-
-    __tablename__ = "web_sessions"
-    __table_args__ = (Index("ix_web_sessions_address", "address"),)
-
-    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    address: Mapped[str] = mapped_column(String(320))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class SignInLink(Base):
-    """A single-use sign-in link mailed to an address (``/login/TOKEN``), stored hashed."""
-
-    __tablename__ = "sign_in_links"
-
-    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    address: Mapped[str] = mapped_column(String(320))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class WebAttempt(Base):
-    """One rate-limited request (a sign-in or subscription asked for), by what it counts
-    against: ``address:…`` or ``client:…``."""
-
-    __tablename__ = "web_attempts"
-    __table_args__ = (Index("ix_web_attempts_kind_subject", "kind", "subject", "at"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    subject: Mapped[str] = mapped_column(String(400))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class ApiKey(Base):
-    """A key of the REST API (``listserv api-key``): its SHA-256, never the key."""
-
-    __tablename__ = "api_keys"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    digest: Mapped[str] = mapped_column(String(64), unique=True)
-    # The names of the lists it may touch; empty for every list.
-    lists: Mapped[list[str]] = mapped_column(JSON, default=list)
-    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-def described_by_models(
-    obj: Any, name: str | None, type_: str, reflected: bool, _other: Any
-) -> bool:
-    """Alembic's filter: the full-text index of the archive (``archive_fts`` and its shadow
-    tables on SQLite; the generated ``words_vector`` column and its GIN index on PostgreSQL)
-    is made by hand in migration 0007_archive and has no model, so it is no difference."""
-    made_by_hand = (name or "").startswith(("archive_fts", "ix_archive_search_words"))
-    made_by_hand |= name == "words_vector"
-    return not (reflected and made_by_hand and type_ in ("table", "index", "column"))
 
 
 class ScheduledRun(Base):
