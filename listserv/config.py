@@ -8,18 +8,22 @@ operator can fix it from one line of output.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import ipaddress
 import os
 import re
 import tomllib
-import types
-import typing
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from listserv.config_values import (
+    ConfigError,
+    build,
+    host_port,
+    normalized_addresses,
+    positive,
+)
 from listserv.mail.addresses import InvalidAddress, normalize
 
 DEFAULT_CONFIG = "config.toml"
@@ -37,19 +41,6 @@ RESERVED_SUFFIXES = (
     "-owner",
     "-bounces",
 )
-
-
-class ConfigError(Exception):
-    """A configuration problem, worded for a one-line message naming the key."""
-
-
-def host_port(value: str, key: str) -> tuple[str, int]:
-    """Split ``host:port`` (``[::1]:25`` for IPv6), naming *key* when it is malformed.
-    Port 0 means any free port (the server logs the one it got)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ConfigError(f"{key}: expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True)
@@ -106,15 +97,15 @@ class ServerConfig:
             ) from None
         object.__setattr__(self, "domain", domain)
         host_port(self.listen, "server.listen")
-        _positive(self.max_message_size, "server.max_message_size")
-        _positive(self.max_recipients, "server.max_recipients")
-        _positive(self.idle_timeout, "server.idle_timeout")
-        _positive(self.heartbeat, "server.heartbeat")
-        _positive(self.confirmation_expiry_days, "server.confirmation_expiry_days")
-        _positive(self.moderation_interval, "server.moderation_interval")
-        _positive(self.digest_check_interval, "server.digest_check_interval")
-        _positive(self.retention_days, "server.retention_days")
-        _positive(self.housekeeping_interval, "server.housekeeping_interval")
+        positive(self.max_message_size, "server.max_message_size")
+        positive(self.max_recipients, "server.max_recipients")
+        positive(self.idle_timeout, "server.idle_timeout")
+        positive(self.heartbeat, "server.heartbeat")
+        positive(self.confirmation_expiry_days, "server.confirmation_expiry_days")
+        positive(self.moderation_interval, "server.moderation_interval")
+        positive(self.digest_check_interval, "server.digest_check_interval")
+        positive(self.retention_days, "server.retention_days")
+        positive(self.housekeeping_interval, "server.housekeeping_interval")
         for relay in self.trusted_relays:
             try:
                 ipaddress.ip_network(relay, strict=False)
@@ -122,12 +113,14 @@ class ServerConfig:
                 raise ConfigError(
                     f"server.trusted_relays: expected an IP address or network, got {relay!r}"
                 ) from None
-        _positive(self.max_header_size, "server.max_header_size")
-        _positive(self.max_header_field_size, "server.max_header_field_size")
-        _positive(self.message_time_budget, "server.message_time_budget")
-        _positive(self.max_connections, "server.max_connections")
-        object.__setattr__(self, "postmaster", _addresses(self.postmaster, "server.postmaster"))
-        _positive(self.bounce_upkeep_interval, "server.bounce_upkeep_interval")
+        positive(self.max_header_size, "server.max_header_size")
+        positive(self.max_header_field_size, "server.max_header_field_size")
+        positive(self.message_time_budget, "server.message_time_budget")
+        positive(self.max_connections, "server.max_connections")
+        object.__setattr__(
+            self, "postmaster", normalized_addresses(self.postmaster, "server.postmaster")
+        )
+        positive(self.bounce_upkeep_interval, "server.bounce_upkeep_interval")
 
 
 @dataclass(frozen=True)
@@ -142,7 +135,7 @@ class DatabaseConfig:
             raise ConfigError(
                 f"database.url: expected sqlite:///PATH or postgresql+psycopg://…, got {self.url!r}"
             )
-        _positive(self.timeout, "database.timeout")
+        positive(self.timeout, "database.timeout")
 
 
 @dataclass(frozen=True)
@@ -165,9 +158,9 @@ class DeliveryConfig:
     def __post_init__(self) -> None:
         if not self.outbox:
             host_port(self.smarthost, "delivery.smarthost")
-        _positive(self.max_recipients, "delivery.max_recipients")
-        _positive(self.connections, "delivery.connections")
-        _positive(self.timeout, "delivery.timeout")
+        positive(self.max_recipients, "delivery.max_recipients")
+        positive(self.connections, "delivery.connections")
+        positive(self.timeout, "delivery.timeout")
         if not self.retry_schedule or any(s < 0 for s in self.retry_schedule):
             raise ConfigError("delivery.retry_schedule: expected a list of seconds >= 0")
 
@@ -178,7 +171,7 @@ class DnsConfig:
     timeout: float = 3.0
 
     def __post_init__(self) -> None:
-        _positive(self.timeout, "dns.timeout")
+        positive(self.timeout, "dns.timeout")
         for i, server in enumerate(self.nameservers):
             if ":" in server:
                 host_port(server, f"dns.nameservers[{i}]")
@@ -205,7 +198,7 @@ class WebConfig:
 
     def __post_init__(self) -> None:
         host_port(self.listen, "web.listen")
-        object.__setattr__(self, "admins", _addresses(self.admins, "web.admins"))
+        object.__setattr__(self, "admins", normalized_addresses(self.admins, "web.admins"))
         # The URL goes into every member's List-Unsubscribe header and footer as it is.
         if self.base_url and not WEB_BASE_URL.match(self.base_url):
             raise ConfigError(
@@ -232,8 +225,8 @@ class DigestConfig:
     interval: float = 0.0
 
     def __post_init__(self) -> None:
-        _positive(self.max_messages, "digest.max_messages")
-        _positive(self.max_size, "digest.max_size")
+        positive(self.max_messages, "digest.max_messages")
+        positive(self.max_size, "digest.max_size")
         if not 0 <= self.hour <= 23:
             raise ConfigError(f"digest.hour: expected 0 to 23, got {self.hour!r}")
         if not 1 <= self.day <= 28:
@@ -308,7 +301,7 @@ class ListConfig:
             object.__setattr__(self, "subject_prefix", f"[{self.name}] ")
         key = f"lists.{self.name}"
         for role in ("moderators", "owners"):
-            addresses = _addresses(getattr(self, role), f"{key}.{role}")
+            addresses = normalized_addresses(getattr(self, role), f"{key}.{role}")
             object.__setattr__(self, role, addresses)
         for language, text in self.titles.items():
             if language not in LANGUAGES or not isinstance(text, str):
@@ -316,8 +309,8 @@ class ListConfig:
                     f'{key}.titles: expected {{ ru = "…", kk = "…", en = "…" }}, '
                     f"got {language} = {text!r}"
                 )
-        _positive(self.hold_expiry_days, f"{key}.hold_expiry_days")
-        _positive(self.bounce_threshold, f"{key}.bounce_threshold")
+        positive(self.hold_expiry_days, f"{key}.hold_expiry_days")
+        positive(self.bounce_threshold, f"{key}.bounce_threshold")
         for name in (
             "max_post_size",
             "max_post_recipients",
@@ -365,85 +358,6 @@ class Config:
         return url
 
 
-def _addresses(addresses: list[str], key: str) -> list[str]:
-    """The addresses normalised as members are stored (lower case, IDNA A-labels)."""
-    try:
-        return [normalize(a) for a in addresses]
-    except InvalidAddress as error:
-        raise ConfigError(f"{key}: {error}") from None
-
-
-def _positive(value: float, key: str) -> None:
-    if value <= 0:
-        raise ConfigError(f"{key}: must be greater than 0, got {value!r}")
-
-
-def _convert(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        allowed = typing.get_args(hint)
-        if value not in allowed:
-            choices = " | ".join(str(a) for a in allowed)
-            raise ConfigError(f"{key}: expected one of {choices}, got {value!r}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _convert(value, options[0], key)
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {value!r}")
-        return dict(value)
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {value!r}")
-        return _build(hint, value, key)
-    if hint is float:
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if hint is bool and not isinstance(value, bool):
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if hint in (int, str) and (not isinstance(value, hint) or isinstance(value, bool)):
-        raise ConfigError(f"{key}: expected {'a number' if hint is int else 'text'}, got {value!r}")
-    return value
-
-
-@functools.cache
-def _hints(cls: Any) -> dict[str, Any]:
-    # Evaluating the annotations costs a millisecond a class; a page of 1,000 lists builds
-    # 1,000 ListConfigs.
-    return typing.get_type_hints(cls)
-
-
-def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
-    hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key")
-    kwargs = {}
-    for name, value in data.items():
-        kwargs[name] = _convert(value, hints[name], f"{prefix}.{name}")
-    for name, f in fields.items():
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if required and name not in kwargs:
-            raise ConfigError(f"{prefix}.{name}: missing")
-    try:
-        return cls(**kwargs)
-    except ConfigError as error:
-        # Dataclass checks name keys within their section; give them the full prefix.
-        message = str(error)
-        section = prefix.rsplit(".", 1)[-1]
-        if message.startswith(section + "."):
-            message = prefix + message[len(section) :]
-        raise ConfigError(message) from None
-
-
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     """Build a validated :class:`Config` from TOML data read from *path*."""
     sections = {f.name for f in dataclasses.fields(Config)} - {"path"}
@@ -459,7 +373,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     for i, entry in enumerate(raw_lists):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise ConfigError(f"lists[{i}].name: missing")
-        lists.append(_build(ListConfig, entry, f"lists.{entry['name']}"))
+        lists.append(build(ListConfig, entry, f"lists.{entry['name']}"))
     names = [lst.name for lst in lists]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
@@ -476,7 +390,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         if name in data:
             if not isinstance(data[name], dict):
                 raise ConfigError(f"{name}: expected a table")
-            parts[name] = _build(cls, data[name], name)
+            parts[name] = build(cls, data[name], name)
     return Config(path=path, lists=lists, **parts)
 
 

@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "listserv"
 LAYERS = [
     "mail",
     "logs",
+    "config_values",
     "config",
     "store",
     "auth",

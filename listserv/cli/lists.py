@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from listserv.app import App
 from listserv.cli.base import Context, Group, as_text, emit, fail, json_option, pass_context
 from listserv.commands.subscriptions import delivery_counts, pending_confirmations
-from listserv.config import ConfigError, ListConfig, _build
+from listserv.config import ConfigError, ListConfig
+from listserv.config_values import build
 from listserv.mail.addresses import normalize
 from listserv.store.lists import (
     all_lists,
@@ -122,7 +123,7 @@ def lists_create(context: Context, name: str, **options: Any) -> None:
     settings["moderators"] = [normalize(a) for a in options["moderators"]]
     settings["owners"] = [normalize(a) for a in options["owners"]]
     try:
-        config = _build(ListConfig, settings, f"lists.{name}")
+        config = build(ListConfig, settings, f"lists.{name}")
     except ConfigError as error:
         fail(as_flags(str(error), name))
     with context.session() as session:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from listserv.config import ConfigError, ListConfig, _build
+from listserv.config import ConfigError, ListConfig
+from listserv.config_values import build
 from listserv.mail.addresses import list_address
 from listserv.store.models import MailingList, Member
 
@@ -48,12 +49,12 @@ def settings_to_config(settings: dict) -> ListConfig:
 def _config_from_json(text: str) -> ListConfig:
     settings = json.loads(text)
     try:
-        return _build(ListConfig, settings, f"lists.{settings.get('name', '?')}")
+        return build(ListConfig, settings, f"lists.{settings.get('name', '?')}")
     except ConfigError:
         # Settings written by an older version may lack keys or carry retired ones: keep
         # what is still known and take defaults for the rest.
         known = {k: v for k, v in settings.items() if k in ListConfig.__dataclass_fields__}
-        return _build(ListConfig, known, f"lists.{settings.get('name', '?')}")
+        return build(ListConfig, known, f"lists.{settings.get('name', '?')}")
 
 
 def get_list(session: Session, name: str, domain: str) -> MailList:
