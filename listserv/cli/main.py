@@ -17,7 +17,7 @@ from listserv.cli.inject import inject
 from listserv.cli.lists import lists
 from listserv.cli.members import members
 from listserv.cli.queue import queue
-from listserv.config import find_config, load_config
+from listserv.config import Config, find_config, load_config
 from listserv.server import prepare, run_server
 from listserv.web.app import run_web
 
@@ -31,35 +31,37 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = Context(config_path)
 
 
-@main.command()
-@click.option(
+log_format_option = click.option(
     "--log-format",
     type=click.Choice(logs.FORMATS),
     default="text",
     help="text, or json: one JSON object per line for log collectors.",
 )
+
+
+def logged_config(context: Context, log_format: logs.LogFormat) -> Config:
+    """The configuration, with logging set up as it asks, for a long-running command."""
+    config = load_config(find_config(context.config_path))
+    logs.configure(config.server.log_level, log_format)
+    return config
+
+
+@main.command()
+@log_format_option
 @pass_context
 def serve(context: Context, log_format: logs.LogFormat) -> None:
     """Run intake, delivery and the schedulers until SIGTERM."""
-    config = load_config(find_config(context.config_path))
-    logs.configure(config.server.log_level, log_format)
-    run_server(config)
+    run_server(logged_config(context, log_format))
 
 
 @main.command("web")
-@click.option(
-    "--log-format",
-    type=click.Choice(logs.FORMATS),
-    default="text",
-    help="text, or json: one JSON object per line for log collectors.",
-)
+@log_format_option
 @pass_context
 def web_command(context: Context, log_format: logs.LogFormat) -> None:
     """Run the portal alone (more processes, on more hosts, against the same database)."""
-    config = load_config(find_config(context.config_path))
+    config = logged_config(context, log_format)
     if config.web is None:
         fail("web: missing section: the portal needs a [web] section")
-    logs.configure(config.server.log_level, log_format)
     run_web(prepare(config))
 
 
