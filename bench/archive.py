@@ -1,26 +1,41 @@
-"""Archive import rate and portal latency: imports N generated posts (threads of Russian and
-English text, some HTML) into a fresh database, then times archive pages and searches.
+"""The archive at scale: imports N generated posts (threads of Russian and English text, some
+HTML, some attachments) into a fresh database with ``import_mbox`` (as ``listserv archive
+import`` does), reports the import rate and the database's size against the mbox's, then
+times the month, thread, message and search pages server-side and reports the portal's RSS.
+
+The pages are served by a portal process of their own (the real Starlette app, requests over
+httpx's ASGI transport: no network, so the times are the server's), which prints its peak RSS
+as it ends: the importing process's memory is not the portal's.
+
+The mbox is generated once per size into /tmp/listserv-bench-archive2-N.mbox and reused.
 
 Usage: python bench/archive.py [POSTS] [DATABASE_URL]   (default 5000, SQLite in a scratch dir)
+       a PostgreSQL URL names a database that is emptied first (its archive tables dropped).
 """
 
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.header import Header
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from starlette.testclient import TestClient
+import httpx
+from sqlalchemy import MetaData, text
 
 from listserv.archive.manage import import_mbox
 from listserv.archive.mbox import mbox_entry
 from listserv.config import load_config
-from listserv.mail.codec import to_bytes
 from listserv.server import prepare
 from listserv.store.lists import get_list
 from listserv.web.app import make_web_app
@@ -31,38 +46,133 @@ WORDS = [
     *("forest", "emissions", "policy", "climate", "budget"),
 ]
 START = datetime(2025, 1, 1, tzinfo=UTC)
+STEP = timedelta(minutes=37)  # 1,167 posts a month
+SENDERS = [
+    f"From: {Header(f'Участник {n}', 'utf-8').encode()} <member{n}@ngo.example.kz>"
+    for n in range(97)
+]
+ATTACHMENT = base64.encodebytes(bytes(range(256)) * 3).decode()  # a 768-byte file
 
 
 def post(i: int, rng: random.Random) -> bytes:
-    message = EmailMessage()
-    thread = i // 5
-    message["From"] = f"Участник {i % 97} <member{i % 97}@ngo.example.kz>"
-    message["Subject"] = ("Re: " if i % 5 else "") + f"Обсуждение {thread}: {rng.choice(WORDS)}"
-    message["Message-ID"] = f"<{i}@bench.example>"
+    """Post *i*: every fifth starts a thread the next four answer; every fourth has an HTML
+    alternative, every tenth a small attachment. Written by hand (the email package is too
+    slow to make a million)."""
+    subject = ("Re: " if i % 5 else "") + f"Обсуждение {i // 5}: {rng.choice(WORDS)}"
+    date = (START + STEP * i).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    body = "\n".join(" ".join(rng.choices(WORDS, k=12)) for _ in range(15)) + "\n"
+    headers = [
+        SENDERS[i % 97],
+        f"Subject: {Header(subject, 'utf-8').encode()}",
+        f"Message-ID: <{i}@bench.example>",
+        f"Date: {date}",
+        "MIME-Version: 1.0",
+    ]
     if i % 5:
-        message["In-Reply-To"] = f"<{i - 1}@bench.example>"
-    message["Date"] = (START + timedelta(minutes=37 * i)).strftime("%a, %d %b %Y %H:%M:%S +0000")
-    text = "\n".join(" ".join(rng.choices(WORDS, k=12)) for _ in range(15)) + "\n"
-    message.set_content(text)
+        headers.append(f"In-Reply-To: <{i - 1}@bench.example>")
+    plain = 'Content-Type: text/plain; charset="utf-8"\nContent-Transfer-Encoding: 8bit\n\n' + body
+    parts = [plain]
     if i % 4 == 0:
-        message.add_alternative(f"<p>{text}</p>", subtype="html")
-    return to_bytes(message)
+        html = f"<p>{body}</p>\n"
+        alternative = 'Content-Type: text/html; charset="utf-8"\n'
+        alternative += "Content-Transfer-Encoding: 8bit\n\n" + html
+        parts = [multipart("alternative", [plain, alternative], f"alt{i}")]
+    if i % 10 == 0:
+        file = 'Content-Type: application/octet-stream; name="data.bin"\n'
+        file += 'Content-Disposition: attachment; filename="data.bin"\n'
+        file += "Content-Transfer-Encoding: base64\n\n" + ATTACHMENT
+        parts = [multipart("mixed", [*parts, file], f"mix{i}")]
+    return ("\n".join(headers) + "\n" + parts[0]).encode()
 
 
-def timed(client: TestClient, paths: list[str]) -> str:
-    times = []
-    for path in paths:
-        start = time.perf_counter()
-        assert client.get(path).status_code == 200, path
-        times.append((time.perf_counter() - start) * 1000)
+def multipart(kind: str, parts: list[str], boundary: str) -> str:
+    inner = "".join(f"--{boundary}\n{part}\n" for part in parts)
+    return f'Content-Type: multipart/{kind}; boundary="{boundary}"\n\n{inner}--{boundary}--\n'
+
+
+def cached_mbox(count: int) -> Path:
+    path = Path(f"/tmp/listserv-bench-archive2-{count}.mbox")
+    if not path.exists():
+        rng = random.Random(1)
+        partial = path.with_suffix(".partial")
+        with partial.open("wb") as f:
+            for i in range(count):
+                f.write(mbox_entry("bench@example.org", START, post(i, rng)))
+        partial.rename(path)
+    return path
+
+
+def database_size(app, url: str) -> int:
+    if url.startswith("sqlite"):
+        database = Path(url.removeprefix("sqlite:///"))
+        return sum(p.stat().st_size for p in database.parent.glob(database.name + "*"))
+    with app.engine.connect() as connection:
+        return connection.scalar(
+            text(
+                "SELECT sum(pg_total_relation_size(c)) FROM unnest("
+                "ARRAY['archived_messages', 'archive_search']::regclass[]) AS c"
+            )
+        )
+
+
+def emptied(url: str) -> None:
+    """A PostgreSQL benchmark database without the tables of an earlier run."""
+    if url.startswith("sqlite"):
+        return
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    metadata = MetaData()
+    metadata.reflect(engine)
+    metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+
+
+def timed(client: httpx.AsyncClient, paths: list[str]) -> dict[str, float]:
+    async def run() -> list[float]:
+        times = []
+        for path in paths:
+            start = time.perf_counter()
+            response = await client.get(path)
+            times.append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 200, path
+        return times
+
+    asyncio.get_event_loop().run_until_complete(client.get(paths[0]))  # warm the caches
+    times = asyncio.get_event_loop().run_until_complete(run())
     p95 = statistics.quantiles(times, n=20)[-1] if len(times) > 1 else times[0]
-    return f"p50 {statistics.median(times):6.1f} ms, p95 {p95:6.1f} ms"
+    return {"p50": statistics.median(times), "p95": p95}
+
+
+def serve_pages(config_path: str, count: int) -> None:
+    """The portal's side: every page timed, then the figures and the peak RSS as JSON."""
+    app = prepare(load_config(Path(config_path)))
+    transport = httpx.ASGITransport(app=make_web_app(app))
+    client = httpx.AsyncClient(transport=transport, base_url="http://portal")
+    rng = random.Random(2)
+    last_month = (count - 1) * STEP
+    months = {(START + rng.random() * last_month).strftime("%Y-%m") for _ in range(40)}
+    posts = [rng.randrange(count) for _ in range(100)]
+    figures = {
+        "archive index": timed(client, ["/lists/bench/archive/"] * 20),
+        "month page": timed(client, [f"/lists/bench/archive/{m}/" for m in sorted(months)]),
+        "thread page": timed(client, [f"/lists/bench/thread/{i - i % 5 + 1}/" for i in posts]),
+        "message page": timed(client, [f"/lists/bench/message/{i}@bench.example/" for i in posts]),
+        "search": timed(client, [f"/search?q={w}" for w in WORDS] * 2),
+    }
+    status = Path("/proc/self/status").read_text()
+    peak = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+    print(json.dumps({"pages": figures, "rss_mb": int(peak.split()[1]) / 1024}))
 
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    mbox = cached_mbox(count)
     with tempfile.TemporaryDirectory() as scratch:
         url = sys.argv[2] if len(sys.argv) > 2 else f"sqlite:///{scratch}/bench.db"
+        emptied(url)
         config_path = Path(scratch) / "config.toml"
         config_path.write_text(
             f'[server]\ndomain = "lists.example.org"\n[database]\nurl = "{url}"\n'
@@ -71,41 +181,32 @@ def main() -> None:
             encoding="utf-8",
         )
         app = prepare(load_config(config_path))
-        rng = random.Random(1)
-        mbox = Path(scratch) / "bench.mbox"
-        with mbox.open("wb") as f:
-            for i in range(count):
-                f.write(mbox_entry("bench@example.org", START, post(i, rng)))
         with app.sessions() as session:
             mlist = get_list(session, "bench", app.domain)
         start = time.perf_counter()
         imported, _ = import_mbox(app.sessions, mlist, mbox)
         elapsed = time.perf_counter() - start
+        assert imported == count, imported
+        database = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+        print(f"{database}, {count} posts")
         print(f"import: {imported} posts in {elapsed:.1f} s ({imported / elapsed:.0f} posts/s)")
-
-        client = TestClient(make_web_app(app))
-        months = sorted(
-            {(START + timedelta(minutes=37 * i)).strftime("%Y-%m") for i in range(count)}
-        )
-        print("archive index ", timed(client, ["/lists/bench/archive/"] * 20))
-        print("month page    ", timed(client, [f"/lists/bench/archive/{m}/" for m in months] * 2))
-        print(
-            "thread page   ",
-            timed(client, [f"/lists/bench/thread/{1 + 5 * t}/" for t in range(20)]),
-        )
-        print(
-            "message page  ",
-            timed(
-                client,
-                [
-                    f"/lists/bench/message/{i}@bench.example/"
-                    for i in range(0, count, max(1, count // 20))
-                ],
-            ),
-        )
-        print("search        ", timed(client, [f"/search?q={w}" for w in WORDS]))
+        raw_mb, db_mb = mbox.stat().st_size / 1e6, database_size(app, url) / 1e6
+        print(f"size: mbox {raw_mb:.0f} MB, database {db_mb:.0f} MB ({db_mb / raw_mb:.2f}×)")
         app.engine.dispose()
+        portal = subprocess.run(
+            [sys.executable, __file__, "--serve-pages", str(config_path), str(count)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = json.loads(portal.stdout.splitlines()[-1])
+        for page, times in result["pages"].items():
+            print(f"{page:14} p50 {times['p50']:6.1f} ms, p95 {times['p95']:6.1f} ms")
+        print(f"portal RSS: {result['rss_mb']:.0f} MB (peak)")
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--serve-pages"]:
+        serve_pages(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()
