@@ -9,8 +9,10 @@ as it ends: the importing process's memory is not the portal's.
 
 The mbox is generated once per size into /tmp/listserv-bench-archive2-N.mbox and reused.
 
-Usage: python bench/archive.py [POSTS] [DATABASE_URL]   (default 5000, SQLite in a scratch dir)
-       a PostgreSQL URL names a database that is emptied first (its archive tables dropped).
+Usage: python bench/archive.py [POSTS] [DATABASE_URL] [--pages-only]
+       (default 5000 posts, SQLite in a scratch dir). The database is emptied first (every
+       table dropped: give PostgreSQL a database of its own); --pages-only times the pages of
+       a database an earlier run filled.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -167,12 +170,26 @@ def serve_pages(config_path: str, count: int) -> None:
     print(json.dumps({"pages": figures, "rss_mb": int(peak.split()[1]) / 1024}))
 
 
+def import_timed(app, mbox: Path, count: int) -> None:
+    with app.sessions() as session:
+        mlist = get_list(session, "bench", app.domain)
+    start = time.perf_counter()
+    imported, _ = import_mbox(app.sessions, mlist, mbox)
+    elapsed = time.perf_counter() - start
+    assert imported == count, imported
+    print(f"import: {imported} posts in {elapsed:.1f} s ({imported / elapsed:.0f} posts/s)")
+    print(f"load average over the last 5 minutes: {os.getloadavg()[1]:.1f}")
+
+
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows in a log file
+    args = [a for a in sys.argv[1:] if a != "--pages-only"]
+    count = int(args[0]) if args else 5000
     mbox = cached_mbox(count)
     with tempfile.TemporaryDirectory() as scratch:
-        url = sys.argv[2] if len(sys.argv) > 2 else f"sqlite:///{scratch}/bench.db"
-        emptied(url)
+        url = args[1] if len(args) > 1 else f"sqlite:///{scratch}/bench.db"
+        database = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+        print(f"{database}, {count} posts, load average {os.getloadavg()[0]:.1f}")
         config_path = Path(scratch) / "config.toml"
         config_path.write_text(
             f'[server]\ndomain = "lists.example.org"\n[database]\nurl = "{url}"\n'
@@ -180,16 +197,11 @@ def main() -> None:
             '[[lists]]\nname = "bench"\narchive = "public"\n',
             encoding="utf-8",
         )
+        if "--pages-only" not in sys.argv:
+            emptied(url)
         app = prepare(load_config(config_path))
-        with app.sessions() as session:
-            mlist = get_list(session, "bench", app.domain)
-        start = time.perf_counter()
-        imported, _ = import_mbox(app.sessions, mlist, mbox)
-        elapsed = time.perf_counter() - start
-        assert imported == count, imported
-        database = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
-        print(f"{database}, {count} posts")
-        print(f"import: {imported} posts in {elapsed:.1f} s ({imported / elapsed:.0f} posts/s)")
+        if "--pages-only" not in sys.argv:
+            import_timed(app, mbox, count)
         raw_mb, db_mb = mbox.stat().st_size / 1e6, database_size(app, url) / 1e6
         print(f"size: mbox {raw_mb:.0f} MB, database {db_mb:.0f} MB ({db_mb / raw_mb:.2f}×)")
         app.engine.dispose()
@@ -197,8 +209,9 @@ def main() -> None:
             [sys.executable, __file__, "--serve-pages", str(config_path), str(count)],
             capture_output=True,
             text=True,
-            check=True,
         )
+        if portal.returncode:
+            sys.exit(portal.stderr)
         result = json.loads(portal.stdout.splitlines()[-1])
         for page, times in result["pages"].items():
             print(f"{page:14} p50 {times['p50']:6.1f} ms, p95 {times['p95']:6.1f} ms")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from listserv.store.lists import MailList
 from listserv.store.members import find_member
@@ -67,10 +67,17 @@ def month_counts(session: Session, list_id: int) -> list[tuple[str, int]]:
 
 
 def posts_between(
-    session: Session, list_id: int, start: datetime | None = None, end: datetime | None = None
+    session: Session,
+    list_id: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    bodies: bool = True,
 ) -> list[ArchivedMessage]:
-    """The list's archived posts, oldest first, from *start* up to *end* (either open)."""
+    """The list's archived posts, oldest first, from *start* up to *end* (either open);
+    without *bodies* their bytes are not read (a month's listing needs only the headers)."""
     query = select(ArchivedMessage).where(ArchivedMessage.list_id == list_id)
+    if not bodies:
+        query = query.options(defer(ArchivedMessage.raw, raiseload=True))
     if start is not None:
         query = query.where(ArchivedMessage.date >= start)
     if end is not None:

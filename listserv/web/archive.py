@@ -84,7 +84,7 @@ def post_view(row: ArchivedMessage, insider: bool, with_body: bool = True) -> Po
         subject=row.subject,
         sender=sender_shown(row, insider),
         date=row.date,
-        removed=row.raw is None,
+        removed=row.removed_at is not None,
         reason=row.removed_reason,
     )
     if with_body and row.raw is not None:
@@ -116,16 +116,18 @@ def archive_routes(app: App, pages: Pages) -> list[Route]:
         mlist, _, counts = found
         return pages.page(request, "archive.html", mlist=mlist, months=counts)
 
-    def month_posts(request: Request) -> tuple[MailList, bool, list[ArchivedMessage]] | None:
+    def month_posts(
+        request: Request, bodies: bool
+    ) -> tuple[MailList, bool, list[ArchivedMessage]] | None:
         bounds = month_bounds(request.path_params["month"])
         if bounds is None:
             return None
         return read_archive(
-            request, lambda session, mlist: posts_between(session, mlist.id, *bounds)
+            request, lambda session, mlist: posts_between(session, mlist.id, *bounds, bodies)
         )
 
     def month(request: Request) -> Response:
-        found = month_posts(request)
+        found = month_posts(request, bodies=False)
         if found is None:
             return pages.not_found(request)
         mlist, insider, rows = found
@@ -141,7 +143,7 @@ def archive_routes(app: App, pages: Pages) -> list[Route]:
         )
 
     def month_mbox(request: Request) -> Response:
-        found = month_posts(request)
+        found = month_posts(request, bodies=True)
         if found is None:
             return pages.not_found(request)
         mlist, insider, rows = found
