@@ -110,10 +110,12 @@ def database_size(app, url: str) -> int:
         database = Path(url.removeprefix("sqlite:///"))
         return sum(p.stat().st_size for p in database.parent.glob(database.name + "*"))
     with app.engine.connect() as connection:
-        return connection.scalar(
-            text(
-                "SELECT sum(pg_total_relation_size(c)) FROM unnest("
-                "ARRAY['archived_messages', 'archive_search']::regclass[]) AS c"
+        return int(
+            connection.scalar(
+                text(
+                    "SELECT sum(pg_total_relation_size(c)) FROM unnest("
+                    "ARRAY['archived_messages', 'archive_search']::regclass[]) AS c"
+                )
             )
         )
 

@@ -49,6 +49,10 @@ def import_mbox(
         progress(len(entries))
     with transaction(sessions) as session:
         rebuild_threads(session, mlist.id)
+        if imported and session.get_bind().dialect.name == "postgresql":
+            # Planned with the statistics of a smaller archive, a thread page or a search
+            # reads every post of the list (autovacuum would catch up, in its own time).
+            session.execute(text("ANALYZE archived_messages, archive_search"))
     return imported, skipped
 
 
