@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.header import Header
@@ -192,12 +193,57 @@ def serve_pages(config_path: str, count: int) -> None:
 def import_timed(app, mbox: Path, count: int) -> None:
     with app.sessions() as session:
         mlist = get_list(session, "bench", app.domain)
-    start = time.perf_counter()
+    cpu = DescendantsCPU()
+    cpu.start()
+    start, own = time.perf_counter(), time.process_time()
     imported, _ = import_mbox(app.sessions, mlist, mbox)
-    elapsed = time.perf_counter() - start
+    elapsed, own = time.perf_counter() - start, time.process_time() - own
+    cpu.stop()
     assert imported == count, imported
     print(f"import: {imported} posts in {elapsed:.1f} s ({imported / elapsed:.0f} posts/s)")
     print(f"load average over the last 5 minutes: {os.getloadavg()[1]:.1f}")
+    workers = sum(cpu.seconds.values())
+    per_second = imported / (own + workers)
+    print(
+        f"CPU: {own:.0f} s writing, {workers:.0f} s in the workers reading: "
+        f"{per_second:.0f} posts per CPU-second, {2 * per_second:.0f}/s on 2 idle cores"
+        " (the database server's own CPU apart)"
+    )
+
+
+class DescendantsCPU(threading.Thread):
+    """The CPU seconds of this process's descendants (the import's workers are children of
+    multiprocessing's fork server), read from /proc while they run."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seconds: dict[int, float] = {}
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.5):
+            self.sample()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+
+    def sample(self) -> None:
+        parents, used = {}, {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(stat.parent.name)
+            parents[pid] = int(fields[1])
+            used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for pid in used:
+            ancestor = parents.get(pid)
+            while ancestor not in (None, 0, 1, os.getpid()):
+                ancestor = parents.get(ancestor)
+            if ancestor == os.getpid():
+                self.seconds[pid] = max(self.seconds.get(pid, 0.0), used[pid])
 
 
 def main() -> None:
