@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import text
 
 from listserv.archive.manage import rebuild_threads
-from listserv.store.db import make_engine, session_factory, transaction
+from listserv.store.db import make_engine, session_factory, transaction, upgrade
 
 MINUTES_A_POST = 37  # bench/archive.py's STEP
 COLUMNS = (
@@ -50,6 +50,7 @@ def copy_statement(dialect: str, shift: int) -> str:
 def main() -> None:
     url, base, posts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     engine = make_engine(url)
+    upgrade(engine)
     sessions = session_factory(engine)
     dialect = engine.dialect.name
     with transaction(sessions) as session:
@@ -71,6 +72,15 @@ def main() -> None:
                 {"base": base},
             )
         print(f"posts {shift + 1}–{shift + base}: {time.perf_counter() - start:.0f} s", flush=True)
+    month = "strftime('%Y-%m', date)" if dialect == "sqlite" else "to_char(date, 'YYYY-MM')"
+    with transaction(sessions) as session:  # the index's counts, as migration 0010 makes them
+        session.execute(text("DELETE FROM archive_months"))
+        session.execute(
+            text(
+                f"INSERT INTO archive_months SELECT list_id, {month}, count(*) "
+                f"FROM archived_messages GROUP BY list_id, {month}"
+            )
+        )
     if dialect == "postgresql":
         with engine.begin() as connection:
             connection.execute(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from listserv.archive.mbox import mbox_messages
 from listserv.archive.render import read_post
-from listserv.archive.store import ArchiveEntry, archive_entry, post_words
+from listserv.archive.store import ArchiveEntry, archive_entry, count_in_months, post_words
 from listserv.archive.threading import Headers, thread_all
 from listserv.store.db import transaction
 from listserv.store.lists import MailList
@@ -114,6 +114,7 @@ def add_entries(session: Session, list_id: int, entries: list[ArchiveEntry]) -> 
         insert(ArchiveSearchText),
         [{"archived_id": ids[e.message_id], "list_id": list_id, "words": e.words} for e in new],
     )
+    count_in_months(session, list_id, [e.columns["date"] for e in new])
     return len(new)
 
 

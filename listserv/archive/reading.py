@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from listserv.store.lists import MailList
 from listserv.store.members import find_member
-from listserv.store.models import ArchivedMessage
+from listserv.store.models import ArchivedMessage, ArchiveMonth
 
 
 def may_read(session: Session, mlist: MailList, visitor: str | None) -> bool:
@@ -52,16 +52,11 @@ def month_bounds(month: str) -> tuple[datetime, datetime] | None:
 
 
 def month_counts(session: Session, list_id: int) -> list[tuple[str, int]]:
-    """(YYYY-MM, posts) for every month with posts, newest first."""
-    if session.get_bind().dialect.name == "sqlite":
-        month = func.strftime("%Y-%m", ArchivedMessage.date)
-    else:
-        month = func.to_char(func.timezone("UTC", ArchivedMessage.date), "YYYY-MM")
+    """(YYYY-MM, posts) for every month with posts, newest first (counted as archived)."""
     rows = session.execute(
-        select(month, func.count())
-        .where(ArchivedMessage.list_id == list_id)
-        .group_by(month)
-        .order_by(month.desc())
+        select(ArchiveMonth.month, ArchiveMonth.posts)
+        .where(ArchiveMonth.list_id == list_id, ArchiveMonth.posts > 0)
+        .order_by(ArchiveMonth.month.desc())
     )
     return [(m, n) for m, n in rows]
 

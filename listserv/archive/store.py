@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -13,6 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -29,7 +32,7 @@ from listserv.mail.addresses import InvalidAddress, normalize
 from listserv.mail.codec import MAIL_POLICY, subject_of
 from listserv.mail.headers import one_line
 from listserv.store.lists import MailList
-from listserv.store.models import ArchivedMessage, ArchiveSearchText, utcnow
+from listserv.store.models import ArchivedMessage, ArchiveMonth, ArchiveSearchText, utcnow
 
 log = logging.getLogger(__name__)
 # A Date this far ahead of the archiving time is a wrong clock: the archiving time is used.
@@ -99,7 +102,25 @@ def archive_post(
     session.flush()
     place_in_thread(session, row)
     session.add(ArchiveSearchText(archived_id=row.id, list_id=list_id, words=entry.words))
+    count_in_months(session, list_id, [row.date])
     return row
+
+
+def count_in_months(session: Session, list_id: int, dates: list[datetime]) -> None:
+    """Add newly archived posts (by their dates) to their months' counts."""
+    months = Counter(date.astimezone(UTC).strftime("%Y-%m") for date in dates)
+    if not months:
+        return
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    statement = insert(ArchiveMonth).values(
+        [{"list_id": list_id, "month": m, "posts": n} for m, n in months.items()]
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ArchiveMonth.list_id, ArchiveMonth.month],
+            set_={"posts": ArchiveMonth.posts + statement.excluded.posts},
+        )
+    )
 
 
 def raw_header(message: Message, name: str) -> str:
