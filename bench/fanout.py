@@ -62,11 +62,12 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str) -> None:
     sys.exit(f"{what} did not start listening on port {port}")
 
 
-def start_listserv(config: Path, command: str, port: int) -> subprocess.Popen:
-    """``python -m listserv --config CONFIG COMMAND`` from this tree, once it listens on
-    *port*."""
+def start_listserv(config: Path, command: str, port: int, nice: int = 0) -> subprocess.Popen:
+    """``python -m listserv --config CONFIG COMMAND`` from this tree (at niceness *nice*),
+    once it listens on *port*."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    listserv = [sys.executable, "-m", "listserv", "--config", str(config), command]
+    niced = ["nice", "-n", str(nice)] if nice else []
+    listserv = [*niced, sys.executable, "-m", "listserv", "--config", str(config), command]
     process = subprocess.Popen(listserv, env=env)
     wait_for_port(port, process, f"listserv {command}")
     return process

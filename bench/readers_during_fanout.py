@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import itertools
 import math
 import multiprocessing
+import os
 import random
 import statistics
 import subprocess
@@ -64,7 +66,7 @@ class Request:
     kind: str
     finished: float  # time.monotonic(), the same clock in every process on Linux
     milliseconds: float
-    status: int
+    outcome: str  # the HTTP status, or the error that came instead
 
 
 async def read_in_a_loop(
@@ -79,9 +81,12 @@ async def read_in_a_loop(
         if stop.is_set():
             return
         began = time.monotonic()
-        answer = await client.get(rng.choice(paths[kind]))
+        try:
+            outcome = str((await client.get(rng.choice(paths[kind]))).status_code)
+        except httpx.HTTPError as error:
+            outcome = type(error).__name__
         finished = time.monotonic()
-        done.append(Request(kind, finished, (finished - began) * 1000, answer.status_code))
+        done.append(Request(kind, finished, (finished - began) * 1000, outcome))
 
 
 def read_portal(
@@ -111,17 +116,35 @@ def summary(requests: list[Request], seconds: float) -> str:
     if len(requests) < 2:
         return f"{len(requests)} requests"
     times = [r.milliseconds for r in requests]
-    failed = sum(r.status != 200 for r in requests)
+    failed = collections.Counter(r.outcome for r in requests if r.outcome != "200")
     return (
         f"{len(requests) / seconds:5.0f} req/s, p50 {statistics.median(times):6.0f} ms, "
         f"p95 {statistics.quantiles(times, n=20)[18]:6.0f} ms"
-        + (f", {failed} not 200" if failed else "")
+        + "".join(f", {count} {outcome}" for outcome, count in failed.items())
     )
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / 100  # utime, stime in clock ticks
+
+
+@dataclass(frozen=True)
+class FanOut:
+    started: float  # the end of the post's DATA
+    finished: float  # the last message at the sink
+    load: str  # the CPU used meanwhile, as printed
+
+    @property
+    def seconds(self) -> float:
+        return self.finished - self.started
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (not idle or
+    waiting for I/O): what this benchmark's processes and others' together had."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / 100
 
 
 class Bench:
@@ -159,25 +182,30 @@ class Bench:
         self.counter = SinkCounter(self.sink)
         wait_for_port(self.sink_port, self.sink, "smtp-sink")
         self.servers.append(start_listserv(self.configs[0], "serve", self.smtp))
-        self.servers.append(start_listserv(self.configs[1], "web", self.http))
+        self.servers.append(start_listserv(self.configs[1], "web", self.http, self.args.web_nice))
         self.serve, self.web = self.servers
 
-    def fan_out(self) -> tuple[float, float, float]:
-        """One post to every member: when its DATA ended, when the sink had it all, and
-        the serve process's CPU seconds in between."""
-        cpu = cpu_seconds(self.serve.pid)
+    def fan_out(self, watched: dict[str, int]) -> FanOut:
+        """One post to every member, and the CPU the processes in *watched* (by name) and
+        the whole machine used meanwhile."""
+        cpu = {name: cpu_seconds(pid) for name, pid in watched.items()}
+        busy = machine_busy_seconds()
         started, _ = send_post(self.smtp)
         self.posts += 1
         finished = self.counter.wait_for(self.posts * math.ceil(self.args.members / BATCH), 600)
         if finished is None:
             sys.exit("the sink did not get every message within 10 minutes")
-        return started, finished, cpu_seconds(self.serve.pid) - cpu
+        seconds = finished - started
+        cores = (machine_busy_seconds() - busy) / seconds
+        used = ", ".join(f"{n} {cpu_seconds(pid) - cpu[n]:4.2f}" for n, pid in watched.items())
+        load = f"CPU s: {used}; cores busy {cores:4.2f} of {os.cpu_count()}"
+        return FanOut(started, finished, load)
 
     def alone(self) -> float:
-        started, finished, cpu = self.fan_out()
-        print(f"  alone          {finished - started:6.2f} s   serve CPU {cpu:5.2f} s")
+        run = self.fan_out({"serve": self.serve.pid})
+        print(f"  alone        {run.seconds:6.2f} s   {run.load}")
         time.sleep(SETTLE)
-        return finished - started
+        return run.seconds
 
     def with_readers(self) -> float:
         context = multiprocessing.get_context("spawn")
@@ -193,26 +221,26 @@ class Bench:
         receiving.recv()
         reading = time.monotonic()
         time.sleep(READING_ALONE)
-        web_cpu = cpu_seconds(self.web.pid)
-        started, finished, cpu = self.fan_out()
-        web_cpu = cpu_seconds(self.web.pid) - web_cpu
+        assert readers.pid is not None
+        watched = {"serve": self.serve.pid, "web": self.web.pid, "readers": readers.pid}
+        run = self.fan_out(watched)
         stop.set()
+        if not receiving.poll(300):
+            sys.exit("the readers did not stop within 5 minutes")
         requests: list[Request] = receiving.recv()
         readers.join()
-        seconds = finished - started
-        before = [r for r in requests if reading <= r.finished < started]
-        during = [r for r in requests if started <= r.finished <= finished]
+        before = [r for r in requests if reading <= r.finished < run.started]
+        during = [r for r in requests if run.started <= r.finished <= run.finished]
         print(
-            f"  {self.args.readers} readers    {seconds:6.2f} s   serve CPU {cpu:5.2f} s, "
-            f"web CPU {web_cpu:5.2f} s\n"
-            f"      readers before the post  {summary(before, started - reading)}\n"
-            f"      readers during fan-out   {summary(during, seconds)}"
+            f"  {self.args.readers} readers  {run.seconds:6.2f} s   {run.load}\n"
+            f"      readers before the post  {summary(before, run.started - reading)}\n"
+            f"      readers during fan-out   {summary(during, run.seconds)}"
         )
         for kind in KINDS:
             of_kind = [r for r in during if r.kind == kind]
-            print(f"        {kind:<24} {summary(of_kind, seconds)}")
+            print(f"        {kind:<24} {summary(of_kind, run.seconds)}")
         time.sleep(SETTLE)
-        return seconds
+        return run.seconds
 
 
 def main() -> None:
@@ -222,6 +250,7 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=2000, help="archived posts to read")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each kind, alternating")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--web-nice", type=int, default=0, help="run listserv web under nice")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="listserv-readers-"))
     url, schema = make_database(args.database, directory)
