@@ -1,7 +1,7 @@
 """Portal readers during a fan-out (issue 13): does a busy portal slow delivery down?
 
     python bench/readers_during_fanout.py [--members 100000] [--readers 100] [--posts 2000]
-        [--rounds 2] [--database sqlite|postgresql]
+        [--rounds 2] [--database sqlite|postgresql] [--web-nice N | --embedded]
 
 Runs a real ``listserv serve`` and a real ``listserv web`` (uvicorn) on one database holding a
 list of N members whose public archive has some thousands of generated posts (bench/archive.py),
@@ -10,7 +10,11 @@ and times it from the end of its DATA to the last message at the sink, alternate
 while R readers (asyncio, httpx, in a process of their own so they never hold up this one's
 clock) request month, thread, message and search pages and the directory in a loop. Prints
 every run, the medians and their ratio (issue 13's bound: 1.2), and the readers' request rate
-and latency before and during the fan-out.
+and latency before and during the fan-out, and the CPU each process and the machine used.
+
+``--web-nice N`` runs ``listserv web`` under ``nice -n N`` (contrib/systemd/listserv-web.service
+gives the portal a lower CPU weight); ``--embedded`` has no ``listserv web``: the readers read
+the portal ``serve`` runs itself when its config has a [web] section.
 """
 
 from __future__ import annotations
@@ -181,9 +185,16 @@ class Bench:
         self.sink = start_sink(self.sink_port)
         self.counter = SinkCounter(self.sink)
         wait_for_port(self.sink_port, self.sink, "smtp-sink")
-        self.servers.append(start_listserv(self.configs[0], "serve", self.smtp))
-        self.servers.append(start_listserv(self.configs[1], "web", self.http, self.args.web_nice))
-        self.serve, self.web = self.servers
+        if self.args.embedded:
+            # serve with a [web] section runs the portal itself, on its own event loop.
+            self.serve = start_listserv(self.configs[1], "serve", self.smtp)
+            self.servers.append(self.serve)
+            wait_for_port(self.http, self.serve, "the portal of listserv serve")
+            return
+        self.serve = start_listserv(self.configs[0], "serve", self.smtp)
+        self.servers.append(self.serve)
+        self.web = start_listserv(self.configs[1], "web", self.http, self.args.web_nice)
+        self.servers.append(self.web)
 
     def fan_out(self, watched: dict[str, int]) -> FanOut:
         """One post to every member, and the CPU the processes in *watched* (by name) and
@@ -222,7 +233,8 @@ class Bench:
         reading = time.monotonic()
         time.sleep(READING_ALONE)
         assert readers.pid is not None
-        watched = {"serve": self.serve.pid, "web": self.web.pid, "readers": readers.pid}
+        portal = {} if self.args.embedded else {"web": self.web.pid}
+        watched = {"serve": self.serve.pid, **portal, "readers": readers.pid}
         run = self.fan_out(watched)
         stop.set()
         if not receiving.poll(300):
@@ -251,6 +263,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each kind, alternating")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--web-nice", type=int, default=0, help="run listserv web under nice")
+    parser.add_argument(
+        "--embedded", action="store_true", help="no listserv web: the portal of listserv serve"
+    )
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="listserv-readers-"))
     url, schema = make_database(args.database, directory)
