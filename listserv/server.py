@@ -35,7 +35,7 @@ DRAIN_SECONDS = 30.0
 # The portal run here renders its pages in threads that take turns for the interpreter lock
 # with intake and delivery on this process's one event loop; every rendering thread is one
 # more turn that mail waits for. With 100 readers a 100,000-member fan-out took 23 times as
-# long at anyio's default of 40 threads, 4.5 times at 2 (bench/readers_during_fanout.py
+# long at anyio's default of 40 threads, 3.3 to 4.5 times at 2 (bench/readers_during_fanout.py
 # --embedded); a busy portal belongs in ``listserv web`` (README "Performance").
 PORTAL_THREADS = 2
 
