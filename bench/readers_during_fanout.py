@@ -76,12 +76,14 @@ class Request:
 async def read_in_a_loop(
     client: httpx.AsyncClient,
     paths: dict[str, list[str]],
-    first_kind: int,
+    reader: int,
     stop: Event,
     done: list[Request],
 ) -> None:
-    rng = random.Random(first_kind)
-    for kind in itertools.islice(itertools.cycle(KINDS), first_kind, None):
+    """Reader number *reader*: each kind of page in turn (starting at one of its own), a
+    page of that kind at random."""
+    rng = random.Random(reader)
+    for kind in itertools.islice(itertools.cycle(KINDS), reader % len(KINDS), None):
         if stop.is_set():
             return
         began = time.monotonic()
@@ -97,14 +99,14 @@ def read_portal(
     base: str, paths: dict[str, list[str]], readers: int, stop: Event, report: Connection
 ) -> None:
     """The readers' process: *readers* concurrent loops over the pages until *stop*; sends
-    "ready" once every reader has had an answer, then every request made."""
+    "ready" once as many answers as readers have come, then every request made."""
 
     async def read() -> list[Request]:
         done: list[Request] = []
         limits = httpx.Limits(max_connections=readers, max_keepalive_connections=readers)
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
             loops = [
-                asyncio.create_task(read_in_a_loop(client, paths, i % len(KINDS), stop, done))
+                asyncio.create_task(read_in_a_loop(client, paths, i, stop, done))
                 for i in range(readers)
             ]
             while len(done) < readers:
