@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from starlette.testclient import TestClient
 
+from listserv.app import App
 from listserv.archive.manage import import_mbox
 from listserv.archive.mbox import mbox_entry
 from listserv.config import load_config
@@ -49,6 +50,37 @@ def post(i: int, rng: random.Random) -> bytes:
     return to_bytes(message)
 
 
+def import_posts(app: App, list_name: str, count: int, scratch: Path) -> tuple[int, float]:
+    """Writes *count* generated posts to an mbox in *scratch* and imports them into the list's
+    archive: how many were imported, in how many seconds."""
+    rng = random.Random(1)
+    mbox = scratch / "bench.mbox"
+    with mbox.open("wb") as f:
+        for i in range(count):
+            f.write(mbox_entry("bench@example.org", START, post(i, rng)))
+    with app.sessions() as session:
+        mlist = get_list(session, list_name, app.domain)
+    start = time.perf_counter()
+    imported, _ = import_mbox(app.sessions, mlist, mbox)
+    return imported, time.perf_counter() - start
+
+
+def archive_paths(list_name: str, count: int) -> dict[str, list[str]]:
+    """The pages of an archive of *count* imported posts, by kind: the archive's index, every
+    month, 20 threads, 20 messages, and a search for each word."""
+    months = sorted({(START + timedelta(minutes=37 * i)).strftime("%Y-%m") for i in range(count)})
+    archive = f"/lists/{list_name}"
+    return {
+        "index": [f"{archive}/archive/"],
+        "month": [f"{archive}/archive/{m}/" for m in months],
+        "thread": [f"{archive}/thread/{1 + 5 * t}/" for t in range(min(20, count // 5))],
+        "message": [
+            f"{archive}/message/{i}@bench.example/" for i in range(0, count, max(1, count // 20))
+        ],
+        "search": [f"/search?q={w}" for w in WORDS],
+    }
+
+
 def timed(client: TestClient, paths: list[str]) -> str:
     times = []
     for path in paths:
@@ -71,39 +103,16 @@ def main() -> None:
             encoding="utf-8",
         )
         app = prepare(load_config(config_path))
-        rng = random.Random(1)
-        mbox = Path(scratch) / "bench.mbox"
-        with mbox.open("wb") as f:
-            for i in range(count):
-                f.write(mbox_entry("bench@example.org", START, post(i, rng)))
-        with app.sessions() as session:
-            mlist = get_list(session, "bench", app.domain)
-        start = time.perf_counter()
-        imported, _ = import_mbox(app.sessions, mlist, mbox)
-        elapsed = time.perf_counter() - start
+        imported, elapsed = import_posts(app, "bench", count, Path(scratch))
         print(f"import: {imported} posts in {elapsed:.1f} s ({imported / elapsed:.0f} posts/s)")
 
         client = TestClient(make_web_app(app))
-        months = sorted(
-            {(START + timedelta(minutes=37 * i)).strftime("%Y-%m") for i in range(count)}
-        )
-        print("archive index ", timed(client, ["/lists/bench/archive/"] * 20))
-        print("month page    ", timed(client, [f"/lists/bench/archive/{m}/" for m in months] * 2))
-        print(
-            "thread page   ",
-            timed(client, [f"/lists/bench/thread/{1 + 5 * t}/" for t in range(20)]),
-        )
-        print(
-            "message page  ",
-            timed(
-                client,
-                [
-                    f"/lists/bench/message/{i}@bench.example/"
-                    for i in range(0, count, max(1, count // 20))
-                ],
-            ),
-        )
-        print("search        ", timed(client, [f"/search?q={w}" for w in WORDS]))
+        paths = archive_paths("bench", count)
+        print("archive index ", timed(client, paths["index"] * 20))
+        print("month page    ", timed(client, paths["month"] * 2))
+        print("thread page   ", timed(client, paths["thread"]))
+        print("message page  ", timed(client, paths["message"]))
+        print("search        ", timed(client, paths["search"]))
         app.engine.dispose()
 
 

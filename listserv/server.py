@@ -32,6 +32,12 @@ from listserv.web.app import Web
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 30.0
+# The portal run here renders its pages in threads that take turns for the interpreter lock
+# with intake and delivery on this process's one event loop; every rendering thread is one
+# more turn that mail waits for. With 100 readers a 100,000-member fan-out took 23 times as
+# long at anyio's default of 40 threads, 3.3 to 4.5 times at 2 (bench/readers_during_fanout.py
+# --embedded); a busy portal belongs in ``listserv web`` (README "Performance").
+PORTAL_THREADS = 2
 
 
 def prepare(config: Config) -> App:
@@ -102,7 +108,7 @@ class Server:
         ]
         web = self.app.config.web
         if web is not None:
-            self.web = Web(self.app)
+            self.web = Web(self.app, PORTAL_THREADS)
             self.tasks.append(self.web.start())
             log.info("portal on %s", listening_address(web.listen, self.web.port))
         server = self.app.config.server
