@@ -107,7 +107,7 @@ class Server:
             ),
         ]
         web = self.app.config.web
-        if web is not None:
+        if web is not None and web.embedded:
             self.web = Web(self.app, PORTAL_THREADS)
             self.tasks.append(self.web.start())
             log.info("portal on %s", listening_address(web.listen, self.web.port))

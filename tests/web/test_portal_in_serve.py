@@ -5,8 +5,12 @@ waiting for the interpreter lock (bench/readers_during_fanout.py --embedded)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import anyio.to_thread
+import pytest
+
+from tests.support import free_port
 
 
 async def portal_threads() -> int:
@@ -19,3 +23,13 @@ def test_the_portal_in_serve_renders_at_most_two_pages_at_once(start_server, tmp
     )
     running = asyncio.run_coroutine_threadsafe(portal_threads(), server.loop)
     assert running.result(timeout=30) == 2
+
+
+def test_serve_runs_no_portal_when_listserv_web_does(start_server, tmp_path) -> None:
+    port = free_port()
+    web = {"listen": f"127.0.0.1:{port}", "secret_file": str(tmp_path / "web.secret")}
+    start_server(web={**web, "embedded": False})
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    start_server(web=web)
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
