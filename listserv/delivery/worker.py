@@ -210,7 +210,7 @@ async def deliver_one(
     if isinstance(payload, Personalized):
         result = Result()
         for group in payload.in_memory_bounded_groups(batch.recipients):
-            copies = await asyncio.to_thread(payload.copies, group)
+            copies = await asyncio.to_thread(payload.copies, group, sender.dot_stuffed)
             sent = await sender.send_each(copies)
             del copies
             result.accepted += sent.accepted
