@@ -17,9 +17,9 @@ A post's copies differ only by the member's link, so the post is kept as one tem
 marker where the link goes, in the headers and in the footer: the signer parses, canonicalizes
 and hashes it once (``Signer.copy_signer``) and a copy costs its RSA step and a few hundred
 bytes of hashing. For SMTP the template is dot-stuffed once too, and a copy is its signature
-and the template's parts joined by the link. The copies of a batch are made in a worker thread
-(``delivery.deliver_one``), and the delivery workers' threads sign on both cores at once,
-OpenSSL releasing the GIL. With VERP but no links every copy is the same message, signed once.
+and the template's parts joined by the link. The copies of a batch are made in the delivery
+workers' pool of one thread per core (``worker.deliver_one``), which sign on every core at
+once, OpenSSL releasing the GIL. With VERP but no links every copy is the same message, signed once.
 """
 
 from __future__ import annotations
