@@ -90,6 +90,9 @@ class Instance(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # How many times it has beaten: the others judge it alive by this changing, each by its
+    # own clock, never by comparing times written on different hosts (claims.Watch).
+    beats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ReceivedBody(Base):
