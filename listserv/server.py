@@ -25,7 +25,7 @@ from listserv.housekeeping import run_housekeeping
 from listserv.intake.router import HANDLERS, RCPT_CHECKS, SITE_ROLES, run_router
 from listserv.intake.smtp import Intake, IntakeHandler
 from listserv.moderation.expiry import run_moderation_schedule
-from listserv.store.claims import beat, register_instance, unregister_instance
+from listserv.store.claims import Watch, beat, register_instance, unregister_instance
 from listserv.store.db import startup_lock, transaction, upgrade
 from listserv.store.lists import save_list
 from listserv.web.app import Web
@@ -117,10 +117,11 @@ class Server:
 
     async def _heartbeat(self) -> None:
         interval = self.app.config.server.heartbeat
+        watch = Watch()
         while True:
             try:
                 dead, _rejoined = await asyncio.to_thread(
-                    beat, self.app.sessions, self.instance_id, interval
+                    beat, self.app.sessions, self.instance_id, interval, watch
                 )
                 if dead:
                     self.inbox.set()
