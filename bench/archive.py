@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from sqlalchemy import MetaData, text
 
+from listserv.app import App
 from listserv.archive.manage import import_mbox
 from listserv.archive.mbox import mbox_entry
 from listserv.config import load_config
@@ -169,35 +170,50 @@ def percentiles(name: str, times: list[float]) -> dict[str, float]:
     return {f"{name}p50": statistics.median(times), f"{name}p95": p95}
 
 
+def archive_paths(list_name: str, count: int) -> dict[str, list[str]]:
+    """The pages of an archive of *count* imported posts, by kind: the archive's index, 40
+    months, the threads and messages of 100 posts, a search for each word (twice)."""
+    rng = random.Random(2)
+    last_month = (count - 1) * STEP
+    months = {(START + rng.random() * last_month).strftime("%Y-%m") for _ in range(40)}
+    posts = [rng.randrange(count) for _ in range(100)]
+    archive = f"/lists/{list_name}"
+    return {
+        "index": [f"{archive}/archive/"] * 20,
+        "month": [f"{archive}/archive/{m}/" for m in sorted(months)],
+        "thread": [f"{archive}/thread/{i - i % 5 + 1}/" for i in posts],
+        "message": [f"{archive}/message/{i}@bench.example/" for i in posts],
+        "search": [f"/search?q={w}" for w in WORDS] * 2,
+    }
+
+
 def serve_pages(config_path: str, count: int) -> None:
     """The portal's side: every page timed, then the figures and the peak RSS as JSON."""
     app = prepare(load_config(Path(config_path)))
     transport = httpx.ASGITransport(app=make_web_app(app))
     client = httpx.AsyncClient(transport=transport, base_url="http://portal")
-    rng = random.Random(2)
-    last_month = (count - 1) * STEP
-    months = {(START + rng.random() * last_month).strftime("%Y-%m") for _ in range(40)}
-    posts = [rng.randrange(count) for _ in range(100)]
-    figures = {
-        "archive index": timed(client, ["/lists/bench/archive/"] * 20),
-        "month page": timed(client, [f"/lists/bench/archive/{m}/" for m in sorted(months)]),
-        "thread page": timed(client, [f"/lists/bench/thread/{i - i % 5 + 1}/" for i in posts]),
-        "message page": timed(client, [f"/lists/bench/message/{i}@bench.example/" for i in posts]),
-        "search": timed(client, [f"/search?q={w}" for w in WORDS] * 2),
-    }
+    figures = {page: timed(client, paths) for page, paths in archive_paths("bench", count).items()}
     status = Path("/proc/self/status").read_text()
     peak = next(line for line in status.splitlines() if line.startswith("VmHWM"))
     print(json.dumps({"pages": figures, "rss_mb": int(peak.split()[1]) / 1024}))
 
 
-def import_timed(app, mbox: Path, count: int) -> None:
+def import_posts(app: App, list_name: str, count: int) -> tuple[int, float]:
+    """Imports *count* generated posts (the cached mbox) into the list's archive: how many
+    were imported, in how many seconds."""
     with app.sessions() as session:
-        mlist = get_list(session, "bench", app.domain)
+        mlist = get_list(session, list_name, app.domain)
+    start = time.perf_counter()
+    imported, _ = import_mbox(app.sessions, mlist, cached_mbox(count))
+    return imported, time.perf_counter() - start
+
+
+def import_timed(app: App, count: int) -> None:
     cpu = DescendantsCPU()
     cpu.start()
-    start, own = time.perf_counter(), time.process_time()
-    imported, _ = import_mbox(app.sessions, mlist, mbox)
-    elapsed, own = time.perf_counter() - start, time.process_time() - own
+    own = time.process_time()
+    imported, elapsed = import_posts(app, "bench", count)
+    own = time.process_time() - own
     cpu.stop()
     assert imported == count, imported
     print(f"import: {imported} posts in {elapsed:.1f} s ({imported / elapsed:.0f} posts/s)")
@@ -266,9 +282,8 @@ def main() -> None:
             emptied(url)
         app = prepare(load_config(config_path))
         if importing:
-            mbox = cached_mbox(count)
-            import_timed(app, mbox, count)
-            raw, what = mbox.stat().st_size, "mbox"
+            import_timed(app, count)
+            raw, what = cached_mbox(count).stat().st_size, "mbox"
         else:
             with app.engine.connect() as connection:
                 raw = connection.scalar(text("SELECT sum(size) FROM archived_messages"))
@@ -286,7 +301,7 @@ def main() -> None:
         result = json.loads(portal.stdout.splitlines()[-1])
         for page, t in result["pages"].items():
             print(
-                f"{page:14} p50 {t['p50']:6.1f} ms, p95 {t['p95']:6.1f} ms "
+                f"{page:8} p50 {t['p50']:6.1f} ms, p95 {t['p95']:6.1f} ms "
                 f"(CPU p50 {t['cpu p50']:5.1f} ms, p95 {t['cpu p95']:5.1f} ms)"
             )
         print(f"portal RSS: {result['rss_mb']:.0f} MB (peak)")

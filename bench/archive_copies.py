@@ -73,7 +73,7 @@ def main() -> None:
             )
         print(f"posts {shift + 1}–{shift + base}: {time.perf_counter() - start:.0f} s", flush=True)
     month = "strftime('%Y-%m', date)" if dialect == "sqlite" else "to_char(date, 'YYYY-MM')"
-    with transaction(sessions) as session:  # the index's counts, as migration 0010 makes them
+    with transaction(sessions) as session:  # the index's counts, as migration 0012 makes them
         session.execute(text("DELETE FROM archive_months"))
         session.execute(
             text(

@@ -62,14 +62,26 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str) -> None:
     sys.exit(f"{what} did not start listening on port {port}")
 
 
-class SinkCounter:
-    """Follows smtp-sink's running counters (``-c``) and notes when the last message came."""
+def start_listserv(config: Path, command: str, port: int, nice: int = 0) -> subprocess.Popen:
+    """``python -m listserv --config CONFIG COMMAND`` from this tree (at niceness *nice*),
+    once it listens on *port*."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    niced = ["nice", "-n", str(nice)] if nice else []
+    listserv = [*niced, sys.executable, "-m", "listserv", "--config", str(config), command]
+    process = subprocess.Popen(listserv, env=env)
+    wait_for_port(port, process, f"listserv {command}")
+    return process
 
-    def __init__(self, process: subprocess.Popen, expected: int) -> None:
+
+class SinkCounter:
+    """Follows smtp-sink's running counters (``-c``): how many messages came, and when."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
         self.process = process
-        self.expected = expected
-        self.done = threading.Event()
-        self.finished_at = 0.0
+        self.messages = 0
+        # (messages so far, when) at each change: a run's end is read back after the fact.
+        self.arrivals: list[tuple[int, float]] = []
+        self.changed = threading.Condition()
         threading.Thread(target=self._follow, daemon=True).start()
 
     def _follow(self) -> None:
@@ -78,12 +90,26 @@ class SinkCounter:
         while chunk := self.process.stdout.read1(4096):
             for byte in chunk:
                 if byte in b"\r\n ":
-                    if field.startswith(b"mesg=") and int(field[5:]) >= self.expected:
-                        self.finished_at = time.monotonic()
-                        self.done.set()
+                    if field.startswith(b"mesg="):
+                        self._count(int(field[5:]))
                     field = b""
                 else:
                     field += bytes([byte])
+
+    def _count(self, messages: int) -> None:
+        with self.changed:
+            if messages > self.messages:
+                self.messages = messages
+                self.arrivals.append((messages, time.monotonic()))
+                self.changed.notify_all()
+
+    def wait_for(self, messages: int, timeout: float) -> float | None:
+        """The time (``time.monotonic``) the sink had got *messages* messages since it
+        started, or None if it has not within *timeout* seconds."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: self.messages >= messages, timeout):
+                return None
+            return next(when for count, when in self.arrivals if count >= messages)
 
 
 def start_sink(port: int, dump: Path | None = None) -> subprocess.Popen:
@@ -128,7 +154,11 @@ smarthost = "127.0.0.1:{sink}"
 """
 
 
-def write_config(path: Path, url: str, listen: int, sink: int, connections: int) -> None:
+def write_config(
+    path: Path, url: str, listen: int, sink: int, connections: int, list_settings: str = ""
+) -> None:
+    """A server delivering in batches of 500 with *connections* connections, and the open
+    list "bench" (with *list_settings*, lines of TOML, besides the footer)."""
     path.write_text(
         base_config(url, listen, sink)
         + f"""max_recipients = {BATCH}
@@ -138,7 +168,8 @@ connections = {connections}
 name = "bench"
 posting = "open"
 footer = true
-""",
+"""
+        + list_settings,
         encoding="utf-8",
     )
 
@@ -170,6 +201,19 @@ def post(port: int) -> bytes:
         f"From: {member_address(0)}\r\nTo: bench@{DOMAIN}\r\nSubject: Fan-out benchmark\r\n"
         f"Message-ID: <{uuid.uuid4().hex}@example>\r\n\r\n"
     ).encode() + body.replace("\n", "\r\n").encode()
+
+
+def send_post(port: int) -> tuple[float, int]:
+    """Posts one message to the list over SMTP: when its DATA ended, and its size."""
+    message = post(port)
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        client.ehlo()
+        client.mail(member_address(0))
+        client.rcpt(f"bench@{DOMAIN}")
+        started = time.monotonic()
+        code, _ = client.data(message)
+        assert code == 250, code
+    return started, len(message)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -207,30 +251,21 @@ def main() -> None:
     try:
         add_members(config_path, args.members)
         sink = start_sink(sink_port, dump)
-        counter = SinkCounter(sink, math.ceil(args.members / BATCH))
+        counter = SinkCounter(sink)
         wait_for_port(sink_port, sink, "smtp-sink")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "listserv", "--config", str(config_path), "serve"]
-        server = subprocess.Popen(command, env=env)
-        wait_for_port(listen, server, "listserv serve")
+        server = start_listserv(config_path, "serve", listen)
         if args.profile:
             spy = ["py-spy", "record", "-r", "200", "-f", "raw", "-d", "15"]
             profiler = subprocess.Popen([*spy, "-o", args.profile, "--pid", str(server.pid)])
-        message = post(listen)
-        with smtplib.SMTP("127.0.0.1", listen) as client:
-            client.ehlo()
-            client.mail(member_address(0))
-            client.rcpt(f"bench@{DOMAIN}")
-            started = time.monotonic()
-            code, _ = client.data(message)
-            assert code == 250, code
-        if not counter.done.wait(600):
+        started, size = send_post(listen)
+        finished = counter.wait_for(math.ceil(args.members / BATCH), 600)
+        if finished is None:
             sys.exit("the sink did not get every message within 10 minutes")
-        seconds = counter.finished_at - started
+        seconds = finished - started
         rss = peak_rss_mb(server.pid)
         print(
             f"{args.members} members, {args.database}, {args.connections} connections, "
-            f"{len(message)} byte post"
+            f"{size} byte post"
         )
         print(f"end of DATA -> last message at the sink: {seconds:.2f} s")
         print(f"RCPTs per second: {args.members / seconds:,.0f}")

@@ -97,7 +97,7 @@ class Run:
         self.args = args
         self.sink_port = free_port()
         self.sink = start_sink(self.sink_port)
-        self.counter = SinkCounter(self.sink, args.messages)
+        self.counter = SinkCounter(self.sink)
         wait_for_port(self.sink_port, self.sink, "smtp-sink")
 
     def post(self, port: int) -> tuple[float, float]:
@@ -111,9 +111,10 @@ class Run:
         started = time.monotonic()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         accepted = time.monotonic() - started
-        if not self.counter.done.wait(900):
+        finished = self.counter.wait_for(args.messages, 900)
+        if finished is None:
             sys.exit("the sink did not get every message within 15 minutes")
-        return accepted, self.counter.finished_at - started
+        return accepted, finished - started
 
     def close(self) -> None:
         self.sink.kill()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
 import smtplib
 import subprocess
@@ -25,13 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fanout import (
     BATCH,
     DOMAIN,
-    ROOT,
     SinkCounter,
     add_members,
     free_port,
     make_database,
     member_address,
     post,
+    start_listserv,
     start_sink,
     tear_down,
     wait_for_port,
@@ -71,17 +70,14 @@ def main() -> None:
         print(f"{args.members} members added in {time.monotonic() - started:.0f} s")
         batches = math.ceil(args.members / BATCH)
         sink = start_sink(sink_port, dump)
-        halfway = SinkCounter(sink, max(1, int(batches * args.kill_after)))
+        counter = SinkCounter(sink)
         wait_for_port(sink_port, sink, "smtp-sink")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         for config, port in zip(configs, ports, strict=True):
-            command = [sys.executable, "-m", "listserv", "--config", str(config), "serve"]
-            servers.append(subprocess.Popen(command, env=env))
-            wait_for_port(port, servers[-1], "listserv serve")
+            servers.append(start_listserv(config, "serve", port))
         with smtplib.SMTP("127.0.0.1", ports[0]) as client:
             started = time.monotonic()
             client.sendmail(member_address(0), f"bench@{DOMAIN}", post(ports[0]))
-        if not halfway.done.wait(600):
+        if counter.wait_for(max(1, int(batches * args.kill_after)), 600) is None:
             sys.exit("the fan-out did not get going")
         servers[1].send_signal(signal.SIGKILL)
         killed_at = time.monotonic() - started

@@ -195,6 +195,9 @@ class WebConfig:
     secret_file: str = "keys/web.secret"
     # May moderate and manage every list on the portal.
     admins: list[str] = field(default_factory=list)
+    # False when ``listserv web`` processes run the portal: ``serve`` then keeps [web] for the
+    # links in its mail but serves no pages, so no crowd of readers can slow its mail down.
+    embedded: bool = True
 
     def __post_init__(self) -> None:
         host_port(self.listen, "web.listen")

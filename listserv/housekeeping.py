@@ -2,9 +2,10 @@
 years keeps a database of the same size.
 
 After ``[server] retention_days``: used or expired tokens, member events, processed messages
-and outgoing mail whose every delivery is finished (with its deliveries and recorded
-failures). Sooner, because they only count a recent window: the post log (a day, the daily
-caps) and the auto-reply log (a day, the backscatter cap). A message a pending held post or
+(a message's bytes go with the last recipient's row of its SMTP transaction) and outgoing
+mail whose every delivery is finished (with its deliveries and recorded failures). Sooner,
+because they only count a recent window: the post log (a day, the daily caps) and the
+auto-reply log (a day, the backscatter cap). A message a pending held post or
 a digest entry still refers to is kept whatever its age. ``serve`` runs this every
 ``[server] housekeeping_interval`` seconds; ``listserv db prune`` runs it once.
 """
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, or_, select
+from sqlalchemy import ColumnElement, Delete, delete, exists, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from listserv.app import App
@@ -31,6 +32,7 @@ from listserv.store.models import (
     MemberEvent,
     Outgoing,
     PostRecord,
+    ReceivedBody,
     Token,
     utcnow,
 )
@@ -86,6 +88,7 @@ def prune(
             InboxMessage.received_at < cutoff,
             InboxMessage.id.not_in(held),
             InboxMessage.id.not_in(in_digest),
+            execute=_with_unused_bodies,
         ),
         "portal": lambda: _in_one_transaction(app, lambda session: prune_portal(session, now)),
     }
@@ -102,18 +105,38 @@ def _in_one_transaction(app: App, step: Callable[[Session], int]) -> int:
         return step(session)
 
 
+def _rows_deleted(session: Session, statement: Delete) -> int:
+    return session.execute(statement).rowcount  # type: ignore[attr-defined]
+
+
+def _with_unused_bodies(session: Session, statement: Delete) -> int:
+    """Delete the messages of *statement*, and in the same transaction each of their bodies
+    no other message refers to any more; how many messages."""
+    body_ids = session.scalars(statement.returning(InboxMessage.body_id)).all()
+    still_used = exists().where(InboxMessage.body_id == ReceivedBody.id)
+    session.execute(
+        delete(ReceivedBody)
+        .where(ReceivedBody.id.in_(set(body_ids)), ~still_used)
+        .execution_options(synchronize_session=False)
+    )
+    return len(body_ids)
+
+
 def _delete_in_chunks(
-    app: App, key: InstrumentedAttribute[Any], *where: ColumnElement[bool], chunk: int = PRUNE_CHUNK
+    app: App,
+    key: InstrumentedAttribute[Any],
+    *where: ColumnElement[bool],
+    chunk: int = PRUNE_CHUNK,
+    execute: Callable[[Session, Delete], int] = _rows_deleted,
 ) -> int:
-    """Delete the rows of *key*'s table matching *where*, *chunk* rows per transaction."""
+    """Delete the rows of *key*'s table matching *where*, *chunk* rows per transaction, each
+    chunk's statement run by *execute*, which returns how many rows it deleted."""
     total = 0
     while True:
         with transaction(app.sessions) as session:
             batch = select(key).where(*where).limit(chunk).scalar_subquery()
             statement = delete(key.class_).where(key.in_(batch))
-            deleted: int = session.execute(
-                statement.execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
+            deleted = execute(session, statement.execution_options(synchronize_session=False))
         total += deleted
         if deleted < chunk:
             return total

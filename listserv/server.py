@@ -25,13 +25,19 @@ from listserv.housekeeping import run_housekeeping
 from listserv.intake.router import HANDLERS, RCPT_CHECKS, SITE_ROLES, run_router
 from listserv.intake.smtp import Intake, IntakeHandler
 from listserv.moderation.expiry import run_moderation_schedule
-from listserv.store.claims import beat, register_instance, unregister_instance
+from listserv.store.claims import Watch, beat, register_instance, unregister_instance
 from listserv.store.db import startup_lock, transaction, upgrade
 from listserv.store.lists import save_list
 from listserv.web.app import Web
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 30.0
+# The portal run here renders its pages in threads that take turns for the interpreter lock
+# with intake and delivery on this process's one event loop; every rendering thread is one
+# more turn that mail waits for. With 100 readers a 100,000-member fan-out took 23 times as
+# long at anyio's default of 40 threads, 3.3 to 4.5 times at 2 (bench/readers_during_fanout.py
+# --embedded); a busy portal belongs in ``listserv web`` (README "Performance").
+PORTAL_THREADS = 2
 
 
 def prepare(config: Config) -> App:
@@ -101,8 +107,8 @@ class Server:
             ),
         ]
         web = self.app.config.web
-        if web is not None:
-            self.web = Web(self.app)
+        if web is not None and web.embedded:
+            self.web = Web(self.app, PORTAL_THREADS)
             self.tasks.append(self.web.start())
             log.info("portal on %s", listening_address(web.listen, self.web.port))
         server = self.app.config.server
@@ -111,10 +117,11 @@ class Server:
 
     async def _heartbeat(self) -> None:
         interval = self.app.config.server.heartbeat
+        watch = Watch()
         while True:
             try:
                 dead, _rejoined = await asyncio.to_thread(
-                    beat, self.app.sessions, self.instance_id, interval
+                    beat, self.app.sessions, self.instance_id, interval, watch
                 )
                 if dead:
                     self.inbox.set()

@@ -363,18 +363,23 @@ class ServeProcess:
     """``python -m listserv serve`` as a real subprocess (for kill -9 and SIGTERM), its log
     followed so a test can wait for a line instead of sleeping."""
 
-    def __init__(self, config_path: Path, *options: str) -> None:
+    def __init__(self, config_path: Path, *options: str, env: dict[str, str] | None = None) -> None:
+        """*env* adds to the environment (``LD_PRELOAD`` for libfaketime)."""
         root = Path(__file__).resolve().parent.parent
         self.process = subprocess.Popen(
             [sys.executable, "-m", "listserv", "--config", str(config_path), "serve", *options],
-            env={**os.environ, "PYTHONPATH": str(root)},
+            env={**os.environ, "PYTHONPATH": str(root), **(env or {})},
             stderr=subprocess.PIPE,
             text=True,
         )
         self.log: list[str] = []
         self.condition = threading.Condition()
         threading.Thread(target=self._follow, daemon=True).start()
-        self.wait_for_log("listening on ")
+        try:
+            self.wait_for_log("listening on ")
+        except AssertionError:
+            self.stop()  # not left running after the test
+            raise
 
     def _follow(self) -> None:
         assert self.process.stderr is not None

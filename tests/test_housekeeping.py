@@ -23,6 +23,7 @@ from listserv.store.models import (
     MemberEvent,
     Outgoing,
     PostRecord,
+    ReceivedBody,
     RecipientFailure,
     Token,
     utcnow,
@@ -132,12 +133,15 @@ def remaining(app: App) -> dict[str, list]:
         def names(column) -> list:
             return sorted(session.scalars(select(column)))
 
+        messages = select(ReceivedBody.raw).join(InboxMessage.body)
+
         return {
             "tokens": names(Token.digest),
             "member_events": names(MemberEvent.address),
             "post_log": names(PostRecord.sender),
             "auto_replies": names(AutoReply.address),
-            "messages": [r.decode() for r in names(InboxMessage.raw)],
+            "messages": sorted(r.decode() for r in session.scalars(messages)),
+            "bodies": len(names(ReceivedBody.id)),
             "held": names(HeldMessage.status),
             "outgoing": [r.decode() for r in names(Outgoing.raw)],
             "deliveries": names(Delivery.status),
@@ -152,6 +156,8 @@ KEPT = {
     "post_log": ["b@x.example"],
     "auto_replies": ["b@x.example"],
     "messages": ["failed", "held-pending", "in-digest", "new", "recent"],
+    # The bytes of the pruned messages went with them.
+    "bodies": 5,
     "held": ["pending"],
     "outgoing": ["recent", "retrying", "sending"],
     "deliveries": ["queued", "sending", "sent"],

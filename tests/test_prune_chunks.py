@@ -14,7 +14,7 @@ from sqlalchemy import event, func, insert, inspect, select
 from listserv.config import load_config
 from listserv.housekeeping import PRUNE_CHUNK, prune
 from listserv.server import prepare
-from listserv.store.models import InboxMessage, Outgoing, utcnow
+from listserv.store.models import InboxMessage, Outgoing, ReceivedBody, utcnow
 
 OLD = utcnow() - timedelta(days=400)
 
@@ -23,8 +23,12 @@ def test_a_large_prune_commits_chunk_by_chunk(config_file: Callable[..., Path]) 
     app = prepare(load_config(config_file()))
     count = PRUNE_CHUNK * 2 + 500
     with app.engine.begin() as connection:
+        # One transaction's bytes for them all: they go with the last of its messages.
+        body_id = connection.scalar(
+            insert(ReceivedBody).values(raw=b"x", size=1).returning(ReceivedBody.id)
+        )
         rows = [
-            {"mail_from": "a@x.example", "rcpt_to": "test@x", "raw": b"x", "status": "done"}
+            {"mail_from": "a@x.example", "rcpt_to": "test@x", "body_id": body_id, "status": "done"}
             | {"received_at": OLD}
             for _ in range(count)
         ]
@@ -39,6 +43,7 @@ def test_a_large_prune_commits_chunk_by_chunk(config_file: Callable[..., Path]) 
     assert pruned["messages"] == count
     with app.sessions() as session:
         assert session.scalar(select(func.count()).select_from(InboxMessage)) == 0
+        assert session.scalar(select(func.count()).select_from(ReceivedBody)) == 0
         assert session.scalar(select(func.count()).select_from(Outgoing)) == 0
     # Three chunks of messages, and one transaction for each other kind of row.
     assert len(commits) >= 3 + 5

@@ -1,11 +1,12 @@
 """DKIM signing and ARC sealing of everything that leaves.
 
 dkimpy does the parts that are easy to get subtly wrong (header parsing, relaxed
-canonicalization, header selection, tag formatting and folding); the RSA step, pure Python in
-dkimpy and some ten times slower than OpenSSL, is done by ``cryptography``. The body hash is
-cached by body bytes, so signing one post for many recipients re-signs only the headers; for
-bodies that differ per recipient only by a link (personalized copies) ``body_hasher`` hashes
-the common part once.
+canonicalization, header selection, and for ARC everything); the RSA step, pure Python in
+dkimpy and some ten times slower than OpenSSL, is done by ``cryptography``. A DKIM-Signature
+is made by concatenation (``SignatureHeader``): its tags change only with t=, once a second.
+The body hash is cached by body bytes, so signing one post for many recipients re-signs only
+the headers; personalized copies, which differ only by a member's link, are signed from hash
+states prepared once per post (``Signer.copy_signer``).
 """
 
 from __future__ import annotations
@@ -59,9 +60,15 @@ SIGNED_HEADERS = (
 BODY_HASH_CACHE = 64
 HEAD_END = re.compile(rb"\r?\n\r?\n")
 LINE_END = re.compile(rb"\r?\n")
-# What relaxed body canonicalization touches: a value free of these canonicalizes to itself.
+# What relaxed canonicalization touches besides field names: a value free of these
+# canonicalizes to itself wherever it stands.
 CANONICALIZED = re.compile(rb"[ \t\r\n]")
 SIGNATURE = b"DKIM-Signature"
+PKCS1 = padding.PKCS1v15()
+PREHASHED_SHA256 = Prehashed(hashes.SHA256())
+B_LINE = 72  # characters of the b= value per header line
+# Stands for bh= (44 characters of base64) in the template of a signature's canonical form.
+BH_PLACEHOLDER = b"#" * 44
 
 
 def signed_header_value(  # type: ignore[no-untyped-def]
@@ -73,7 +80,7 @@ def signed_header_value(  # type: ignore[no-untyped-def]
     header_name: bytes,
     standardize: bool = False,
 ) -> bytes:
-    """The value of a signature header: the same steps as dkimpy's DomainSigner.gen_header,
+    """The value of an ARC header: the same steps as dkimpy's DomainSigner.gen_header,
     minus its RSA, on *headers* already canonicalized."""
     value = b"; ".join(b"=".join(x) for x in fields)
     if not standardize:
@@ -83,7 +90,7 @@ def signed_header_value(  # type: ignore[no-untyped-def]
     dkim.hash_headers(
         hasher, canon_policy, headers, include_headers, (header_name, b" " + value), {}
     )
-    signature = key.sign(hasher.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+    signature = key.sign(hasher.digest(), PKCS1, PREHASHED_SHA256)
     index = next(i for i, (tag, _) in enumerate(fields) if tag == b"b")
     fields[index] = (b"b", base64.b64encode(signature))
     value = b"; ".join(b"=".join(x) for x in fields) + b"\r\n"
@@ -109,6 +116,45 @@ class OpenSSLSigning:
 
 class _ARC(OpenSSLSigning, dkim.ARC):
     pass
+
+
+class SignatureHeader:
+    """The DKIM-Signature header (rsa-sha256, relaxed/relaxed) of one key, domain, selector
+    and h= list, made by concatenation. Its text up to bh= and the canonical form that is
+    hashed around bh= change only with t=, so they are folded and canonicalized (by dkimpy)
+    once a second; a signature then costs its hashes, the RSA step and a few joins."""
+
+    def __init__(self, signer: Signer, include: list[bytes]) -> None:
+        self.key = signer.key
+        self.before_t = b"v=1; a=rsa-sha256; c=relaxed/relaxed; d=%s; s=%s; t=" % (
+            signer.domain,
+            signer.selector,
+        )
+        self.after_t = b"; h=" + b" : ".join(include) + b";"
+        # (t=, text up to the bh= value, canonical form before it, after it): one tuple,
+        # replaced whole, since the delivery threads share it.
+        self.at: tuple[int, bytes, bytes, bytes] = (-1, b"", b"", b"")
+
+    def _pieces(self, now: int) -> tuple[int, bytes, bytes, bytes]:
+        at = self.at
+        if at[0] != now:
+            tags = self.before_t + str(now).encode("ascii") + self.after_t
+            text = SIGNATURE + b": " + dkim.fold(tags, namelen=len(SIGNATURE))
+            text += b"\r\n bh="
+            # Hashed as received with b= empty, and without its CRLF (RFC 6376 3.7).
+            ((name, value),) = canonical_headers(text + BH_PLACEHOLDER + b";\r\n b=\r\n")
+            before, after = (name + b":" + value.rstrip()).split(BH_PLACEHOLDER)
+            at = self.at = (now, text, before, after)
+        return at
+
+    def signed(self, hasher: hashlib._Hash, body_hash: bytes) -> bytes:
+        """The header, CRLF-terminated, for a message with body hash *body_hash* whose
+        signed header fields, canonical and in h= order, *hasher* has taken in."""
+        _, text, before, after = self._pieces(int(time.time()))
+        hasher.update(before + body_hash + after)
+        value = base64.b64encode(self.key.sign(hasher.digest(), PKCS1, PREHASHED_SHA256))
+        lines = b"\r\n ".join([value[i : i + B_LINE] for i in range(0, len(value), B_LINE)])
+        return text + body_hash + b";\r\n b=" + lines + b"\r\n"
 
 
 class Signer:
@@ -143,63 +189,54 @@ class Signer:
             self._body_hashes.move_to_end(body)
         return cached
 
-    def sign(self, raw: bytes, body_hash: bytes = b"") -> bytes:
-        """*raw* with a DKIM-Signature header on top (rsa-sha256, relaxed/relaxed); a message
-        dkimpy cannot read goes out unsigned rather than not at all. *body_hash*, when the
-        caller knows it (``body_hasher``), saves hashing the body."""
+    def sign(self, raw: bytes) -> bytes:
+        """*raw* with a DKIM-Signature header on top; a message dkimpy cannot read goes out
+        unsigned rather than not at all."""
         try:
-            return self._sign(raw, body_hash)
+            # dkimpy is handed the head only: splitting a large body into lines on every
+            # call would cost as much as the RSA step.
+            head, body = split_head(raw)
+            return self.signature(canonical_headers(head), self.body_hash(body)) + raw
         except dkim.DKIMException as error:
             log.warning("not DKIM-signed: %s", error)
             return raw
 
-    def _sign(self, raw: bytes, body_hash: bytes) -> bytes:
-        # dkimpy is handed the head only: splitting a large body into lines on every call
-        # would cost as much as the RSA step.
-        match = HEAD_END.search(raw)
-        head, body = (raw[: match.start()], raw[match.end() :]) if match else (raw, b"")
-        headers = canonical_headers(head + b"\r\n")
-        return self.signature(headers, body_hash or self.body_hash(body)) + raw
+    def signature(self, headers: list[tuple[bytes, bytes]], body_hash: bytes) -> bytes:
+        """The DKIM-Signature header of a message with the relaxed canonical *headers*
+        and body hash *body_hash*."""
+        include = signed_names(headers)
+        hasher = hashlib.sha256(selected(headers, include))
+        return SignatureHeader(self, include).signed(hasher, body_hash)
 
-    def copy_signer(self, head: bytes) -> Callable[[bytes, bytes], bytes]:
-        """``(lines, body hash) → DKIM-Signature header`` for copies of a message made of
-        *head*, then header *lines* of their own, then a body: the common head is parsed and
-        canonicalized once (per copy that is as much Python work as the rest of signing). A
-        head dkimpy cannot read gives unsigned copies, as ``sign`` does."""
+    def copy_signer(self, template: bytes, marker: bytes) -> Callable[[bytes], bytes]:
+        """``value → DKIM-Signature header`` of the copy ``value.join(template.split(marker))``,
+        for the copies of a post that differ only by a value such as a member's link (in
+        headers, body or both). Relaxed canonicalization only changes whitespace, line ends
+        and field names, so for a value with none of these the canonical copy is the
+        canonical template with the value where the marker stands: the template is parsed,
+        canonicalized and hashed up to its first marker once per post, and a copy hashes
+        only what follows, from hash states copied. A value that is empty or has whitespace
+        is signed the long way. A template dkimpy cannot read gives unsigned copies, as
+        ``sign`` does."""
+        head, body = split_head(template)
         try:
-            common = canonical_headers(head)
+            headers = canonical_headers(head)
         except dkim.DKIMException as error:
             log.warning("not DKIM-signed: %s", error)
-            return lambda lines, body_hash: b""
+            return lambda value: b""
+        include = signed_names(headers)
+        header = SignatureHeader(self, include)
+        header_state = substituting_hasher(selected(headers, include), marker)
+        body_state = substituting_hasher(canonical_body(body), marker)
 
-        def signature(lines: bytes, body_hash: bytes) -> bytes:
-            try:
-                return self.signature(common + canonical_headers(lines), body_hash)
-            except dkim.DKIMException as error:
-                log.warning("not DKIM-signed: %s", error)
-                return b""
+        def signature(value: bytes) -> bytes:
+            if not value or CANONICALIZED.search(value):
+                copy = value.join(template.split(marker))
+                return self.sign(copy)[: -len(copy)]
+            body_hash = base64.b64encode(body_state(value).digest())
+            return header.signed(header_state(value), body_hash)
 
         return signature
-
-    def signature(self, headers: list[tuple[bytes, bytes]], body_hash: bytes) -> bytes:
-        """The DKIM-Signature header line of a message with the relaxed canonical *headers*
-        and body hash *body_hash*."""
-        present = {name for name, _ in headers}
-        include = [h for h in SIGNED_HEADERS if h in present] + [b"from"]
-        fields = [
-            (b"v", b"1"),
-            (b"a", b"rsa-sha256"),
-            (b"c", b"relaxed/relaxed"),
-            (b"d", self.domain),
-            (b"s", self.selector),
-            (b"t", str(int(time.time())).encode("ascii")),
-            (b"h", b" : ".join(include)),
-            (b"bh", body_hash),
-            # A long placeholder puts b= on a line of its own, as dkimpy does.
-            (b"b", b"0" * 60),
-        ]
-        value = signed_header_value(self.key, fields, headers, include, RELAXED, SIGNATURE)
-        return SIGNATURE + b": " + value
 
     def seal(self, raw: bytes) -> bytes:
         """*raw* with an ARC set (RFC 8617) on top, recording the Authentication-Results of
@@ -217,6 +254,14 @@ class Signer:
         return b"".join(arc_set) + raw
 
 
+def split_head(raw: bytes) -> tuple[bytes, bytes]:
+    """(header lines, each ending in a line end; body after the blank line) of *raw*."""
+    match = HEAD_END.search(raw)
+    if match is None:
+        return raw, b""
+    return raw[: match.start()] + b"\r\n", raw[match.end() :]
+
+
 def canonical_headers(head: bytes) -> list[tuple[bytes, bytes]]:
     """The header lines *head* (each ending in CRLF) in relaxed canonical form."""
     return RELAXED.canonicalize_headers(dkim.rfc822_parse(head)[0])
@@ -227,29 +272,31 @@ def canonical_body(body: bytes) -> bytes:
     return RELAXED.canonicalize_body(LINE_END.sub(b"\r\n", body))
 
 
-def body_hasher(parts: list[bytes], marker: bytes) -> Callable[[bytes], bytes]:
-    """``value → bh=`` of the body ``value.join(parts)``, for bodies that differ only by a
-    value such as a link. Relaxed canonicalization changes only whitespace and line ends, so
-    for a value without any (and a *marker* without any, standing for it) the canonical body
-    is the canonical ``marker.join(parts)`` with the value where the marker stands. The hash
-    state up to the first marker is computed once; each call hashes only what follows it,
-    some hundred bytes of footer instead of the whole post."""
-    if len(parts) == 1:
-        fixed = base64.b64encode(hashlib.sha256(canonical_body(parts[0])).digest())
-        return lambda value: fixed
-    first, *rest = canonical_body(marker.join(parts)).split(marker)
+def signed_names(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """h=: the names of SIGNED_HEADERS present among *headers*, and From once more."""
+    present = {name for name, _ in headers}
+    return [h for h in SIGNED_HEADERS if h in present] + [b"from"]
+
+
+def selected(headers: list[tuple[bytes, bytes]], include: list[bytes]) -> bytes:
+    """The canonical header fields that h= *include* names, in its order, as hashed."""
+    return b"".join(name + b":" + value for name, value in dkim.select_headers(headers, include))
+
+
+def substituting_hasher(template: bytes, marker: bytes) -> Callable[[bytes], hashlib._Hash]:
+    """``value → SHA-256 state`` of *template* with *value* wherever *marker* stands; what
+    comes before the first marker is hashed once."""
+    first, *rest = template.split(marker)
     before = hashlib.sha256(first)
 
-    def body_hash(value: bytes) -> bytes:
-        if CANONICALIZED.search(value):
-            return base64.b64encode(hashlib.sha256(canonical_body(value.join(parts))).digest())
+    def state(value: bytes) -> hashlib._Hash:
         hasher = before.copy()
         for part in rest:
             hasher.update(value)
             hasher.update(part)
-        return base64.b64encode(hasher.digest())
+        return hasher
 
-    return body_hash
+    return state
 
 
 def load_signer(config: Config) -> Signer | None:

@@ -9,17 +9,19 @@ base URL implies per-recipient sending, with VERP.
 
 The post is stored once. Everything that is the same for every member (parsing, decorating,
 serialising) is done once when it is queued; at send time a member's copy is made from bytes
-only: the stored header block, the member's header lines, and the body with the member's
-link put where the footer marker stands. No email parsing per recipient.
+only: the stored post with the member's List-Unsubscribe lines added and the member's link put
+where the footer marker stands. No email parsing per recipient.
 
 With ``[dkim]`` every copy is signed on its own (its List-Unsubscribe lines are signed too).
-The footer link makes every body different, yet its body hash costs next to nothing: the hash
-state of the body up to the link is computed once per post and only the link and what follows
-it are hashed per copy (``dkim.body_hasher``); the common head is parsed and canonicalized
-once too (``Signer.copy_signer``), which leaves the RSA step as most of the cost of a copy.
-The copies of a batch are made in a worker thread (``delivery.deliver_one``), and the
-delivery workers' threads sign on both cores at once, OpenSSL releasing the GIL. With VERP
-but no links every copy is the same message, signed once.
+A post's copies differ only by the member's link, so the post is kept as one template with a
+marker where the link goes, in the headers and in the footer: the signer parses, canonicalizes
+and hashes it once (``Signer.copy_signer``) and a copy costs its RSA step and a few hundred
+bytes of hashing. For SMTP the template is dot-stuffed once too, and a copy is its signature
+and the template's parts joined by the link. The copies of a batch are made in the delivery
+workers' pool of one thread per core (``worker.deliver_one``), which sign on every core at
+once, OpenSSL releasing the GIL. With VERP but no links every copy is the same message, signed
+once. Copies are not ARC-sealed: a seal per copy would triple the RSA work per member, and the
+stored post carries our Authentication-Results either way.
 """
 
 from __future__ import annotations
@@ -34,28 +36,16 @@ from functools import cached_property
 from sqlalchemy import select
 
 from listserv.app import App
-from listserv.auth.dkim import body_hasher
+from listserv.auth.dkim import Signer
 from listserv.auth.one_click import link_maker
 from listserv.auth.verp import verp_address, verp_secret
+from listserv.delivery.smtp_client import data_payload
 from listserv.mail.addresses import list_address
 from listserv.mail.codec import to_bytes
 from listserv.store.models import MailingList, Outgoing
 
-# The header lines put on top of a finished copy, given its own header lines and the link its
-# body carries (b"" for none): the place for its DKIM signature.
-Finish = Callable[[bytes, bytes], bytes]
-
-
-def finisher(app: App, head: bytes, body: list[bytes], marker: bytes) -> Finish:
-    """What each personalized copy of the post made of *head* and *body* split at *marker*
-    gets last: its own DKIM signature. Copies are not ARC-sealed: a seal per copy would
-    triple the RSA work per member, and the stored post carries our Authentication-Results
-    either way."""
-    if app.signer is None:
-        return lambda lines, link: b""
-    signature = app.signer.copy_signer(head)
-    body_hash = body_hasher(body, marker)
-    return lambda lines, link: signature(lines, body_hash(link))
+# ``link → header lines`` put on top of a copy: its DKIM signature, or nothing.
+Sign = Callable[[bytes], bytes]
 
 
 def sends_personalized(app: App) -> bool:
@@ -74,12 +64,18 @@ Decorate = Callable[[EmailMessage, str], EmailMessage]
 COPY_BYTES = 16 * 1024 * 1024
 
 
+def new_marker() -> str:
+    """A token standing where each member's link goes: no whitespace, nothing that any
+    encoding or canonicalization changes, and in no real message."""
+    return "lsvlink" + secrets.token_hex(12)
+
+
 def prepare_post(message: EmailMessage, decorate: Decorate, one_click: bool) -> tuple[bytes, str]:
     """The stored form of a personalized post and its footer marker ("" when the footer
     cannot carry a link: no footer, or a body encoding that would hide the marker)."""
     if not one_click:
         return to_bytes(decorate(message, "")), ""
-    marker = "lsvlink" + secrets.token_hex(12)
+    marker = new_marker()
     fallback = copy.deepcopy(message)
     decorated = decorate(message, marker)
     # The member's own List-Unsubscribe lines are added at send time.
@@ -92,52 +88,110 @@ def prepare_post(message: EmailMessage, decorate: Decorate, one_click: bool) -> 
     return to_bytes(plain), ""
 
 
+def splices_into_data(link: bytes) -> bool:
+    """Whether *link*, put where the marker stands in the dot-stuffed template, gives the
+    dot-stuffed copy: it neither ends a line nor starts one with a dot."""
+    return bool(link) and not link.startswith(b".") and b"\r" not in link and b"\n" not in link
+
+
 @dataclass(frozen=True)
 class Personalized:
-    """A stored post ready to be copied per member."""
+    """A stored post ready to be copied per member: *template* is every copy with *marker*
+    where the member's link goes (``personalized``)."""
 
-    head: bytes
-    body: list[bytes]  # the body split at the footer marker
+    template: bytes
+    marker: bytes
     list_name: str
     domain: str
     link: Callable[[str, str], str] | None
-    finish: Finish
+    sign: Sign
     verp_secret: bytes  # signs each copy's VERP envelope sender
 
     @cached_property
-    def same_for_all(self) -> bytes:
-        """The copy every member gets when there are no links (VERP only): signed once."""
-        return self.finish(b"", b"") + self.head + b"\r\n" + b"".join(self.body)
+    def parts(self) -> list[bytes]:
+        return self.template.split(self.marker)
 
-    def message_for(self, address: str) -> bytes:
+    @cached_property
+    def data_parts(self) -> list[bytes]:
+        """The parts of the template as a DATA payload (``smtp_client.data_payload``)."""
+        return data_payload(self.template).split(self.marker)
+
+    @cached_property
+    def same_for_all(self) -> tuple[bytes, bytes]:
+        """The copy every member gets when there are no links (VERP only), signed once: as
+        a message and as a DATA payload."""
+        message = self.sign(b"") + self.template
+        return message, data_payload(message)
+
+    def message_for(self, address: str, dot_stuffed: bool = False) -> bytes:
+        """*address*'s copy; a DATA payload when *dot_stuffed*."""
         if self.link is None:
-            return self.same_for_all
-        url = self.link(self.list_name, address).encode("ascii")
-        leave = list_address(self.list_name, self.domain, "leave").encode("ascii")
-        headers = (
-            b"List-Unsubscribe: <" + url + b">, <mailto:" + leave + b">\r\n"
-            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-        )
-        return self.finish(headers, url) + self.head + headers + b"\r\n" + url.join(self.body)
+            return self.same_for_all[dot_stuffed]
+        link = self.link(self.list_name, address).encode("ascii")
+        if not dot_stuffed:
+            return self.sign(link) + link.join(self.parts)
+        if not splices_into_data(link):
+            return data_payload(self.message_for(address))
+        return self.sign(link) + link.join(self.data_parts)
 
     def in_memory_bounded_groups(self, recipients: list[str]) -> list[list[str]]:
         """The recipients of a batch in groups whose copies together take about
         ``COPY_BYTES``: the copies of a large post are made and sent a group at a time, so
         memory does not grow with the post times the batch."""
-        size = len(self.head) + sum(len(part) for part in self.body) + 1024
-        group = max(1, COPY_BYTES // size)
+        group = max(1, COPY_BYTES // (len(self.template) + 1024))
         return [recipients[i : i + group] for i in range(0, len(recipients), group)]
 
-    def copies(self, recipients: list[str]) -> list[tuple[str, str, bytes]]:
-        """(VERP envelope sender, recipient, message) of every recipient's copy."""
+    def copies(
+        self, recipients: list[str], dot_stuffed: bool = False
+    ) -> list[tuple[str, str, bytes]]:
+        """(VERP envelope sender, recipient, message or DATA payload) of every recipient's
+        copy."""
         return [
             (
                 verp_address(self.verp_secret, self.list_name, self.domain, rcpt),
                 rcpt,
-                self.message_for(rcpt),
+                self.message_for(rcpt, dot_stuffed),
             )
             for rcpt in recipients
         ]
+
+
+def personalized(
+    raw: bytes,
+    footer_marker: str,
+    list_name: str,
+    domain: str,
+    link: Callable[[str, str], str] | None,
+    signer: Signer | None,
+    verp_secret: bytes,
+) -> Personalized:
+    """What the copies of the stored post *raw* are made from. With links, each copy gets
+    the member's own List-Unsubscribe lines (RFC 8058) after the stored header block, and
+    its link where *footer_marker* stands; without them the marker, if any, is dropped."""
+    marker = (footer_marker or new_marker()).encode()
+    if link is None:
+        template = raw.replace(marker, b"")
+    else:
+        head, body = split_message(raw)
+        leave = list_address(list_name, domain, "leave").encode("ascii")
+        template = (
+            head
+            + b"List-Unsubscribe: <"
+            + marker
+            + b">, <mailto:"
+            + leave
+            + b">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\n"
+            + body
+        )
+    return Personalized(
+        template=template,
+        marker=marker,
+        list_name=list_name,
+        domain=domain,
+        link=link,
+        sign=(lambda value: b"") if signer is None else signer.copy_signer(template, marker),
+        verp_secret=verp_secret,
+    )
 
 
 def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:
@@ -150,17 +204,15 @@ def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:
         ).one_or_none()
     if row is None:
         return b""
-    raw, personalized, marker, list_name = row
-    if not personalized or list_name is None:
+    raw, personalized_post, marker, list_name = row
+    if not personalized_post or list_name is None:
         return raw
-    head, body = split_message(raw)
-    parts = body.split(marker.encode()) if marker else [body]
-    return Personalized(
-        head=head,
-        body=parts,
-        list_name=list_name,
-        domain=app.domain,
-        link=link_maker(app.config),
-        finish=finisher(app, head, parts, marker.encode()),
-        verp_secret=verp_secret(app.config),
+    return personalized(
+        raw,
+        marker or "",
+        list_name,
+        app.domain,
+        link_maker(app.config),
+        app.signer,
+        verp_secret(app.config),
     )

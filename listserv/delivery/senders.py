@@ -21,6 +21,10 @@ from listserv.store.models import utcnow
 class SmtpSender:
     """One connection to the smarthost, kept open across transactions."""
 
+    # Personalized copies come to ``send_each`` as DATA payloads: they are made from a post
+    # dot-stuffed once (``Personalized.copies``), not each scanned again here.
+    dot_stuffed = True
+
     def __init__(self, config: DeliveryConfig, helo_name: str) -> None:
         self.host, self.port = host_port(config.smarthost, "delivery.smarthost")
         self.timeout = config.timeout
@@ -43,11 +47,10 @@ class SmtpSender:
         )
 
     async def send_each(self, copies: list[tuple[str, str, bytes]]) -> Result:
-        """One transaction per (envelope sender, recipient, message)."""
-        payloads = [(mail_from, rcpt, data_payload(raw)) for mail_from, rcpt, raw in copies]
+        """One transaction per (envelope sender, recipient, DATA payload)."""
         return await self._run(
             [rcpt for _, rcpt, _ in copies],
-            lambda connection, result: connection.send_each(payloads, result),
+            lambda connection, result: connection.send_each(copies, result),
         )
 
     async def _run(
@@ -100,6 +103,8 @@ _OUTBOX_NUMBERS = itertools.count(1)
 class OutboxSender:
     """Writes each transaction to a file in a directory, envelope first: for trying the
     server where there is no MTA."""
+
+    dot_stuffed = False  # copies come to ``send_each`` as messages
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory

@@ -9,7 +9,9 @@ connection) queues the recipients that were not refused again, with back-off, un
 (``record_failures``) and never retried on its own. ``deliver_one`` is where one batch becomes
 SMTP transactions: one for the batch, or for personalized mail one per recipient, pipelined
 back to back on the same connection. The copies of a batch are made (and DKIM-signed) in a
-thread, so the workers of one process sign on every core: OpenSSL's RSA releases the GIL.
+pool of one thread per core, so the workers of one process sign on every core (OpenSSL's RSA
+releases the GIL), while the event loop writes SMTP; the pool is the workers' own, so their
+bookkeeping (``asyncio.to_thread``) never queues behind signing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -202,15 +206,16 @@ def _first_error(errors: dict[str, tuple[int, str]]) -> str:
 
 
 async def deliver_one(
-    app: App, sender: Sender, batch: Batch, payload: bytes | Personalized
+    sender: Sender, batch: Batch, payload: bytes | Personalized, copier: Executor
 ) -> Result:
     """Send one batch: one transaction for the batch, or one per recipient for a
-    personalized post (personalize.py), whose copies are made in a thread, off the event
-    loop that the other connections' round trips wait on."""
+    personalized post (personalize.py), whose copies are made in *copier*'s threads, off
+    the event loop that the other connections' round trips wait on."""
     if isinstance(payload, Personalized):
         result = Result()
+        loop = asyncio.get_running_loop()
         for group in payload.in_memory_bounded_groups(batch.recipients):
-            copies = await asyncio.to_thread(payload.copies, group)
+            copies = await loop.run_in_executor(copier, payload.copies, group, sender.dot_stuffed)
             sent = await sender.send_each(copies)
             del copies
             result.accepted += sent.accepted
@@ -243,7 +248,7 @@ async def run_claimer(
             await nap(wakeup, poll)
 
 
-async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
+async def run_worker(app: App, queue: asyncio.Queue[Batch | None], copier: Executor) -> None:
     """Send the batches handed over on *queue* over one connection, until ``None``."""
     sender = make_sender(app)
     cached: tuple[int, bytes | Personalized] = (0, b"")
@@ -264,7 +269,7 @@ async def run_worker(app: App, queue: asyncio.Queue[Batch | None]) -> None:
                 if cached[0] != batch.outgoing_id:
                     payload = await asyncio.to_thread(load_payload, app, batch.outgoing_id)
                     cached = (batch.outgoing_id, payload)
-                result = await deliver_one(app, sender, batch, cached[1])
+                result = await deliver_one(sender, batch, cached[1], copier)
             except Exception as error:
                 log.exception("delivery %s failed unexpectedly", batch.id)
                 reason = error_line(error)[:500]
@@ -285,7 +290,9 @@ async def run_delivery(
     connections = app.config.delivery.connections
     queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=connections)
     claimer = asyncio.create_task(run_claimer(app, instance_id, queue, wakeup, poll))
-    workers = [asyncio.create_task(run_worker(app, queue)) for _ in range(connections)]
+    # More threads than cores would only take turns at the GIL between RSA operations.
+    copier = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="copies")
+    workers = [asyncio.create_task(run_worker(app, queue, copier)) for _ in range(connections)]
     try:
         await stopping.wait()
         claimer.cancel()
@@ -297,3 +304,5 @@ async def run_delivery(
         for task in [claimer, *workers]:
             task.cancel()
         await asyncio.gather(claimer, *workers, return_exceptions=True)
+        # Copies being made for a cancelled worker are not waited for: nobody sends them.
+        copier.shutdown(wait=False, cancel_futures=True)

@@ -19,15 +19,24 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from listserv.store.db import transaction
-from listserv.store.models import InboxMessage, utcnow
+from listserv.store.models import InboxMessage, ReceivedBody, utcnow
 
 # Rows written in one transaction at most: a bound on the memory of one statement.
 MAX_GROUP_ROWS = 2000
 
 
 @dataclass
-class Pending:
+class Received:
+    """One SMTP transaction for the inbox: its bytes, stored once, and an inbox row (without
+    the bytes) for each of its recipients."""
+
+    raw: bytes
     rows: list[dict[str, Any]]
+
+
+@dataclass
+class Pending:
+    received: Received
     done: asyncio.Future[list[int]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -49,10 +58,10 @@ class GroupCommitter:
         """True while messages are arriving (one stored within the last *within* seconds)."""
         return bool(self.pending) or time.monotonic() - self.last_stored < within
 
-    async def store(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Write *rows* (one per recipient) to the inbox; returns their ids once committed.
-        Raises the database's error when their group could not be committed."""
-        entry = Pending(rows)
+    async def store(self, received: Received) -> list[int]:
+        """Write *received* to the inbox; returns its rows' ids once committed. Raises the
+        database's error when its group could not be committed."""
+        entry = Pending(received)
         # Its error is read even when the session is gone, so asyncio does not report it.
         entry.done.add_done_callback(lambda done: done.cancelled() or done.exception())
         self.pending.append(entry)
@@ -66,8 +75,9 @@ class GroupCommitter:
         while self.pending:
             group = self._next_group()
             try:
-                rows = [row for entry in group for row in entry.rows]
-                ids = await asyncio.to_thread(insert_rows, self.sessions, rows)
+                ids = await asyncio.to_thread(
+                    insert_rows, self.sessions, [entry.received for entry in group]
+                )
             except Exception as error:
                 for entry in group:
                     if not entry.done.done():
@@ -77,7 +87,7 @@ class GroupCommitter:
             self.stored += len(group)
             self.last_stored = time.monotonic()
             for entry in group:
-                count = len(entry.rows)
+                count = len(entry.received.rows)
                 if not entry.done.done():
                     entry.done.set_result(ids[:count])
                 ids = ids[count:]
@@ -85,37 +95,55 @@ class GroupCommitter:
     def _next_group(self) -> list[Pending]:
         group: list[Pending] = []
         rows = 0
-        while self.pending and (not group or rows + len(self.pending[0].rows) <= MAX_GROUP_ROWS):
+        while self.pending and (
+            not group or rows + len(self.pending[0].received.rows) <= MAX_GROUP_ROWS
+        ):
             entry = self.pending.pop(0)
             group.append(entry)
-            rows += len(entry.rows)
+            rows += len(entry.received.rows)
         return group
 
 
-def insert_rows(sessions: sessionmaker[Session], rows: list[dict[str, Any]]) -> list[int]:
-    """One transaction for all *rows*; their ids in order."""
+def insert_rows(sessions: sessionmaker[Session], transactions: list[Received]) -> list[int]:
+    """One database transaction for all *transactions*: each one's bytes once, then its
+    rows; the rows' ids in order."""
     with transaction(sessions) as session:
+        bodies = session.execute(
+            insert(ReceivedBody).returning(ReceivedBody.id, sort_by_parameter_order=True),
+            [{"raw": t.raw, "size": len(t.raw)} for t in transactions],
+        )
+        rows = [
+            {**row, "body_id": body_id}
+            for t, body_id in zip(transactions, bodies.scalars(), strict=True)
+            for row in t.rows
+        ]
         result = session.execute(
             insert(InboxMessage).returning(InboxMessage.id, sort_by_parameter_order=True), rows
         )
         return list(result.scalars())
 
 
-def inbox_rows(
-    mail_from: str, rcpt_tos: list[str], raw: bytes, peer: str | None, helo: str | None
-) -> list[dict]:
-    """The inbox rows of one message, one per recipient."""
+def received(
+    mail_from: str,
+    rcpt_tos: list[str],
+    raw: bytes,
+    peer: str | None,
+    helo: str | None,
+    claimed_by: str | None = None,
+) -> Received:
+    """A message for the inbox: its bytes, and a row for each recipient."""
     now = utcnow()
-    return [
+    rows = [
         {
             "received_at": now,
             "mail_from": mail_from,
             "rcpt_to": rcpt,
-            "raw": raw,
             "status": "new",
             "outcome": "",
             "peer_ip": peer,
             "helo": (helo or "")[:255] or None,
+            "claimed_by": claimed_by,
         }
         for rcpt in rcpt_tos
     ]
+    return Received(raw, rows)

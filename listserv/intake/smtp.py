@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from listserv.app import App
 from listserv.config import ConfigError, host_port
 from listserv.intake import journal, xforward
-from listserv.intake.committer import GroupCommitter, inbox_rows, insert_rows
+from listserv.intake.committer import GroupCommitter, insert_rows, received
 from listserv.intake.limits import refusal
 from listserv.intake.missing import with_required_headers
 from listserv.intake.names import ListNames
@@ -104,14 +104,10 @@ class IntakeHandler:
         raw = with_required_headers(raw, self.app.domain)
         client = xforward.client_of(session, raw, self.relays)
         try:
-            rows = inbox_rows(
-                envelope.mail_from or "",
-                envelope.rcpt_tos,
-                raw,
-                client.addr,
-                client.helo,
+            message = received(
+                envelope.mail_from or "", envelope.rcpt_tos, raw, client.addr, client.helo
             )
-            ids = await self.committer.store(rows)
+            ids = await self.committer.store(message)
         except SQLAlchemyError:
             log.exception("database unavailable at DATA")
             replies = ["451 4.3.0 Temporary failure, try again later"] * self._reply_count(envelope)
@@ -140,11 +136,11 @@ def store_messages(
     helo: str | None = None,
     claimed_by: str | None = None,
 ) -> list[int]:
-    """Commit *raw* to the inbox once per recipient, at once (``inject``: no SMTP sessions to
+    """Commit *raw* to the inbox for each recipient, at once (``inject``: no SMTP sessions to
     group it with); returns the new ids in *rcpt_tos* order. *claimed_by* keeps the routers of
     running daemons off a message someone is about to process itself."""
-    rows = inbox_rows(mail_from, rcpt_tos, raw, peer, helo)
-    return insert_rows(app.sessions, [{**row, "claimed_by": claimed_by} for row in rows])
+    message = received(mail_from, rcpt_tos, raw, peer, helo, claimed_by)
+    return insert_rows(app.sessions, [message])
 
 
 class Connections:

@@ -4,6 +4,10 @@ Each process registers an instance and beats its heartbeat. Messages and deliver
 it claims carry its id; when a process falls silent for three heartbeats (killed, machine
 lost), the others release its claims and the work is done again. This is what makes accepted
 mail survive ``kill -9`` with several processes sharing one database.
+
+Silence is judged by each process on its own monotonic clock, from the beat counts it sees:
+the times hosts write are never compared (SQLite has no clock of its own to share, and a
+host's clock may run ahead or be stepped).
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
-from datetime import timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, delete, select, update
@@ -62,20 +66,47 @@ class Beat(NamedTuple):
     rejoined: bool
 
 
-def beat(sessions: sessionmaker[Session], instance_id: str, interval: float) -> Beat:
-    """Refresh our heartbeat and release the claims of silent processes. Times are the
-    database's, so a host whose clock runs ahead does not declare the others dead."""
+class Watch:
+    """The beat counts of the other processes as this one saw them, and since when (on its
+    monotonic clock) each has not changed."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[int, float]] = {}
+        self.looked_at = float("-inf")
+
+    def silent(self, beats: dict[str, int], limit: float) -> list[str]:
+        """The processes of *beats* (id: count) whose count has not changed for *limit*
+        seconds of our looking."""
+        now = time.monotonic()
+        if now - self.looked_at > limit:
+            # We were not looking (stalled, or the database away): the others may have
+            # beaten meanwhile, which we could not see. Start over.
+            self.seen = {}
+        self.looked_at = now
+        self.seen = {
+            i: seen if (seen := self.seen.get(i)) and seen[0] == count else (count, now)
+            for i, count in beats.items()
+        }
+        return [i for i, (_, since) in self.seen.items() if now - since > limit]
+
+
+def beat(sessions: sessionmaker[Session], instance_id: str, interval: float, watch: Watch) -> Beat:
+    """Count a beat and release the claims of processes silent for three intervals by
+    *watch*."""
     with transaction(sessions) as session:
-        now = database_now(session)
         found = session.execute(
-            update(Instance).where(Instance.id == instance_id).values(heartbeat_at=now)
+            update(Instance)
+            .where(Instance.id == instance_id)
+            .values(heartbeat_at=database_now(session), beats=Instance.beats + 1)
         ).rowcount  # type: ignore[attr-defined]
         if not found:
             # Otherwise every claim we make from now on would look like an orphan's and be
             # given back at the next beat, while we are still sending it.
             _join(session, instance_id)
-        cutoff = now - timedelta(seconds=interval * MISSED_BEATS)
-        dead = list(session.scalars(select(Instance.id).where(Instance.heartbeat_at < cutoff)))
+        others = session.execute(
+            select(Instance.id, Instance.beats).where(Instance.id != instance_id)
+        )
+        dead = watch.silent(dict(others.tuples().all()), interval * MISSED_BEATS)
         if dead:
             log.warning("silent for %d heartbeats, its work is taken over: %s", MISSED_BEATS, dead)
             release_claims(session, dead)

@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -101,17 +101,49 @@ def database_now(session: Session) -> datetime:
 STARTUP_LOCK = 0x6C697374  # "list"
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration (under ``startup_lock`` when several
-    processes may start at once)."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest migration, or to *revision* (under ``startup_lock``
+    when several processes may start at once)."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.begin() as connection:
+        with (
+            engine.connect() as connection,
+            foreign_key_actions_off(connection),
+            connection.begin(),
+        ):
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
+            _check_foreign_keys(connection)
     except OperationalError as error:
         raise DatabaseError(describe(error)) from None
+
+
+@contextmanager
+def foreign_key_actions_off(connection: Connection) -> Iterator[None]:
+    """On SQLite, foreign keys are off while the schema changes. SQLite changes a table by
+    copying it to a new one and dropping the old, and with foreign keys on that drop would
+    delete (ON DELETE CASCADE) or empty (SET NULL) the rows of other tables referring to it.
+    SQLite's own procedure for altering a table; the pragma only works outside a
+    transaction."""
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+    try:
+        yield
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """What was changed with foreign keys off still satisfies them (SQLite)."""
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
+        if broken is not None:
+            raise DatabaseError(f"migration broke a foreign key: {tuple(broken)}")
 
 
 @contextmanager

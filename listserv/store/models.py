@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 # The archive's and the portal's tables live in modules of their own; importing them here puts
 # every table in ``Base.metadata`` (migrations compare against it) and keeps one import path.
@@ -91,6 +91,21 @@ class Instance(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # How many times it has beaten: the others judge it alive by this changing, each by its
+    # own clock, never by comparing times written on different hosts (claims.Watch).
+    beats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ReceivedBody(Base):
+    """The bytes of one received SMTP transaction, stored once however many of our addresses
+    it named; each recipient has a ``messages`` row of its own that refers to them. Deleted
+    with the last of those rows (housekeeping)."""
+
+    __tablename__ = "received_bodies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
 
 
 class InboxMessage(Base):
@@ -100,13 +115,17 @@ class InboxMessage(Base):
     __table_args__ = (
         Index("ix_messages_status", "status", "id"),
         Index("ix_messages_received", "received_at"),
+        # Housekeeping asks whether a body has messages left.
+        Index("ix_messages_body", "body_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     mail_from: Mapped[str] = mapped_column(String(320))
     rcpt_to: Mapped[str] = mapped_column(String(320))
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    body_id: Mapped[int] = mapped_column(ForeignKey("received_bodies.id"))
+    # Loaded only when ``raw`` is read: listing or claiming messages leaves the bytes alone.
+    body: Mapped[ReceivedBody] = relationship(lazy="select")
     # new → done | failed; claimed_by is set while a router works on it.
     status: Mapped[str] = mapped_column(String(16), default="new")
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -122,6 +141,16 @@ class InboxMessage(Base):
     # What the DKIM, SPF and DMARC checks found (auth/authentication.py), worked out once,
     # outside any transaction, and kept for a held post's approval.
     authentication: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    @property
+    def raw(self) -> bytes:
+        """The message as received (its body's bytes, shared with the transaction's other
+        recipients). Queries join ``ReceivedBody`` for them."""
+        return self.body.raw
+
+    @raw.setter
+    def raw(self, raw: bytes) -> None:
+        self.body = ReceivedBody(raw=raw, size=len(raw))
 
 
 class Outgoing(Base):

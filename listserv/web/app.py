@@ -16,6 +16,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio.to_thread
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -103,9 +104,13 @@ class EmbeddedServer(uvicorn.Server):
 
 
 class Web:
-    def __init__(self, app: App) -> None:
+    """The portal's HTTP server; *threads*, when given, is how many pages it renders at once
+    (Starlette renders them in anyio's worker threads; anyio's default is 40)."""
+
+    def __init__(self, app: App, threads: int | None = None) -> None:
         assert app.config.web is not None
         self.listen = app.config.web.listen
+        self.threads = threads
         self.server = EmbeddedServer(
             uvicorn.Config(
                 make_web_app(app),
@@ -132,6 +137,8 @@ class Web:
         except OSError as error:
             raise ConfigError(f"web.listen: cannot listen on {self.listen}: {error}") from None
         self.socket.setblocking(False)
+        if self.threads is not None:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
         self.task = asyncio.create_task(self.server.serve(sockets=[self.socket]))
         return self.task
 

@@ -9,7 +9,7 @@ import pytest
 from dnsstub import DnsStub
 from mailauth import dkim_verifies, publish_key, stub_dnsfunc
 
-from listserv.auth.dkim import Signer, body_hasher, canonical_body, dns_record, generate_key
+from listserv.auth.dkim import Signer, canonical_body, dns_record, generate_key, split_head
 
 DOMAIN = "lists.example.org"
 RAW = (
@@ -107,17 +107,51 @@ def test_mail_dkimpy_cannot_read_still_goes_out(signer: Signer, caplog) -> None:
     assert "not ARC-sealed" in caplog.text and "not DKIM-signed" in caplog.text
 
 
+MARKER = b"lsvlink0123456789abcdef"
+# A personalized post as delivery keeps it: the member's link where the marker stands, in
+# List-Unsubscribe and in the footer.
+COPY_HEAD = (
+    b"From: =?utf-8?b?0JDQu9C40Y8=?= <aliya@ngo.example>\r\n"
+    b"To: test@lists.example.org\r\n"
+    b"Subject: a subject folded\r\n\tover  two lines \r\n"
+    b"Message-ID: <1@example.com>\r\n"
+    b"List-Id: =?utf-8?b?0K3QutC+0LvQvtCz0LjRjw==?=\r\n <test.lists.example.org>\r\n"
+    b"List-Unsubscribe: <MARK>, <mailto:test-leave@lists.example.org>\r\n"
+    b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+)
+
+
 @pytest.mark.parametrize(
-    "parts",
+    "body",
     [
-        [b"Hello  there \r\n\r\nUnsubscribe: ", b"\r\n\r\n\r\n"],
-        [b"bare\nline ends \t\nlink:\t ", b"  \nmore ", b"\n"],
-        [b"", b" at the start and at the end: ", b""],
-        [b"no link here  \r\n\r\n"],
+        b"Hello  there \r\n\r\nUnsubscribe: MARK\r\n\r\n\r\n",
+        b"bare\nline ends \t\nlink:\t MARK  \nmore MARK\n",
+        b"MARK at the start and at the end: MARK",
+        "Алия Нурланқызы жазды:\r\n\r\n-- \r\nОтписаться: MARK\r\n".encode(),
+        "no link in this footer, Алия  \r\n\r\n".encode(),
+        b"",
     ],
 )
-def test_body_hash_of_a_copy_is_that_of_its_whole_body(signer: Signer, parts) -> None:
-    hash_for = body_hasher(parts, b"lsvlinkMARKER")
-    for value in (b"https://lists.example.org/u/dGVzdA.c2ln", b"with space", b"line\r\nbreak"):
-        assert hash_for(value) == signer.body_hash(value.join(parts)), (parts, value)
+def test_every_personalized_copy_verifies(signer: Signer, stub: DnsStub, body: bytes) -> None:
+    template = (COPY_HEAD + b"\r\n" + body).replace(b"MARK", MARKER)
+    sign = signer.copy_signer(template, MARKER)
+    links = [b"https://lists.example.org/u/dGVzdA.c2ln", b"with space", b"tab\there", b""]
+    for link in links:
+        copy = link.join(template.split(MARKER))
+        signed = sign(link) + copy
+        assert dkim_verifies(signed, stub), (body, link)
+        assert tags(signed)[b"bh"] == signer.body_hash(split_head(copy)[1])
+        header = signed[: -len(copy)].split(b"\r\n")
+        assert max(len(line) for line in header) <= 78
+    forged = sign(links[0]) + links[1].join(template.split(MARKER))
+    assert not dkim_verifies(forged, stub)
+
+
+def test_copies_of_a_post_dkimpy_cannot_read_go_out_unsigned(signer: Signer, caplog) -> None:
+    sign = signer.copy_signer(b"Not a header line\r\n" + COPY_HEAD, b"MARK")
+    assert sign(b"https://lists.example.org/u/x") == b""
+    assert "not DKIM-signed" in caplog.text
+
+
+def test_relaxed_body_canonicalization() -> None:
     assert canonical_body(b"a \t b  \n\n") == b"a b\r\n"

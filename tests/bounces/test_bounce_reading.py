@@ -10,15 +10,18 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from mailauth import rsa_key
 from samples import dsn_bytes
 
+from listserv.auth.dkim import Signer
 from listserv.auth.one_click import load_secret, make_token, read_token
 from listserv.auth.verp import verp_address, verp_hint, verp_member
 from listserv.bounces.feedback import is_feedback_report
 from listserv.bounces.reports import classify, read_bounce
 from listserv.bounces.scores import next_score
 from listserv.config import ListConfig
-from listserv.delivery.personalize import Personalized, prepare_post, split_message
+from listserv.delivery.personalize import personalized, prepare_post
+from listserv.delivery.smtp_client import data_payload
 from listserv.mail.codec import parse, to_bytes
 
 SAMPLES = Path(__file__).parents[1] / "data" / "bounces"
@@ -150,45 +153,49 @@ def decorate_with_footer(message: EmailMessage, url: str) -> EmailMessage:
     return message
 
 
-def personalized(raw: bytes, marker: str) -> Personalized:
-    head, body = split_message(raw)
-    return Personalized(
-        head=head,
-        body=body.split(marker.encode()) if marker else [body],
-        list_name="test",
-        domain=DOMAIN,
-        link=lambda name, address: f"https://{DOMAIN}/u/{name}.{address}",
-        finish=lambda lines, link: b"",
-        verp_secret=SECRET,
-    )
+def link(list_name: str, address: str) -> str:
+    return f"https://{DOMAIN}/u/{list_name}.{address}"
 
 
-def test_without_links_every_copy_is_one_message_finished_once() -> None:
+def test_without_links_every_copy_is_one_message_signed_once() -> None:
     raw, _ = prepare_post(post(), decorate_with_footer, one_click=False)
-    head, body = split_message(raw)
-    finished: list[bytes] = []
-    verp_only = Personalized(
-        head=head,
-        body=[body],
-        list_name="test",
-        domain=DOMAIN,
-        link=None,
-        finish=lambda lines, link: finished.append(lines) or b"DKIM-Signature: x\r\n",
-        verp_secret=SECRET,
-    )
+    signer = Signer(rsa_key("list")[0], "ls1", DOMAIN, DOMAIN)
+    verp_only = personalized(raw, "", "test", DOMAIN, None, signer, SECRET)
     copies = verp_only.copies(["a@x.example", "b@y.example"])
     assert [(sender, rcpt) for sender, rcpt, _ in copies] == [
         (verp_address(SECRET, "test", DOMAIN, "a@x.example"), "a@x.example"),
         (verp_address(SECRET, "test", DOMAIN, "b@y.example"), "b@y.example"),
     ]
-    assert copies[0][2] == copies[1][2] == b"DKIM-Signature: x\r\n" + raw
-    assert finished == [b""]
+    assert copies[0][2] is copies[1][2]
+    assert copies[0][2].startswith(b"DKIM-Signature: ") and copies[0][2].endswith(raw)
+
+
+def footer_starting_with_the_link(message: EmailMessage, url: str) -> EmailMessage:
+    from listserv.posting.decorate import add_footer
+
+    add_footer(message, f"{url}\n")
+    return message
+
+
+@pytest.mark.parametrize(
+    "body", ["Hello, list.\n", ".a line with a dot\n..and another\n.\n", "Привет\n"]
+)
+def test_a_copy_as_smtp_data_is_the_copy_dot_stuffed(body: str) -> None:
+    dotted = lambda name, address: "." + link(name, address)  # noqa: E731
+    for decorate in (decorate_with_footer, footer_starting_with_the_link):
+        raw, marker = prepare_post(post(body), decorate, one_click=True)
+        for made in (link, dotted, None):
+            copies = personalized(raw, marker, "test", DOMAIN, made, None, SECRET)
+            message = copies.message_for("a@x.example")
+            assert copies.message_for("a@x.example", dot_stuffed=True) == data_payload(message)
 
 
 def test_each_copy_gets_its_own_headers_and_footer_link() -> None:
     raw, marker = prepare_post(post(), decorate_with_footer, one_click=True)
     assert marker and b"List-Unsubscribe" not in raw
-    copy = parse(personalized(raw, marker).message_for("a@x.example"))
+    copy = parse(
+        personalized(raw, marker, "test", DOMAIN, link, None, SECRET).message_for("a@x.example")
+    )
     assert copy["List-Unsubscribe"] == (
         f"<https://{DOMAIN}/u/test.a@x.example>, <mailto:test-leave@{DOMAIN}>"
     )
@@ -201,7 +208,9 @@ def test_each_copy_gets_its_own_headers_and_footer_link() -> None:
 def test_a_body_that_would_hide_the_marker_gets_the_plain_footer() -> None:
     raw, marker = prepare_post(post("Привет\n", cte="base64"), decorate_with_footer, True)
     assert marker == ""
-    copy = parse(personalized(raw, marker).message_for("a@x.example"))
+    copy = parse(
+        personalized(raw, marker, "test", DOMAIN, link, None, SECRET).message_for("a@x.example")
+    )
     assert copy.get_content().replace("\r\n", "\n") == "Привет\n\nUnsubscribe by mail\n"
     assert copy["List-Unsubscribe"].startswith(f"<https://{DOMAIN}/u/test.a@x.example>")
 

@@ -16,7 +16,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 from support import DOMAIN, WAIT, RunningServer, list_table, make_message
 
-from listserv.store.models import InboxMessage
+from listserv.store.models import InboxMessage, ReceivedBody
 
 LIST = f"test@{DOMAIN}"
 
@@ -44,7 +44,9 @@ def send_data(client: smtplib.SMTP, subject: str, replies: dict[str, tuple[int, 
 
 def stored_subjects(server: RunningServer) -> dict[int, str]:
     with server.app.sessions() as session:
-        rows = session.execute(select(InboxMessage.id, InboxMessage.raw)).all()
+        rows = session.execute(
+            select(InboxMessage.id, ReceivedBody.raw).join(InboxMessage.body)
+        ).all()
     return {i: raw.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0].decode() for i, raw in rows}
 
 
@@ -79,7 +81,7 @@ def inserts_held(server: RunningServer, subject: str) -> Iterator[threading.Sema
     holding = [0]
 
     def hold(*args: Any) -> None:
-        if args[2].startswith("INSERT INTO messages") and carries(args[3], subject):
+        if args[2].startswith("INSERT INTO received_bodies") and carries(args[3], subject):
             with inside:
                 holding[0] += 1
             held.release()
@@ -141,7 +143,7 @@ def test_a_database_error_fails_every_session_of_its_group(start_server) -> None
     replies: dict[str, tuple[int, bytes]] = {}
 
     def refuse_group(*args: Any) -> None:
-        if args[2].startswith("INSERT INTO messages") and carries(args[3], "group"):
+        if args[2].startswith("INSERT INTO received_bodies") and carries(args[3], "group"):
             raise OperationalError(args[2], {}, Exception("disk I/O error"))
 
     clients = [ready_session(server) for _ in range(5)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from support import DOMAIN, Received, RunningServer, Sink, cli, list_table, make_message
 
-from listserv.store.models import HeldMessage, InboxMessage
+from listserv.store.models import HeldMessage, InboxMessage, ReceivedBody
 
 MEMBER = "m@x.example"
 STRANGER = "stranger@z.example"
@@ -36,7 +36,9 @@ def post(server: RunningServer, sender: str, name: str, subject: str) -> None:
 
 def outcomes(server: RunningServer) -> dict[str, str]:
     with server.app.sessions() as session:
-        rows = session.execute(select(InboxMessage.raw, InboxMessage.outcome)).all()
+        rows = session.execute(
+            select(ReceivedBody.raw, InboxMessage.outcome).join(InboxMessage.body)
+        ).all()
     return {raw.split(b"Subject: ")[1].split(b"\r\n")[0].decode(): outcome for raw, outcome in rows}
 
 

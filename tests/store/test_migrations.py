@@ -51,7 +51,7 @@ def test_an_archive_made_before_its_months_were_counted_shows_them_after_the_upg
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0009_portal")
+        command.upgrade(config, "0011_instance_beats")
         connection.execute(
             text("INSERT INTO lists (id, name, settings, created_at) VALUES (1, 'l', '{}', :now)"),
             {"now": datetime.now(UTC)},

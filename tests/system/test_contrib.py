@@ -69,6 +69,16 @@ def test_systemd_units_run_listserv_as_its_own_user_and_stop_it_cleanly() -> Non
     assert int(unit("listserv.service")["TimeoutStopSec"]) >= 60
 
 
+def test_the_portal_unit_gives_way_to_delivery_when_the_cpu_is_short() -> None:
+    # 100 readers keep a portal process on a whole core; on a shared host delivery must not
+    # wait for them (bench/readers_during_fanout.py). systemd's default CPUWeight is 100.
+    web = unit("listserv-web.service")
+    assert int(web["CPUWeight"]) < 100 and int(web["Nice"]) > 0
+    for name in ("listserv.service", "listserv@.service"):
+        serve = unit(name)
+        assert int(serve.get("CPUWeight", "100")) >= 100 and int(serve.get("Nice", "0")) <= 0
+
+
 def test_the_serve_command_line_of_the_unit_is_valid() -> None:
     args = shlex.split(unit("listserv.service")["ExecStart"])
     assert args[0].endswith("/listserv")

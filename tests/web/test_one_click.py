@@ -143,6 +143,60 @@ def test_every_personalized_copy_is_dkim_signed_with_its_one_click_headers(
     assert len(body_hashes) == len(members)  # each footer carries the member's own link
 
 
+FOLDED_POST = (
+    "From: =?utf-8?b?0JDQu9C40Y8=?= <a@x.example>\r\n"
+    f"To: test@{DOMAIN}\r\n"
+    "Subject: =?utf-8?b?0KHQtdC80LjQvdCw0YAg0L/QviDRg9GB0YLQvtC50YfQuNCy0L7QvNGD?=\r\n"
+    " =?utf-8?b?INGA0LDQt9Cy0LjRgtC40Y4=?=\r\n"
+    "Message-ID: <folded@x.example>\r\n"
+    "References: <one@x.example>\r\n\t<two@x.example>\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: {cte}\r\n"
+    "\r\n"
+    "{body}"
+)
+DOTTED_BODY = "Қош келдіңіздер!\r\n.a line that starts with a dot\r\n..and two\r\n"
+
+
+@pytest.mark.parametrize(
+    ("settings", "cte", "body", "link_in_footer"),
+    [
+        # A footer naming the list in Kazakh, under a post with folded headers and dots.
+        ({"title": "Экология — Алия Нурланқызы", "language": "kk"}, "8bit", DOTTED_BODY, True),
+        ({"footer": False}, "8bit", DOTTED_BODY, False),
+        # A base64 body would hide a link: the footer goes without one.
+        ({"language": "ru"}, "base64", "0JrQvtC70LvQtdCz0Lgh\r\n", False),
+    ],
+)
+def test_signed_copies_of_folded_dotted_and_footerless_posts_verify(
+    start_server,
+    sink: Sink,
+    tmp_path,
+    dns_stub: DnsStub,
+    dkim_section,
+    settings: dict,
+    cte: str,
+    body: str,
+    link_in_footer: bool,
+) -> None:
+    server = one_click_server(start_server, tmp_path, dkim_section, posting="open", **settings)
+    members = {"a@x.example", "b@y.example"}
+    add(server, *members)
+    server.send("a@x.example", f"test@{DOMAIN}", FOLDED_POST.format(cte=cte, body=body).encode())
+    for received in sink.wait_for_recipients(members):
+        raw, message = received.raw, received.message
+        assert dkim.verify(raw, dnsfunc=stub_dnsfunc(dns_stub)), received.rcpt_tos
+        link = re.match(r"<([^>]+)>", message["List-Unsubscribe"]).group(1)
+        assert link.startswith(f"{BASE_URL}/u/")
+        assert message["References"].split() == ["<one@x.example>", "<two@x.example>"]
+        text = message.get_content().replace("\r\n", "\n")
+        # The lines starting with dots arrive as they were written (dot-stuffed in transit).
+        assert text.startswith(body.replace("\r\n", "\n") if cte == "8bit" else "Коллеги!")
+        assert (link in text) == link_in_footer
+        assert ("Экология — Алия Нурланқызы" in text) == ("title" in settings)
+
+
 def test_the_page_escapes_what_it_shows(start_server, sink: Sink, tmp_path) -> None:
     server = one_click_server(start_server, tmp_path, posting="open")
     add(server, "o'neil&co@x.example")

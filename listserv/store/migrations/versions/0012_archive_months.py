@@ -1,14 +1,14 @@
 """archive months: posts a list archived per month, counted as they are archived
 
-Revision ID: 0010_archive_months
-Revises: 0009_portal
+Revision ID: 0012_archive_months
+Revises: 0011_instance_beats
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_archive_months"
-down_revision = "0009_portal"
+revision = "0012_archive_months"
+down_revision = "0011_instance_beats"
 branch_labels = None
 depends_on = None
 
