@@ -170,7 +170,7 @@ class Bench:
         started = time.monotonic()
         add_members(serve_config, args.members)
         app = prepare(load_config(serve_config))
-        imported, _ = import_posts(app, "bench", args.posts, directory)
+        imported, _ = import_posts(app, "bench", args.posts)
         app.engine.dispose()
         print(
             f"{args.members:,} members, {imported:,} archived posts, {args.database}: "

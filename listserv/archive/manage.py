@@ -3,21 +3,28 @@ Removing and erasing live in archive/store.py, exporting in archive/mbox.py."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from functools import partial
+from itertools import chain, islice
 from pathlib import Path
 
-from sqlalchemy import select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from listserv.archive.mbox import opened_mbox, unquote_from
-from listserv.archive.store import archive_post, index_post
+from listserv.archive.mbox import mbox_messages
+from listserv.archive.render import read_post
+from listserv.archive.store import ArchiveEntry, archive_entry, count_in_months, post_words
 from listserv.archive.threading import Headers, thread_all
-from listserv.mail.codec import parse
 from listserv.store.db import transaction
 from listserv.store.lists import MailList
-from listserv.store.models import ArchivedMessage
+from listserv.store.models import ArchivedMessage, ArchiveSearchText, utcnow
 
-BATCH = 500
+BATCH = 500  # posts read by one worker task and written in one transaction
+IN_FLIGHT = 4  # batches read ahead of the database: enough to keep the workers busy
 
 
 def import_mbox(
@@ -25,26 +32,90 @@ def import_mbox(
     mlist: MailList,
     path: Path,
     progress: Callable[[int], None] = lambda _n: None,
+    batch_size: int = BATCH,
 ) -> tuple[int, int]:
-    """Archive every message of the mbox not archived yet (by Message-ID), in batches of
-    one transaction each, then rebuild the list's threads; (imported, already there).
+    """Archive every message of the mbox not archived yet (by Message-ID, the first of a
+    Message-ID the file holds twice), then rebuild the list's threads; (imported, already
+    there). Worker processes read the posts, this one writes them, a transaction a batch.
     *progress* is told how many messages each batch read."""
     imported = skipped = 0
-    with opened_mbox(path) as box:
-        keys = box.keys()
-        for start in range(0, len(keys), BATCH):
-            batch = keys[start : start + BATCH]
-            with transaction(sessions) as session:
-                for key in batch:
-                    raw = unquote_from(box.get_bytes(key))
-                    prefix = mlist.config.subject_prefix or ""
-                    row = archive_post(session, mlist.id, raw, subject_prefix=prefix, thread=False)
-                    imported += row is not None
-                    skipped += row is None
-            progress(len(batch))
+    batches = batched(mbox_messages(path), batch_size)
+    read = partial(archive_entries, mlist.config.subject_prefix or "")
+    for entries in read_all(read, batches):
+        with transaction(sessions) as session:
+            added = add_entries(session, mlist.id, entries)
+        imported += added
+        skipped += len(entries) - added
+        progress(len(entries))
     with transaction(sessions) as session:
         rebuild_threads(session, mlist.id)
+        if imported and session.get_bind().dialect.name == "postgresql":
+            # Planned with the statistics of a smaller archive, a thread page or a search
+            # reads every post of the list (autovacuum would catch up, in its own time).
+            session.execute(text("ANALYZE archived_messages, archive_search"))
     return imported, skipped
+
+
+def batched(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+def archive_entries(subject_prefix: str, batch: list[bytes]) -> list[ArchiveEntry]:
+    now = utcnow()
+    return [archive_entry(raw, subject_prefix, now) for raw in batch]
+
+
+def read_all(
+    read: Callable[[list[bytes]], list[ArchiveEntry]], batches: Iterator[list[bytes]]
+) -> Iterator[list[ArchiveEntry]]:
+    """The entries of every batch, in order: in worker processes over every core when there
+    is more than one batch (a small file is read here: starting workers costs more)."""
+    first = list(islice(batches, 2))
+    if len(first) < 2:
+        yield from map(read, first)
+        return
+    # forkserver: forking this process could copy a lock some thread of it holds.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(os.cpu_count(), mp_context=context) as pool:
+        pending: deque[Future[list[ArchiveEntry]]] = deque()
+        for batch in chain(first, batches):
+            pending.append(pool.submit(read, batch))
+            if len(pending) >= IN_FLIGHT:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def add_entries(session: Session, list_id: int, entries: list[ArchiveEntry]) -> int:
+    """Insert the posts not archived yet, in no thread (0) until the threads are rebuilt
+    (writing each row once more per batch would cost a third of the import; an import cut
+    short is finished by running it again); how many."""
+    by_id: dict[str, ArchiveEntry] = {}
+    for entry in entries:
+        by_id.setdefault(entry.message_id, entry)
+    m = ArchivedMessage
+    archived = session.scalars(
+        select(m.message_id).where(m.list_id == list_id, m.message_id.in_(list(by_id)))
+    )
+    for message_id in archived:
+        del by_id[message_id]
+    new = list(by_id.values())
+    if not new:
+        return 0
+    # executemany, then the ids read back: faster than RETURNING row by row on SQLite.
+    session.execute(insert(m), [{**e.columns, "list_id": list_id, "thread_id": 0} for e in new])
+    ids = dict(
+        session.execute(
+            select(m.message_id, m.id).where(m.list_id == list_id, m.message_id.in_(list(by_id)))
+        ).all()
+    )
+    session.execute(
+        insert(ArchiveSearchText),
+        [{"archived_id": ids[e.message_id], "list_id": list_id, "words": e.words} for e in new],
+    )
+    count_in_months(session, list_id, [e.columns["date"] for e in new])
+    return len(new)
 
 
 def rows_of(session: Session, list_id: int) -> Iterator[ArchivedMessage]:
@@ -56,26 +127,32 @@ def rows_of(session: Session, list_id: int) -> Iterator[ArchivedMessage]:
 
 def rebuild_threads(session: Session, list_id: int) -> None:
     """Thread the whole list from scratch (pure threading over every post's headers, read
-    without the posts' bytes)."""
+    without the posts' bytes); only the posts whose place changed are written."""
     m = ArchivedMessage
     rows = session.execute(
-        select(m.id, m.message_id, m.in_reply_to, m.references, m.subject_key, m.date).where(
-            m.list_id == list_id
-        )
+        select(
+            m.id,
+            m.message_id,
+            m.in_reply_to,
+            m.references,
+            m.subject_key,
+            m.date,
+            m.parent_id,
+            m.thread_id,
+        ).where(m.list_id == list_id)
     ).all()
-    ids = {r.message_id: r.id for r in rows}
+    by_message_id = {r.message_id: r for r in rows}
     headers = (
         Headers(r.message_id, r.in_reply_to, tuple(r.references.split()), r.subject_key, r.date)
         for r in rows
     )
-    changes = [
-        {
-            "id": ids[message_id],
-            "parent_id": ids[parent] if parent else None,
-            "thread_id": ids[root],
-        }
-        for message_id, (parent, root) in thread_all(headers).items()
-    ]
+    changes = []
+    for message_id, (parent, root) in thread_all(headers).items():
+        row = by_message_id[message_id]
+        parent_id = by_message_id[parent].id if parent else None
+        thread_id = by_message_id[root].id
+        if (row.parent_id, row.thread_id) != (parent_id, thread_id):
+            changes.append({"id": row.id, "parent_id": parent_id, "thread_id": thread_id})
     if changes:
         session.execute(update(ArchivedMessage), changes)
     session.expire_all()
@@ -87,7 +164,8 @@ def reindex(session: Session, list_id: int) -> int:
     count = 0
     for row in rows_of(session, list_id):
         if row.raw is not None:
-            index_post(session, row, parse(row.raw))
+            words = post_words(row.subject, row.sender_name, read_post(row.raw))
+            session.merge(ArchiveSearchText(archived_id=row.id, list_id=list_id, words=words))
             count += 1
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text("INSERT INTO archive_fts(archive_fts) VALUES ('rebuild')"))

@@ -5,14 +5,11 @@
 from __future__ import annotations
 
 import gzip
-import mailbox
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from listserv.archive.render import hide_addresses_in_bytes
 from listserv.store.models import ArchivedMessage
@@ -41,27 +38,52 @@ def mbox_of(rows: Iterable[ArchivedMessage], hide: bool = False) -> Iterator[byt
         yield mbox_entry(sender, row.date, raw)
 
 
-@contextmanager
-def opened_mbox(path: Path) -> Iterator[mailbox.mbox]:
-    """An mbox file, gunzipped to a scratch copy first when it is gzipped."""
+# An mbox separator: any line beginning "From " (mboxo and mboxrd quote such lines in bodies).
+SEPARATOR = re.compile(rb"^From [^\n]*\n", re.M)
+READ_SIZE = 1 << 20
+
+
+def mbox_messages(path: Path) -> Iterator[bytes]:
+    """The messages of an mbox file (gzipped or not) one by one, "From " lines unquoted,
+    read in large pieces without holding the file in memory. Bytes before the first
+    separator are no message."""
+    with opened(path) as f:
+        for raw in split_mbox(f):
+            yield unquote_from(raw)
+
+
+def count_mbox(path: Path) -> int:
+    with opened(path) as f:
+        return sum(1 for _ in split_mbox(f))
+
+
+def opened(path: Path) -> BinaryIO:
     with path.open("rb") as f:
         gzipped = f.read(2) == b"\x1f\x8b"
-    if not gzipped:
-        box = mailbox.mbox(path, create=False)
-        try:
-            yield box
-        finally:
-            box.close()
-        return
-    with tempfile.TemporaryDirectory() as scratch:
-        plain = Path(scratch) / "archive.mbox"
-        with gzip.open(path, "rb") as source, plain.open("wb") as target:
-            shutil.copyfileobj(source, target)
-        box = mailbox.mbox(plain, create=False)
-        try:
-            yield box
-        finally:
-            box.close()
+    return gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[return-value]
+
+
+def split_mbox(f: BinaryIO) -> Iterator[bytes]:
+    pending = b""  # what was read and not yet yielded
+    start: int | None = None  # where the message being read begins in it (after its separator)
+    scanned = 0  # up to here no separator can begin that was not found: the last whole line
+    while piece := f.read(READ_SIZE):
+        pending += piece
+        for match in SEPARATOR.finditer(pending, scanned):
+            if start is not None:
+                yield without_blank_line(pending[start : match.start()])
+            start = match.end()
+        scanned = pending.rfind(b"\n") + 1
+        kept_from = scanned if start is None else start  # nothing before a first separator
+        pending, scanned = pending[kept_from:], scanned - kept_from
+        start = None if start is None else 0
+    if start is not None:
+        yield without_blank_line(pending[start:])
+
+
+def without_blank_line(raw: bytes) -> bytes:
+    """A message without the blank line that ends it in the mbox."""
+    return raw[:-1] if raw.endswith(b"\n\n") else raw
 
 
 def unquote_from(raw: bytes) -> bytes:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from listserv.store.lists import MailList
 from listserv.store.members import find_member
-from listserv.store.models import ArchivedMessage
+from listserv.store.models import ArchivedMessage, ArchiveMonth
 
 
 def may_read(session: Session, mlist: MailList, visitor: str | None) -> bool:
@@ -52,16 +52,11 @@ def month_bounds(month: str) -> tuple[datetime, datetime] | None:
 
 
 def month_counts(session: Session, list_id: int) -> list[tuple[str, int]]:
-    """(YYYY-MM, posts) for every month with posts, newest first."""
-    if session.get_bind().dialect.name == "sqlite":
-        month = func.strftime("%Y-%m", ArchivedMessage.date)
-    else:
-        month = func.to_char(func.timezone("UTC", ArchivedMessage.date), "YYYY-MM")
+    """(YYYY-MM, posts) for every month with posts, newest first (counted as archived)."""
     rows = session.execute(
-        select(month, func.count())
-        .where(ArchivedMessage.list_id == list_id)
-        .group_by(month)
-        .order_by(month.desc())
+        select(ArchiveMonth.month, ArchiveMonth.posts)
+        .where(ArchiveMonth.list_id == list_id, ArchiveMonth.posts > 0)
+        .order_by(ArchiveMonth.month.desc())
     )
     return [(m, n) for m, n in rows]
 
@@ -71,11 +66,36 @@ def posts_between(
 ) -> list[ArchivedMessage]:
     """The list's archived posts, oldest first, from *start* up to *end* (either open)."""
     query = select(ArchivedMessage).where(ArchivedMessage.list_id == list_id)
+    return list(session.scalars(between(query, start, end)))
+
+
+def listed_between(
+    session: Session, list_id: int, start: datetime, end: datetime
+) -> list[Row[Any]]:
+    """What a month's page lists of each post, oldest first: the columns a post's line
+    shows, without its bytes (a busy list's month holds a thousand posts)."""
+    m = ArchivedMessage
+    query = select(
+        m.id,
+        m.message_id,
+        m.thread_id,
+        m.subject,
+        m.date,
+        m.removed_at,
+        m.removed_reason,
+        m.sender_name,
+        m.sender_obfuscated,
+        m.sender_address,
+    ).where(m.list_id == list_id)
+    return list(session.execute(between(query, start, end)))
+
+
+def between(query: Select[Any], start: datetime | None, end: datetime | None) -> Select[Any]:
     if start is not None:
         query = query.where(ArchivedMessage.date >= start)
     if end is not None:
         query = query.where(ArchivedMessage.date < end)
-    return list(session.scalars(query.order_by(ArchivedMessage.date, ArchivedMessage.id)))
+    return query.order_by(ArchivedMessage.date, ArchivedMessage.id)
 
 
 class InThread(Protocol):

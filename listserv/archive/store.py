@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from listserv.archive.render import header_text, obfuscate, text_of
+from listserv.archive.render import header_text, obfuscate, read_post, text_of
 from listserv.archive.threading import (
     SUBJECT_WINDOW,
     Headers,
@@ -23,14 +29,55 @@ from listserv.archive.threading import (
 )
 from listserv.archive.words import index_text
 from listserv.mail.addresses import InvalidAddress, normalize
-from listserv.mail.codec import MAIL_POLICY, parse, subject_of
+from listserv.mail.codec import MAIL_POLICY, subject_of
 from listserv.mail.headers import one_line
 from listserv.store.lists import MailList
-from listserv.store.models import ArchivedMessage, ArchiveSearchText, utcnow
+from listserv.store.models import ArchivedMessage, ArchiveMonth, ArchiveSearchText, utcnow
 
 log = logging.getLogger(__name__)
 # A Date this far ahead of the archiving time is a wrong clock: the archiving time is used.
 CLOCK_SKEW = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """What archiving a post writes, read from its bytes alone: the columns of its
+    ``archived_messages`` row (all but the list and its place in a thread) and the words
+    search reads. No database is involved, so an import reads posts in worker processes."""
+
+    columns: dict[str, Any]
+    words: str
+
+    @property
+    def message_id(self) -> str:
+        return str(self.columns["message_id"])
+
+
+def archive_entry(
+    raw: bytes, subject_prefix: str, now: datetime, poster: str | None = None
+) -> ArchiveEntry:
+    """The entry of a post, distributed or imported alike. *poster* is the From as the
+    poster wrote it (the distributed From may be rewritten for DMARC)."""
+    message = read_post(raw)  # compat32, as pages read it: the index holds what they show
+    subject = subject_of(message)
+    headers = threading_headers(message, raw, subject_key(subject, subject_prefix), now)
+    name, address = poster_of(poster if poster is not None else raw_header(message, "From"))
+    assert headers.date is not None
+    columns = {
+        "message_id": headers.message_id,
+        "in_reply_to": headers.in_reply_to,
+        "references": " ".join(headers.references),
+        "subject_key": headers.subject_key[:500],
+        "date": headers.date,
+        "archived_at": now,
+        "sender_name": name[:200],
+        "sender_obfuscated": obfuscate(address) if address else "",
+        "sender_address": address[:320],
+        "subject": subject,
+        "size": len(raw),
+        "raw": raw,
+    }
+    return ArchiveEntry(columns, post_words(subject, columns["sender_name"], message))
 
 
 def archive_post(
@@ -41,48 +88,42 @@ def archive_post(
     subject_prefix: str = "",
     poster: str | None = None,
     now: datetime | None = None,
-    thread: bool = True,
 ) -> ArchivedMessage | None:
-    """Archive *raw* (the post as distributed) for the list; None when a post with its
-    Message-ID is archived already. *poster* is the From as the poster wrote it (the
-    distributed From may be rewritten for DMARC). Without *thread* the post starts a thread
-    of its own (an import threads the whole list once at the end)."""
-    now = now or utcnow()
-    message = parse(raw)
-    headers = threading_headers(message, raw, subject_prefix, now)
+    """Archive *raw* (the post as distributed) for the list, in its thread; None when a post
+    with its Message-ID is archived already."""
+    entry = archive_entry(raw, subject_prefix, now or utcnow(), poster)
     exists = select(ArchivedMessage.id).where(
-        ArchivedMessage.list_id == list_id, ArchivedMessage.message_id == headers.message_id
+        ArchivedMessage.list_id == list_id, ArchivedMessage.message_id == entry.message_id
     )
     if session.scalar(exists) is not None:
         return None
-    name, address = poster_of(poster if poster is not None else raw_header(message, "From"))
-    assert headers.date is not None
-    row = ArchivedMessage(
-        list_id=list_id,
-        message_id=headers.message_id,
-        in_reply_to=headers.in_reply_to,
-        references=" ".join(headers.references),
-        subject_key=headers.subject_key[:500],
-        date=headers.date,
-        archived_at=now,
-        sender_name=name[:200],
-        sender_obfuscated=obfuscate(address) if address else "",
-        sender_address=address[:320],
-        subject=subject_of(message),
-        size=len(raw),
-        raw=raw,
-    )
+    row = ArchivedMessage(list_id=list_id, **entry.columns)
     session.add(row)
     session.flush()
-    if thread:
-        place_in_thread(session, row)
-    else:
-        row.thread_id = row.id
-    index_post(session, row, message)
+    place_in_thread(session, row)
+    session.add(ArchiveSearchText(archived_id=row.id, list_id=list_id, words=entry.words))
+    count_in_months(session, list_id, [row.date])
     return row
 
 
-def raw_header(message: EmailMessage, name: str) -> str:
+def count_in_months(session: Session, list_id: int, dates: list[datetime]) -> None:
+    """Add newly archived posts (by their dates) to their months' counts."""
+    months = Counter(date.astimezone(UTC).strftime("%Y-%m") for date in dates)
+    if not months:
+        return
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    statement = insert(ArchiveMonth).values(
+        [{"list_id": list_id, "month": m, "posts": n} for m, n in months.items()]
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ArchiveMonth.list_id, ArchiveMonth.month],
+            set_={"posts": ArchiveMonth.posts + statement.excluded.posts},
+        )
+    )
+
+
+def raw_header(message: Message, name: str) -> str:
     """A header's value as written, without the email package's parser (some malformed
     Message-IDs make it raise, and an archive must take whatever was distributed)."""
     value = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
@@ -108,7 +149,7 @@ def archive_distributed(session: Session, mlist: MailList, raw: bytes, poster: s
         log.exception("list %s: the post could not be archived", mlist.name)
 
 
-def threading_headers(message: EmailMessage, raw: bytes, prefix: str, now: datetime) -> Headers:
+def threading_headers(message: Message, raw: bytes, key: str, now: datetime) -> Headers:
     ids = message_ids(raw_header(message, "Message-ID"))
     # A post without a Message-ID gets one from its bytes, the same at every import.
     message_id = ids[0] if ids else f"{hashlib.sha256(raw).hexdigest()[:32]}@archive.invalid"
@@ -117,12 +158,12 @@ def threading_headers(message: EmailMessage, raw: bytes, prefix: str, now: datet
         message_id=message_id[:500],
         in_reply_to=replied[0][:500] if replied else "",
         references=tuple(m[:500] for m in message_ids(raw_header(message, "References"))),
-        subject_key=subject_key(subject_of(message), prefix),
+        subject_key=key,
         date=post_date(message, now),
     )
 
 
-def post_date(message: EmailMessage, now: datetime) -> datetime:
+def post_date(message: Message, now: datetime) -> datetime:
     try:
         date = parsedate_to_datetime(raw_header(message, "Date"))
     except (TypeError, ValueError, IndexError):
@@ -132,6 +173,7 @@ def post_date(message: EmailMessage, now: datetime) -> datetime:
     return now if date > now + CLOCK_SKEW else date.astimezone(UTC)
 
 
+@lru_cache(maxsize=4096)  # the same few people post again and again
 def poster_of(from_value: str) -> tuple[str, str]:
     """Display name and address (normalised as members are stored) of a From value as
     written; "" for what is missing."""
@@ -289,9 +331,9 @@ def move_subtree(session: Session, child: ArchivedMessage, parent: ArchivedMessa
         stack.extend(p for p in below.get(post.id, []) if p.thread_id != parent.thread_id)
 
 
-def index_post(session: Session, row: ArchivedMessage, message: EmailMessage) -> None:
-    words = index_text(f"{row.subject}\n{row.sender_name}\n{text_of(message)}")
-    session.merge(ArchiveSearchText(archived_id=row.id, list_id=row.list_id, words=words))
+def post_words(subject: str, sender_name: str, message: Message) -> str:
+    """What the search index holds of a post: its subject, poster and readable text."""
+    return index_text(f"{subject}\n{sender_name}\n{text_of(message)}")
 
 
 def remove_post(

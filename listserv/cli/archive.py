@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from listserv.archive.manage import import_mbox, reindex
-from listserv.archive.mbox import mbox_of, opened_mbox
+from listserv.archive.mbox import count_mbox, mbox_of
 from listserv.archive.reading import month_bounds, posts_between
 from listserv.archive.store import find_post, forget_address, remove_post
 from listserv.cli.base import Context, Group, fail, pass_context
@@ -34,18 +34,13 @@ def archive_import(context: Context, name: str, file: Path) -> None:
         mlist = get_list(session, name, app.domain)
     try:
         if sys.stdout.isatty():
-            with click.progressbar(length=count_messages(file), label="importing") as bar:
+            with click.progressbar(length=count_mbox(file), label="importing") as bar:
                 imported, skipped = import_mbox(app.sessions, mlist, file, bar.update)
         else:
             imported, skipped = import_mbox(app.sessions, mlist, file)
     except (OSError, ValueError) as error:
         fail(f"{file}: cannot read as mbox: {error}")
     click.echo(f"{name}: {imported} posts imported, {skipped} already archived")
-
-
-def count_messages(file: Path) -> int:
-    with opened_mbox(file) as box:
-        return len(box)
 
 
 @archive.command("export")

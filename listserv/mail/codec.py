@@ -47,8 +47,10 @@ def subject_of(message: Message) -> str:
                 continue
     try:
         # One line: RFC 2047 words may decode to CR and LF, which would otherwise write
-        # headers (or a body) into every template that shows the subject.
-        return one_line(str(message.get("Subject", "") or ""))
+        # headers (or a body) into every template that shows the subject. Read by this
+        # policy whatever parsed the message (the archive parses posts with compat32).
+        value = MAIL_POLICY.header_fetch_parse("Subject", raw) if isinstance(raw, str) else raw
+        return one_line(str(value or ""))
     except (ValueError, LookupError):
         return ""
 

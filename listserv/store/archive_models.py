@@ -76,6 +76,19 @@ class ArchiveSearchText(Base):
     words: Mapped[str] = mapped_column(Text, default="")
 
 
+class ArchiveMonth(Base):
+    """How many posts a list archived in a month (YYYY-MM, UTC), removed ones included, as
+    the archive's index shows them: counting a million posts at every visit takes a second."""
+
+    __tablename__ = "archive_months"
+
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    posts: Mapped[int] = mapped_column(Integer, default=0)
+
+
 def described_by_models(
     obj: Any, name: str | None, type_: str, reflected: bool, _other: Any
 ) -> bool:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 # every table in ``Base.metadata`` (migrations compare against it) and keeps one import path.
 from listserv.store.archive_models import (  # noqa: F401
     ArchivedMessage,
+    ArchiveMonth,
     ArchiveSearchText,
     described_by_models,
 )

@@ -11,10 +11,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from markupsafe import Markup
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -25,6 +26,7 @@ from listserv.archive.mbox import mbox_of
 from listserv.archive.reading import (
     is_insider,
     latest_posts,
+    listed_between,
     may_read,
     month_bounds,
     month_counts,
@@ -66,7 +68,7 @@ class PostView:
     attachments: list[Attachment] = field(default_factory=list)
 
 
-def sender_shown(row: ArchivedMessage, insider: bool) -> str:
+def sender_shown(row: ArchivedMessage | Row[Any], insider: bool) -> str:
     if insider and row.sender_address:
         return (
             f"{row.sender_name} <{row.sender_address}>" if row.sender_name else row.sender_address
@@ -76,7 +78,9 @@ def sender_shown(row: ArchivedMessage, insider: bool) -> str:
     return row.sender_name or row.sender_obfuscated
 
 
-def post_view(row: ArchivedMessage, insider: bool, with_body: bool = True) -> PostView:
+def post_view(row: ArchivedMessage | Row[Any], insider: bool, with_body: bool = True) -> PostView:
+    """A post as pages show it; *with_body* (a whole row) renders its text and attachments,
+    without it a month's listing row does."""
     view = PostView(
         id=row.id,
         message_id=row.message_id,
@@ -84,7 +88,7 @@ def post_view(row: ArchivedMessage, insider: bool, with_body: bool = True) -> Po
         subject=row.subject,
         sender=sender_shown(row, insider),
         date=row.date,
-        removed=row.raw is None,
+        removed=row.removed_at is not None,
         reason=row.removed_reason,
     )
     if with_body and row.raw is not None:
@@ -116,16 +120,16 @@ def archive_routes(app: App, pages: Pages) -> list[Route]:
         mlist, _, counts = found
         return pages.page(request, "archive.html", mlist=mlist, months=counts)
 
-    def month_posts(request: Request) -> tuple[MailList, bool, list[ArchivedMessage]] | None:
+    def month_posts(
+        request: Request, read: Callable[[Session, int, datetime, datetime], list[Any]]
+    ) -> tuple[MailList, bool, list[Any]] | None:
         bounds = month_bounds(request.path_params["month"])
         if bounds is None:
             return None
-        return read_archive(
-            request, lambda session, mlist: posts_between(session, mlist.id, *bounds)
-        )
+        return read_archive(request, lambda session, mlist: read(session, mlist.id, *bounds))
 
     def month(request: Request) -> Response:
-        found = month_posts(request)
+        found = month_posts(request, listed_between)
         if found is None:
             return pages.not_found(request)
         mlist, insider, rows = found
@@ -141,7 +145,7 @@ def archive_routes(app: App, pages: Pages) -> list[Route]:
         )
 
     def month_mbox(request: Request) -> Response:
-        found = month_posts(request)
+        found = month_posts(request, posts_between)
         if found is None:
             return pages.not_found(request)
         mlist, insider, rows = found

@@ -8,11 +8,13 @@ translator overrides a whole page.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import jinja2
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -33,6 +35,12 @@ SECURITY_HEADERS = {
 def message_path(message_id: str) -> str:
     """A Message-ID as it appears in a permalink: without <>, percent-encoded ("/" too)."""
     return quote(message_id, safe="@!$&'()*+,;=:~-._")
+
+
+def time_element(date: datetime) -> Markup:
+    """A date as pages show it (a filter rather than a macro: a month's page shows a
+    thousand, and calling a macro costs ten times more)."""
+    return Markup(f'<time datetime="{date.isoformat()}">{date:%Y-%m-%d %H:%M} UTC</time>')
 
 
 def choose_language(request: Request) -> str:
@@ -62,6 +70,7 @@ class Pages:
     def __init__(self, override_dir: Path | None = None) -> None:
         self.env = environment(override_dir, autoescape=True)
         self.env.filters["message_path"] = message_path
+        self.env.filters["when"] = time_element
 
     def template(self, language: str, name: str) -> jinja2.Template:
         return self.env.select_template(

@@ -6,14 +6,18 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 from sqlalchemy import select
 from support import DOMAIN, cli, list_table, make_message
 
+from listserv.archive.manage import import_mbox
+from listserv.archive.mbox import mbox_entry
 from listserv.archive.store import archive_post, headers_of
 from listserv.archive.threading import thread_all
 from listserv.mail.codec import to_bytes
 from listserv.store.db import make_engine, session_factory, transaction, upgrade
+from listserv.store.lists import get_list
 from listserv.store.models import ArchivedMessage, ArchiveSearchText, MailingList
 
 
@@ -105,6 +109,67 @@ def test_posts_archived_out_of_order_thread_as_if_in_order(database_url: str) ->
             assert got == expected, seed
             assert got["d"] == ("c", "a") and got["g"] == (None, "g") and got["f"] == ("e", "e")
     engine.dispose()
+
+
+def test_an_import_read_by_worker_processes_archives_what_distribution_archives(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Read in batches of two (so by worker processes), with a Message-ID twice within a
+    batch and again in a later one: the rows, words and threads are those of the same posts
+    archived one by one as they are distributed, and importing again adds nothing."""
+    posts = [
+        message("a", 0, "Water"),
+        message("b", 1, "Re: Water", irt="a"),
+        message("c", 2, "Re: Water", refs="a b"),
+        message("d", 3, "Re: Water"),
+        message("e", 4, "Air"),
+        message("f", 5, "Re: Air", irt="e", refs="e"),
+        message("g", 50, "Re: Water"),
+    ]
+    posts = [p.replace(b"\r\n", b"\n") for p in posts]  # as an mbox holds them
+    mbox = tmp_path / "posts.mbox"
+    with mbox.open("wb") as f:
+        for raw in [*posts[:3], posts[2], *posts[3:], posts[1]]:
+            f.write(mbox_entry("x@example.org", datetime(2026, 1, 1, tzinfo=UTC), raw))
+    engine = make_engine(database_url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with transaction(sessions) as session:
+        for name in ("live", "imported"):
+            session.add(MailingList(name=name, settings={"name": name}))
+    with sessions() as session:
+        live, imported = (get_list(session, name, DOMAIN) for name in ("live", "imported"))
+    with transaction(sessions) as session:
+        for raw in posts:
+            archive_post(session, live.id, raw)
+
+    assert import_mbox(sessions, imported, mbox, batch_size=2) == (7, 2)
+    assert import_mbox(sessions, imported, mbox, batch_size=2) == (0, 9)
+    assert archive_of(sessions, imported.id) == archive_of(sessions, live.id)
+    engine.dispose()
+
+
+def archive_of(sessions, list_id: int) -> dict[str, tuple]:
+    """Every post of the list by Message-ID: its columns, words, parent and thread."""
+    with sessions() as session:
+        rows = list(
+            session.scalars(select(ArchivedMessage).where(ArchivedMessage.list_id == list_id))
+        )
+        message_ids = {r.id: r.message_id for r in rows}
+        return {
+            r.message_id: (
+                r.subject,
+                r.sender_name,
+                r.sender_address,
+                r.date,
+                r.size,
+                r.raw,
+                message_ids.get(r.parent_id),
+                message_ids[r.thread_id],
+                session.get(ArchiveSearchText, r.id).words,
+            )
+            for r in rows
+        }
 
 
 def test_a_post_with_headers_the_email_parser_chokes_on_is_distributed_and_archived(

@@ -3,13 +3,16 @@
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
-from listserv.store.db import make_engine, upgrade
+from listserv.store.db import MIGRATIONS, make_engine, upgrade
 from listserv.store.models import Base, described_by_models
 
 
@@ -38,3 +41,37 @@ def test_new_migration_script_uses_the_models_of_its_own_repository(tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()).parent == root / "listserv"
+
+
+def test_an_archive_made_before_its_months_were_counted_shows_them_after_the_upgrade(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0011_instance_beats")
+        connection.execute(
+            text("INSERT INTO lists (id, name, settings, created_at) VALUES (1, 'l', '{}', :now)"),
+            {"now": datetime.now(UTC)},
+        )
+        for number, date in enumerate(["2025-01-31 23:30:00", "2025-01-02", "2025-02-01"]):
+            connection.execute(
+                text(
+                    "INSERT INTO archived_messages (list_id, message_id, thread_id, in_reply_to,"
+                    ' "references", subject_key, date, archived_at, sender_name,'
+                    " sender_obfuscated, sender_address, subject, size, removed_reason)"
+                    " VALUES (1, :id, 0, '', '', '', :date, :date, '', '', '', '', 0, '')"
+                ),
+                {"id": f"{number}@x", "date": datetime.fromisoformat(date).replace(tzinfo=UTC)},
+            )
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert month_counts_of(connection) == [("2025-01", 2), ("2025-02", 1)]
+    engine.dispose()
+
+
+def month_counts_of(connection) -> list[tuple[str, int]]:
+    rows = connection.execute(text("SELECT month, posts FROM archive_months ORDER BY month"))
+    return [tuple(row) for row in rows]
