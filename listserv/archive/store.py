@@ -29,7 +29,7 @@ from listserv.archive.threading import (
 )
 from listserv.archive.words import index_text
 from listserv.mail.addresses import InvalidAddress, normalize
-from listserv.mail.codec import MAIL_POLICY, subject_of
+from listserv.mail.codec import MAIL_POLICY, eight_bit_text, subject_of
 from listserv.mail.headers import one_line
 from listserv.store.lists import MailList
 from listserv.store.models import ArchivedMessage, ArchiveMonth, ArchiveSearchText, utcnow
@@ -127,7 +127,9 @@ def raw_header(message: Message, name: str) -> str:
     """A header's value as written, without the email package's parser (some malformed
     Message-IDs make it raise, and an archive must take whatever was distributed)."""
     value = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
-    return value if isinstance(value, str) else str(value)
+    text = value if isinstance(value, str) else str(value)
+    written = eight_bit_text(message, text)
+    return text if written is None else written
 
 
 def archive_distributed(session: Session, mlist: MailList, raw: bytes, poster: str) -> None:

@@ -38,13 +38,9 @@ def subject_of(message: Message) -> str:
     UTF-8, else in the charset of the body, which such clients write in the same charset.
     """
     raw = next((v for k, v in message.raw_items() if k.lower() == "subject"), None)
-    data = undecoded_bytes(raw)
-    if data:
-        for charset in ("utf-8", body_charset(message)):
-            try:
-                return one_line(data.decode(charset))
-            except (LookupError, UnicodeError):
-                continue
+    written = eight_bit_text(message, raw)
+    if written is not None:
+        return one_line(written)
     try:
         # One line: RFC 2047 words may decode to CR and LF, which would otherwise write
         # headers (or a body) into every template that shows the subject. Read by this
@@ -71,6 +67,21 @@ def undecoded_bytes(value: object) -> bytes:
         return value.encode("ascii", "surrogateescape")
     except UnicodeEncodeError:
         return b""
+
+
+def eight_bit_text(message: Message, value: object) -> str | None:
+    """A header value written as raw 8-bit bytes, read as text: in UTF-8, else in the
+    charset of the body (old clients write both in windows-1251 or KOI8-R), else with the
+    unreadable bytes replaced; None when the value carries no such bytes."""
+    data = undecoded_bytes(value)
+    if not data:
+        return None
+    for charset in ("utf-8", body_charset(message)):
+        try:
+            return data.decode(charset)
+        except (LookupError, UnicodeError):
+            continue
+    return data.decode("utf-8", "replace")
 
 
 def body_charset(message: Message) -> str:

@@ -55,6 +55,21 @@ def test_a_distributed_post_is_archived_as_members_received_it(start_server, sin
         assert session.get(ArchiveSearchText, first.id).words.startswith("test water report")
 
 
+def test_a_post_whose_from_is_raw_utf8_is_archived_with_the_name(start_server, sink) -> None:
+    server = start_server(lists=[list_table("test", archive="public")])
+    result = cli(server.config_path, "members", "add", "test", "--no-welcome", "a@x.example")
+    assert result.exit_code == 0, result.output
+    raw = (
+        f"From: Алия Б. <a@x.example>\r\nTo: test@{DOMAIN}\r\nSubject: Су\r\n"
+        "Message-ID: <raw-from@x.example>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\nДеректер.\r\n"
+    ).encode()
+    server.send("a@x.example", f"test@{DOMAIN}", raw)
+    sink.wait_for(lambda got: len(got) == 1)
+    (row,) = server.wait_for_state(lambda: archived(server))
+    assert (row.sender_name, row.sender_address) == ("Алия Б.", "a@x.example")
+
+
 def message(mid: str, day: int, subject: str, irt: str = "", refs: str = "") -> bytes:
     msg = EmailMessage()
     msg["From"] = f"{mid}@example.org"
