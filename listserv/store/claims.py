@@ -106,7 +106,8 @@ def beat(sessions: sessionmaker[Session], instance_id: str, interval: float, wat
         others = session.execute(
             select(Instance.id, Instance.beats).where(Instance.id != instance_id)
         )
-        dead = watch.silent(dict(others.tuples().all()), interval * MISSED_BEATS)
+        beats = {peer: count for peer, count in others}
+        dead = watch.silent(beats, interval * MISSED_BEATS)
         if dead:
             log.warning("silent for %d heartbeats, its work is taken over: %s", MISSED_BEATS, dead)
             release_claims(session, dead)
