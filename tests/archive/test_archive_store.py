@@ -55,10 +55,15 @@ def test_a_distributed_post_is_archived_as_members_received_it(start_server, sin
         assert session.get(ArchiveSearchText, first.id).words.startswith("test water report")
 
 
+def public_list_with_member(start_server, member: str, **options: str):
+    server = start_server(lists=[list_table("test", archive="public", **options)])
+    added = cli(server.config_path, "members", "add", "test", "--no-welcome", member)
+    assert added.exit_code == 0, added.output
+    return server
+
+
 def test_a_post_whose_from_is_raw_utf8_is_archived_with_the_name(start_server, sink) -> None:
-    server = start_server(lists=[list_table("test", archive="public")])
-    result = cli(server.config_path, "members", "add", "test", "--no-welcome", "a@x.example")
-    assert result.exit_code == 0, result.output
+    server = public_list_with_member(start_server, "a@x.example")
     raw = (
         f"From: Алия Б. <a@x.example>\r\nTo: test@{DOMAIN}\r\nSubject: Су\r\n"
         "Message-ID: <raw-from@x.example>\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -190,9 +195,7 @@ def archive_of(sessions, list_id: int) -> dict[str, tuple]:
 def test_a_post_with_headers_the_email_parser_chokes_on_is_distributed_and_archived(
     start_server, sink
 ) -> None:
-    server = start_server(lists=[list_table("test", posting="open", archive="public")])
-    added = cli(server.config_path, "members", "add", "test", "--no-welcome", "m@x.example")
-    assert added.exit_code == 0, added.output
+    server = public_list_with_member(start_server, "m@x.example", posting="open")
     raw = (
         f"From: =?utf-8?b?0JDQu9C40Y8=?= <a@x.example>\r\nTo: test@{DOMAIN}\r\n"
         "Subject: odd\r\nMessage-ID: <<<>>>\r\nIn-Reply-To: <<<>>>\r\n"
