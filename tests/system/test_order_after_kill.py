@@ -1,6 +1,7 @@
 """A post accepted by a process that then dies is sent before the posts to the same list that
-came after it, once another process takes over. Real ``serve`` subprocesses (one stopped with
-SIGSTOP, then killed) on one database, the real sink, both databases."""
+came after it, once another process takes over. Real ``serve`` subprocesses (one killed with
+-9, which also frees any lock it held, as a crash does) on one database, the real sink, both
+databases."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def test_a_post_caught_in_a_dying_process_keeps_its_place(
     try:
         send(ports[0], SLOW_POSTER, "One")
         eventually(claimed_by_first, "the first post claimed")
-        first.signal(signal.SIGSTOP)
+        first.signal(signal.SIGKILL)
         send(ports[1], MEMBERS[0], "Two")
         got = sink.wait_for(
             lambda got: (

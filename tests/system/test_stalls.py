@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 from support import (
     DOMAIN,
+    WAIT,
     ServeProcess,
     Sink,
     cli,
@@ -44,6 +45,20 @@ def post(port: int, subject: str) -> None:
         client.sendmail(MEMBERS[0], f"test@{DOMAIN}", message.as_bytes())
 
 
+def stall_until_taken_over(process: ServeProcess, taken_over: Callable[[], bool]) -> None:
+    """Stop *process* until its peer takes it for dead. Stopped in the middle of one of its
+    transactions, it would hold the write lock (SQLite) or its rows' locks (PostgreSQL) and
+    nobody could take over: not the stall this is about, so it runs a moment and stops again."""
+    for _ in range(5):
+        process.signal(signal.SIGSTOP)
+        try:
+            eventually(taken_over, "the peer to take over", timeout=WAIT / 3)
+            return
+        except AssertionError:
+            process.signal(signal.SIGCONT)
+    raise AssertionError("the peer never took the stalled process for dead")
+
+
 def test_a_process_taken_for_dead_joins_again_and_sends_nothing_twice(
     config_file: Callable[..., Path], sink: Sink, tmp_path: Path
 ) -> None:
@@ -62,8 +77,7 @@ def test_a_process_taken_for_dead_joins_again_and_sends_nothing_twice(
 
     stalled, peer = ServeProcess(path), ServeProcess(other)
     try:
-        stalled.signal(signal.SIGSTOP)
-        eventually(lambda: heartbeat_of(stalled.process.pid) is None, "the peer to take over")
+        stall_until_taken_over(stalled, lambda: heartbeat_of(stalled.process.pid) is None)
         stalled.signal(signal.SIGCONT)
         peer.signal(signal.SIGTERM)
         assert peer.wait() == 0
