@@ -1,8 +1,8 @@
 """Scale run of issue 10: one post to a list of N members (1,000,000 by default) on
 PostgreSQL, three ``serve`` processes sharing the database, one of them killed with -9 in
 the middle of the fan-out. Prints how long until the C ``smtp-sink`` had every batch, how many
-RCPTs it saw, how many distinct (every member at least once) and how many twice (batches in
-flight at the kill, sent again after three heartbeats).
+RCPTs it saw, how many distinct (every member at least once), how many twice (batches in
+flight at the kill, sent again after three heartbeats) and each process's peak RSS.
 
     python bench/takeover.py [N] [--kill-after FRACTION]
 """
@@ -29,6 +29,7 @@ from fanout import (
     free_port,
     make_database,
     member_address,
+    peak_rss_mb,
     post,
     start_listserv,
     start_sink,
@@ -79,6 +80,7 @@ def main() -> None:
             client.sendmail(member_address(0), f"bench@{DOMAIN}", post(ports[0]))
         if counter.wait_for(max(1, int(batches * args.kill_after)), 600) is None:
             sys.exit("the fan-out did not get going")
+        killed_rss = peak_rss_mb(servers[1].pid)
         servers[1].send_signal(signal.SIGKILL)
         killed_at = time.monotonic() - started
         print(f"killed process 2 with -9 after {killed_at:.1f} s")
@@ -96,6 +98,8 @@ def main() -> None:
             f"RCPTs {len(lines)}, distinct {distinct} of {args.members}, "
             f"sent twice {len(lines) - distinct}"
         )
+        peaks = [killed_rss if i == 1 else peak_rss_mb(s.pid) for i, s in enumerate(servers)]
+        print("peak RSS of the three processes: " + ", ".join(f"{mb:.0f} MB" for mb in peaks))
     finally:
         tear_down(servers, sink, schema, directory, dump_dir)
 
