@@ -6,7 +6,12 @@ A held post is approved later with the results of when it was received.
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from listserv.app import App
 from listserv.auth.authentication import authenticate, to_json
@@ -16,22 +21,66 @@ from listserv.store.db import transaction
 from listserv.store.lists import list_names
 from listserv.store.models import InboxMessage
 
+# Checks made side by side: a group's lookups wait on a slow nameserver together, not in turn.
+CHECKERS = ThreadPoolExecutor(16, thread_name_prefix="checks")
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """What the checks of one received post read, taken out of the database."""
+
+    message_id: int
+    raw: bytes
+    mail_from: str
+    peer_ip: str | None
+    helo: str | None
+
+
+def unchecked_posts(app: App, message_ids: list[int]) -> list[Unchecked]:
+    """The new posts to lists among *message_ids* whose checks are still to be made (other
+    mail needs none), read in one short session that is closed before any lookup."""
+    with app.sessions() as session:
+        names = list_names(session)
+        rows = session.scalars(
+            select(InboxMessage)
+            .where(
+                InboxMessage.id.in_(message_ids),
+                InboxMessage.status == "new",
+                InboxMessage.authentication.is_(None),
+            )
+            .options(joinedload(InboxMessage.body))
+        )
+        return [
+            Unchecked(row.id, row.raw, row.mail_from, row.peer_ip, row.helo)
+            for row in rows
+            if (target := parse_recipient(row.rcpt_to, app.domain, names)) is not None
+            and target.role == "post"
+        ]
+
+
+def check(app: App, post: Unchecked) -> dict[str, Any]:
+    result = authenticate(
+        app.resolver, post.raw, parse(post.raw), post.mail_from, post.peer_ip, post.helo
+    )
+    return to_json(result)
+
+
+def check_ahead(app: App, message_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The checks of the posts among *message_ids* that have none yet, by message id, for
+    the router to keep with them in its transaction."""
+    posts = unchecked_posts(app, message_ids)
+    if len(posts) <= 1:
+        return {post.message_id: check(app, post) for post in posts}
+    results = CHECKERS.map(lambda post: check(app, post), posts)
+    return {post.message_id: result for post, result in zip(posts, results, strict=True)}
+
 
 def authenticate_ahead(app: App, message_id: int) -> None:
-    """Check a new post to a list and keep the results with it (other mail needs none)."""
-    with app.sessions() as session:
-        stored = session.get(InboxMessage, message_id)
-        if stored is None or stored.status != "new" or stored.authentication is not None:
-            return
-        target = parse_recipient(stored.rcpt_to, app.domain, list_names(session))
-        if target is None or target.role != "post":
-            return
-        raw, mail_from, peer_ip, helo = stored.raw, stored.mail_from, stored.peer_ip, stored.helo
-    # The session is closed: nothing is held open while the lookups wait.
-    result = authenticate(app.resolver, raw, parse(raw), mail_from, peer_ip, helo)
-    with transaction(app.sessions) as session:
-        session.execute(
-            update(InboxMessage)
-            .where(InboxMessage.id == message_id, InboxMessage.authentication.is_(None))
-            .values(authentication=to_json(result))
-        )
+    """Check one new post and keep the results with it at once."""
+    for found_id, result in check_ahead(app, [message_id]).items():
+        with transaction(app.sessions) as session:
+            session.execute(
+                update(InboxMessage)
+                .where(InboxMessage.id == found_id, InboxMessage.authentication.is_(None))
+                .values(authentication=result)
+            )

@@ -22,10 +22,10 @@ def test_a_slow_message_is_left_to_finish_and_not_started_twice() -> None:
 
     async def scenario() -> None:
         budget = TimeBudget(0.05)
-        await budget.run(1, slow)  # returns at the budget, the work still under way
+        await budget.run([1], slow)  # returns at the budget, the work still under way
         assert set(budget.running) == {1} and not release.is_set()
-        await budget.run(1, slow)  # claimed again meanwhile: not started a second time
-        await budget.run(2, lambda: "quick")  # the next message is handled at once
+        await budget.run([1], slow)  # claimed again meanwhile: not started a second time
+        await budget.run([2], lambda: "quick")  # the next message is handled at once
         assert started == [1]
         release.set()
         # The budget's own done callback was registered first, so it has run by the time
@@ -41,4 +41,4 @@ def test_errors_within_the_budget_reach_the_router() -> None:
         raise OSError("database gone")
 
     with pytest.raises(OSError, match="database gone"):
-        asyncio.run(TimeBudget(5).run(1, broken))
+        asyncio.run(TimeBudget(5).run([1], broken))
