@@ -58,8 +58,15 @@ def evaluate(
         size=len(stored.raw),
         fails_dmarc_reject=bool(authentication and authentication.fails_reject_policy),
         is_accepted=is_accepted_sender(session, mlist.id, sender),
-        posts_today_by_sender=posts_since(session, mlist.id, since, sender),
-        posts_today_to_list=posts_since(session, mlist.id, since),
+        # Counted only for a cap the list sets.
+        posts_today_by_sender=(
+            posts_since(session, mlist.id, since, sender)
+            if mlist.config.max_posts_per_sender_per_day
+            else 0
+        ),
+        posts_today_to_list=(
+            posts_since(session, mlist.id, since) if mlist.config.max_posts_per_day else 0
+        ),
     )
     return post, decide(post)
 
