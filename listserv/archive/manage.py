@@ -12,16 +12,16 @@ from functools import partial
 from itertools import chain, islice
 from pathlib import Path
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from listserv.archive.mbox import mbox_messages
 from listserv.archive.render import read_post
 from listserv.archive.store import ArchiveEntry, archive_entry, count_in_months, post_words
-from listserv.archive.threading import Headers, thread_all
+from listserv.archive.threading import Headers, missing_parents, thread_all
 from listserv.store.db import transaction
 from listserv.store.lists import MailList
-from listserv.store.models import ArchivedMessage, ArchiveSearchText, utcnow
+from listserv.store.models import ArchiveAwaited, ArchivedMessage, ArchiveSearchText, utcnow
 
 BATCH = 500  # posts read by one worker task and written in one transaction
 IN_FLIGHT = 4  # batches read ahead of the database: enough to keep the workers busy
@@ -142,10 +142,18 @@ def rebuild_threads(session: Session, list_id: int) -> None:
         ).where(m.list_id == list_id)
     ).all()
     by_message_id = {r.message_id: r for r in rows}
-    headers = (
+    headers = [
         Headers(r.message_id, r.in_reply_to, tuple(r.references.split()), r.subject_key, r.date)
         for r in rows
-    )
+    ]
+    session.execute(delete(ArchiveAwaited).where(ArchiveAwaited.list_id == list_id))
+    awaited = [
+        {"archived_id": by_message_id[h.message_id].id, "message_id": m, "list_id": list_id}
+        for h in headers
+        for m in missing_parents(h, by_message_id)
+    ]
+    if awaited:
+        session.execute(insert(ArchiveAwaited), awaited)
     changes = []
     for message_id, (parent, root) in thread_all(headers).items():
         row = by_message_id[message_id]

@@ -13,7 +13,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,6 +24,7 @@ from listserv.archive.threading import (
     SUBJECT_WINDOW,
     Headers,
     message_ids,
+    missing_parents,
     named_parents,
     subject_key,
 )
@@ -32,7 +33,13 @@ from listserv.mail.addresses import InvalidAddress, normalize
 from listserv.mail.codec import MAIL_POLICY, eight_bit_text, subject_of
 from listserv.mail.headers import one_line
 from listserv.store.lists import MailList
-from listserv.store.models import ArchivedMessage, ArchiveMonth, ArchiveSearchText, utcnow
+from listserv.store.models import (
+    ArchiveAwaited,
+    ArchivedMessage,
+    ArchiveMonth,
+    ArchiveSearchText,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 # A Date this far ahead of the archiving time is a wrong clock: the archiving time is used.
@@ -109,18 +116,23 @@ def archive_post(
 def count_in_months(session: Session, list_id: int, dates: list[datetime]) -> None:
     """Add newly archived posts (by their dates) to their months' counts."""
     months = Counter(date.astimezone(UTC).strftime("%Y-%m") for date in dates)
-    if not months:
-        return
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    statement = insert(ArchiveMonth).values(
-        [{"list_id": list_id, "month": m, "posts": n} for m, n in months.items()]
-    )
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[ArchiveMonth.list_id, ArchiveMonth.month],
-            set_={"posts": ArchiveMonth.posts + statement.excluded.posts},
+    if months:
+        session.execute(
+            MONTH_UPSERTS[session.get_bind().dialect.name],
+            [{"list_id": list_id, "month": m, "posts": n} for m, n in months.items()],
         )
+
+
+def month_upsert(dialect_insert: Any) -> Any:
+    """Built once: a statement built per post costs more than running it."""
+    statement = dialect_insert(ArchiveMonth)
+    return statement.on_conflict_do_update(
+        index_elements=[ArchiveMonth.list_id, ArchiveMonth.month],
+        set_={"posts": ArchiveMonth.posts + statement.excluded.posts},
     )
+
+
+MONTH_UPSERTS = {"sqlite": month_upsert(sqlite_insert), "postgresql": month_upsert(pg_insert)}
 
 
 def raw_header(message: Message, name: str) -> str:
@@ -207,9 +219,12 @@ def headers_of(row: ArchivedMessage) -> Headers:
 def place_in_thread(session: Session, row: ArchivedMessage) -> None:
     """Attach the new post to its parent, and adopt the archived posts that name it (their
     parent came later, as with mail read from an mbox out of order)."""
-    parent = find_parent(session, row)
+    headers = headers_of(row)
+    named = archived_named(session, row.list_id, named_parents(headers))
+    parent = find_parent(session, row, named)
     row.parent_id = parent.id if parent else None
     row.thread_id = parent.thread_id if parent else row.id
+    await_parents(session, row, missing_parents(headers, named))
     for child in naming_children(session, row):
         if better_parent(session, child, row) and not descends_from(session, row, child):
             move_subtree(session, child, row)
@@ -218,21 +233,27 @@ def place_in_thread(session: Session, row: ArchivedMessage) -> None:
             move_subtree(session, later, row)
 
 
-def find_parent(session: Session, row: ArchivedMessage) -> ArchivedMessage | None:
+def archived_named(
+    session: Session, list_id: int, message_ids: list[str]
+) -> dict[str, ArchivedMessage]:
+    """The posts of the list among *message_ids*, by Message-ID."""
+    if not message_ids:
+        return {}
+    query = select(ArchivedMessage).where(
+        ArchivedMessage.list_id == list_id, ArchivedMessage.message_id.in_(message_ids)
+    )
+    return {r.message_id: r for r in session.scalars(query)}
+
+
+def find_parent(
+    session: Session, row: ArchivedMessage, named: dict[str, ArchivedMessage]
+) -> ArchivedMessage | None:
+    """The most direct parent the post names that is archived, else the latest post with
+    its subject within the window."""
     headers = headers_of(row)
-    named = named_parents(headers)
-    if named:
-        found = {
-            r.message_id: r
-            for r in session.scalars(
-                select(ArchivedMessage).where(
-                    ArchivedMessage.list_id == row.list_id, ArchivedMessage.message_id.in_(named)
-                )
-            )
-        }
-        for message_id in named:
-            if message_id in found:
-                return found[message_id]
+    for message_id in named_parents(headers):
+        if message_id in named:
+            return named[message_id]
     if not row.subject_key:
         return None
     same_subject = session.scalars(
@@ -253,23 +274,28 @@ def find_parent(session: Session, row: ArchivedMessage) -> ArchivedMessage | Non
     )
 
 
+def await_parents(session: Session, row: ArchivedMessage, message_ids: list[str]) -> None:
+    """Note the parents the post names that are not archived, for them to find it."""
+    if message_ids:
+        session.execute(
+            insert(ArchiveAwaited),
+            [{"archived_id": row.id, "message_id": m, "list_id": row.list_id} for m in message_ids],
+        )
+
+
 def naming_children(session: Session, row: ArchivedMessage) -> list[ArchivedMessage]:
-    """Archived posts naming this one as their parent. Only those dated after it (give or
-    take a wrong clock) are looked at: replies come after what they answer, and the date
-    index keeps this cheap on a list with years of posts (``archive reindex`` threads the
-    rest)."""
-    candidates = session.scalars(
-        select(ArchivedMessage).where(
-            ArchivedMessage.list_id == row.list_id,
-            ArchivedMessage.date >= row.date - CLOCK_SKEW,
-            ArchivedMessage.id != row.id,
-            or_(
-                ArchivedMessage.in_reply_to == row.message_id,
-                ArchivedMessage.references.contains(row.message_id, autoescape=True),
-            ),
+    """Archived posts naming this one as their parent, which was awaited until now."""
+    awaiting = (ArchiveAwaited.list_id == row.list_id, ArchiveAwaited.message_id == row.message_id)
+    children = list(
+        session.scalars(
+            select(ArchivedMessage)
+            .join(ArchiveAwaited, ArchiveAwaited.archived_id == ArchivedMessage.id)
+            .where(*awaiting)
         )
     )
-    return [c for c in candidates if row.message_id in named_parents(headers_of(c))]
+    if children:
+        session.execute(delete(ArchiveAwaited).where(*awaiting))
+    return children
 
 
 def later_by_subject(session: Session, row: ArchivedMessage) -> list[ArchivedMessage]:

@@ -8,7 +8,7 @@ list prefix) within ``SUBJECT_WINDOW``. A thread is identified by its first post
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,6 +54,11 @@ def named_parents(headers: Headers) -> list[str]:
         if message_id and message_id != headers.message_id and message_id not in seen:
             seen.append(message_id)
     return seen
+
+
+def missing_parents(headers: Headers, archived: Container[str]) -> list[str]:
+    """The Message-IDs a post names as its parents that are not *archived* (yet)."""
+    return [message_id for message_id in named_parents(headers) if message_id not in archived]
 
 
 def parent_by_subject(headers: Headers, earlier: Iterable[Headers]) -> str | None:

@@ -89,6 +89,21 @@ class ArchiveMonth(Base):
     posts: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ArchiveAwaited(Base):
+    """A Message-ID an archived post names as its parent (In-Reply-To, References) that the
+    list's archive lacks: when that post is archived, it finds the posts awaiting it here,
+    by index, instead of reading every recent post's References."""
+
+    __tablename__ = "archive_awaited"
+    __table_args__ = (Index("ix_archive_awaited_message", "list_id", "message_id"),)
+
+    archived_id: Mapped[int] = mapped_column(
+        ForeignKey("archived_messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_id: Mapped[str] = mapped_column(String(500), primary_key=True)
+    list_id: Mapped[int] = mapped_column(Integer)
+
+
 def described_by_models(
     obj: Any, name: str | None, type_: str, reflected: bool, _other: Any
 ) -> bool:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 # The archive's and the portal's tables live in modules of their own; importing them here puts
 # every table in ``Base.metadata`` (migrations compare against it) and keeps one import path.
 from listserv.store.archive_models import (  # noqa: F401
+    ArchiveAwaited,
     ArchivedMessage,
     ArchiveMonth,
     ArchiveSearchText,

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 from alembic import command
@@ -12,8 +13,10 @@ from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from listserv.store.db import MIGRATIONS, make_engine, upgrade
-from listserv.store.models import Base, described_by_models
+from listserv.archive.store import archive_post
+from listserv.mail.codec import to_bytes
+from listserv.store.db import MIGRATIONS, make_engine, session_factory, transaction, upgrade
+from listserv.store.models import ArchivedMessage, Base, described_by_models
 
 
 def test_migrations_build_the_schema_of_the_models(database_url: str) -> None:
@@ -75,3 +78,56 @@ def test_an_archive_made_before_its_months_were_counted_shows_them_after_the_upg
 def month_counts_of(connection) -> list[tuple[str, int]]:
     rows = connection.execute(text("SELECT month, posts FROM archive_months ORDER BY month"))
     return [tuple(row) for row in rows]
+
+
+def test_a_post_archived_before_the_upgrade_is_adopted_by_the_parent_it_awaited(
+    database_url: str,
+) -> None:
+    """Posts naming a parent the archive lacks are noted at the upgrade, so the parent
+    archived afterwards takes them into its thread."""
+    engine = make_engine(database_url)
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0012_archive_months")
+        connection.execute(
+            text("INSERT INTO lists (id, name, settings, created_at) VALUES (1, 'l', '{}', :now)"),
+            {"now": now},
+        )
+        for message_id, in_reply_to, references in [
+            ("root@x", "", ""),
+            ("child@x", "parent@x", "root@x parent@x"),
+        ]:
+            connection.execute(
+                text(
+                    "INSERT INTO archived_messages (list_id, message_id, thread_id, in_reply_to,"
+                    ' "references", subject_key, date, archived_at, sender_name,'
+                    " sender_obfuscated, sender_address, subject, size, removed_reason)"
+                    " VALUES (1, :id, 0, :irt, :refs, '', :now, :now, '', '', '', '', 0, '')"
+                ),
+                {"id": message_id, "irt": in_reply_to, "refs": references, "now": now},
+            )
+        root = "(SELECT id FROM archived_messages WHERE message_id = 'root@x')"
+        connection.execute(text(f"UPDATE archived_messages SET thread_id = {root}"))
+        connection.execute(
+            text(f"UPDATE archived_messages SET parent_id = {root} WHERE message_id = 'child@x'")
+        )
+        root_id, child_id = (
+            connection.scalar(text(f"SELECT id FROM archived_messages WHERE message_id = '{m}'"))
+            for m in ("root@x", "child@x")
+        )
+    upgrade(engine)
+    parent = EmailMessage()
+    parent["From"] = "a@example.org"
+    parent["Subject"] = "Re: Water"
+    parent["Message-ID"] = "<parent@x>"
+    parent["References"] = "<root@x>"
+    parent.set_content("text\n")
+    with transaction(session_factory(engine)) as session:
+        row = archive_post(session, 1, to_bytes(parent))
+        assert row is not None and (row.parent_id, row.thread_id) == (root_id, root_id)
+        child = session.get(ArchivedMessage, child_id)
+        assert child is not None and child.parent_id == row.id
+    engine.dispose()
