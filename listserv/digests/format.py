@@ -69,7 +69,8 @@ def header_text(message: EmailMessage, name: str) -> str:
     """A header's decoded value on one line, "" when absent or undecodable."""
     try:
         return one_line(str(message.get(name, "") or ""))
-    except (ValueError, LookupError):
+    except (ValueError, LookupError, AttributeError, TypeError):
+        # The email package's parser itself fails on some values (From: ".:")
         return ""
 
 

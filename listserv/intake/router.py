@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, joinedload
 
@@ -95,18 +95,27 @@ def claim_messages(app: App, instance_id: str) -> list[int]:
             (InboxMessage.next_attempt_at.is_(None) | (InboxMessage.next_attempt_at <= utcnow())),
         )
         # A list's posts are handled in the order they came: none while an older one to the
-        # same address is claimed by another process (one that may have died with it).
+        # same address is claimed by another process (one that may have died with it). Those
+        # claims are few and found once, joined to the candidates: a condition per candidate
+        # would read the whole backlog for each of them.
         older = aliased(InboxMessage)
-        behind_another = exists().where(
-            older.status == "new",
-            older.rcpt_to == InboxMessage.rcpt_to,
-            older.id < InboxMessage.id,
-            older.claimed_by.is_not(None),
-            older.claimed_by != instance_id,
+        held_by_others = (
+            select(older.rcpt_to, func.min(older.id).label("first"))
+            .where(
+                older.status == "new",
+                older.claimed_by.is_not(None),
+                older.claimed_by != instance_id,
+            )
+            .group_by(older.rcpt_to)
+            .subquery()
         )
         oldest = (
             select(InboxMessage.id)
-            .where(*claimable, ~behind_another)
+            .outerjoin(held_by_others, held_by_others.c.rcpt_to == InboxMessage.rcpt_to)
+            .where(
+                *claimable,
+                or_(held_by_others.c.first.is_(None), InboxMessage.id < held_by_others.c.first),
+            )
             .order_by(InboxMessage.id)
             .limit(CLAIM_BATCH)
         )

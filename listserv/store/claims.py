@@ -161,7 +161,7 @@ def claim_rows(
     return list(
         session.scalars(
             update(model)
-            .where(model.id.in_(lock_rows(candidates, session)), *still_free)
+            .where(model.id.in_(lock_rows(candidates, session, model)), *still_free)
             .values(**taken)
             .returning(model.id)
             .execution_options(synchronize_session=False)
@@ -169,11 +169,11 @@ def claim_rows(
     )
 
 
-def lock_rows(statement, session: Session):  # type: ignore[no-untyped-def]
-    """``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so processes never claim the same rows;
-    SQLite serialises writers itself."""
+def lock_rows(statement, session: Session, model: Any = None):  # type: ignore[no-untyped-def]
+    """``FOR UPDATE SKIP LOCKED`` (of *model*'s rows, when the statement joins others) on
+    PostgreSQL, so processes never claim the same rows; SQLite serialises writers itself."""
     if session.get_bind().dialect.name == "postgresql":
-        return statement.with_for_update(skip_locked=True)
+        return statement.with_for_update(skip_locked=True, of=model)
     return statement
 
 

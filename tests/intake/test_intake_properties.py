@@ -17,5 +17,7 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 # … and attached messages with 8-bit headers or an unknown charset, in the plain digest.
 @example(b"Content-Type: message/rfc822\r\n\r\nMIME-Version: \xc2\x80\r\n\r\n")
 @example(b"Content-Type: message/rfc822\r\n\r\nContent-Type: text/plain; charset=x\r\n\r\n\xc2")
+# … and a From the email package's address parser fails on, in the digest's contents.
+@example(b"From: .:\r\nContent-Type: text/plain\r\n\r\n")
 def test_any_bytes_are_refused_precisely_or_decorate_and_digest(raw: bytes) -> None:
     check_intake(raw)
