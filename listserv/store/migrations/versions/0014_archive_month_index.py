@@ -3,14 +3,14 @@
 The index on (list, date) gains the thread: a month's page counts its posts and threads and
 groups a page of threads without visiting a thousand rows.
 
-Revision ID: 0013_archive_month_index
-Revises: 0012_archive_months
+Revision ID: 0014_archive_month_index
+Revises: 0013_archive_awaited
 """
 
 from alembic import op
 
-revision = "0013_archive_month_index"
-down_revision = "0012_archive_months"
+revision = "0014_archive_month_index"
+down_revision = "0013_archive_awaited"
 branch_labels = None
 depends_on = None
 
