@@ -172,7 +172,8 @@ def percentiles(name: str, times: list[float]) -> dict[str, float]:
 
 def archive_paths(list_name: str, count: int) -> dict[str, list[str]]:
     """The pages of an archive of *count* imported posts, by kind: the archive's index, 40
-    months, the threads and messages of 100 posts, a search for each word (twice)."""
+    months (their first page of threads, and of posts by date), the threads and messages
+    of 100 posts, a search for each word (twice)."""
     rng = random.Random(2)
     last_month = (count - 1) * STEP
     months = {(START + rng.random() * last_month).strftime("%Y-%m") for _ in range(40)}
@@ -181,6 +182,7 @@ def archive_paths(list_name: str, count: int) -> dict[str, list[str]]:
     return {
         "index": [f"{archive}/archive/"] * 20,
         "month": [f"{archive}/archive/{m}/" for m in sorted(months)],
+        "by date": [f"{archive}/archive/{m}/?view=date" for m in sorted(months)],
         "thread": [f"{archive}/thread/{i - i % 5 + 1}/" for i in posts],
         "message": [f"{archive}/message/{i}@bench.example/" for i in posts],
         "search": [f"/search?q={w}" for w in WORDS] * 2,

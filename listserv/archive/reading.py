@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import ColumnElement, Row, Select, distinct, func, select
 from sqlalchemy.orm import Session
 
 from listserv.store.lists import MailList
@@ -69,27 +69,6 @@ def posts_between(
     return list(session.scalars(between(query, start, end)))
 
 
-def listed_between(
-    session: Session, list_id: int, start: datetime, end: datetime
-) -> list[Row[Any]]:
-    """What a month's page lists of each post, oldest first: the columns a post's line
-    shows, without its bytes (a busy list's month holds a thousand posts)."""
-    m = ArchivedMessage
-    query = select(
-        m.id,
-        m.message_id,
-        m.thread_id,
-        m.subject,
-        m.date,
-        m.removed_at,
-        m.removed_reason,
-        m.sender_name,
-        m.sender_obfuscated,
-        m.sender_address,
-    ).where(m.list_id == list_id)
-    return list(session.execute(between(query, start, end)))
-
-
 def between(query: Select[Any], start: datetime | None, end: datetime | None) -> Select[Any]:
     if start is not None:
         query = query.where(ArchivedMessage.date >= start)
@@ -98,29 +77,92 @@ def between(query: Select[Any], start: datetime | None, end: datetime | None) ->
     return query.order_by(ArchivedMessage.date, ArchivedMessage.id)
 
 
-class InThread(Protocol):
-    thread_id: int
-    date: datetime
+LISTED = (
+    ArchivedMessage.id,
+    ArchivedMessage.message_id,
+    ArchivedMessage.thread_id,
+    ArchivedMessage.subject,
+    ArchivedMessage.date,
+    ArchivedMessage.removed_at,
+    ArchivedMessage.removed_reason,
+    ArchivedMessage.sender_name,
+    ArchivedMessage.sender_obfuscated,
+    ArchivedMessage.sender_address,
+)  # what a month's page shows of a post: its columns, not its bytes
 
 
-P = TypeVar("P", bound=InThread)
+def in_month(list_id: int, start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
+    m = ArchivedMessage
+    return (m.list_id == list_id, m.date >= start, m.date < end)
+
+
+def month_size(session: Session, list_id: int, start: datetime, end: datetime) -> tuple[int, int]:
+    """How many posts and threads the list has between *start* and *end* (read from the
+    index alone: the rows are not visited)."""
+    m = ArchivedMessage
+    row = session.execute(
+        select(func.count(), func.count(distinct(m.thread_id))).where(
+            *in_month(list_id, start, end)
+        )
+    ).one()
+    return row[0], row[1]
+
+
+def listed_between(
+    session: Session, list_id: int, start: datetime, end: datetime, offset: int, limit: int
+) -> list[Row[Any]]:
+    """A page of the posts between *start* and *end*, oldest first: the columns a post's
+    line shows."""
+    m = ArchivedMessage
+    query = select(*LISTED).where(*in_month(list_id, start, end))
+    return list(session.execute(query.order_by(m.date, m.id).offset(offset).limit(limit)))
+
+
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
 class ThreadSummary(Generic[P]):
+    """A thread as a month's page lists it: its first post that month, how many posts it
+    has that month and the date of the last."""
+
     thread_id: int
     first: P
     posts: int
     last_date: datetime
 
 
-def threads_of(posts: list[P]) -> list[ThreadSummary[P]]:
-    """The threads among *posts* (in date order), the most recently active first."""
-    grouped: dict[int, list[P]] = {}
-    for post in posts:
-        grouped.setdefault(post.thread_id, []).append(post)
-    summaries = [ThreadSummary(t, ps[0], len(ps), ps[-1].date) for t, ps in grouped.items()]
-    return sorted(summaries, key=lambda s: s.last_date, reverse=True)
+def threads_between(
+    session: Session, list_id: int, start: datetime, end: datetime, offset: int, limit: int
+) -> list[ThreadSummary[Row[Any]]]:
+    """A page of the threads with posts between *start* and *end*, the most recently
+    active first, each with its first post then. Grouped in SQL over the index (list,
+    date, thread), so a month of a thousand posts costs about what its page does; each
+    first post is then found by its thread and date (the thread index)."""
+    m = ArchivedMessage
+    last = func.max(m.date).label("last_date")
+    page = (
+        select(m.thread_id, func.count().label("posts"), last, func.min(m.date).label("first"))
+        .where(*in_month(list_id, start, end))
+        .group_by(m.thread_id)
+        .order_by(last.desc(), m.thread_id.desc())
+        .offset(offset)
+        .limit(limit)
+        .subquery()
+    )
+    rows = session.execute(
+        select(*LISTED, page.c.posts, page.c.last_date)
+        .join(page, (m.thread_id == page.c.thread_id) & (m.date == page.c.first))
+        # Only to be sure (a post being imported has thread 0 until the threads are
+        # rebuilt): "+ 0" keeps SQLite from reading the whole list by its index instead.
+        .where(m.list_id + 0 == list_id)
+        .order_by(page.c.last_date.desc(), m.thread_id.desc(), m.id)
+    )
+    summaries: dict[int, ThreadSummary[Row[Any]]] = {}
+    for row in rows:  # two first posts at the same instant: the first archived
+        if row.thread_id not in summaries:
+            summaries[row.thread_id] = ThreadSummary(row.thread_id, row, row.posts, row.last_date)
+    return list(summaries.values())
 
 
 def thread_posts(

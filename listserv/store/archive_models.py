@@ -28,7 +28,8 @@ class ArchivedMessage(Base):
     __tablename__ = "archived_messages"
     __table_args__ = (
         UniqueConstraint("list_id", "message_id"),
-        Index("ix_archived_messages_list_date", "list_id", "date"),
+        # A month's posts and threads are counted and grouped from this index alone.
+        Index("ix_archived_messages_list_date_thread", "list_id", "date", "thread_id"),
         Index("ix_archived_messages_thread", "thread_id", "date"),
         Index("ix_archived_messages_list_subject", "list_id", "subject_key", "date"),
         Index("ix_archived_messages_list_reply", "list_id", "in_reply_to"),

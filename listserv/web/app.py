@@ -36,6 +36,11 @@ from listserv.web.search import search_routes
 from listserv.web.sessions import Visitors
 
 STATIC = Path(__file__).parent / "static"
+# How long an idle keep-alive connection stays open. It must outlast the idle timeout of the
+# clients and proxies that reuse connections (httpx 5 s, nginx 60 s): with uvicorn's 5 s, a
+# client sending its next request just as the server gave up on the connection got it reset
+# (bench/readers_during_fanout.py's few resets a run, none with this).
+KEEP_ALIVE_SECONDS = 75
 log = logging.getLogger(__name__)
 
 
@@ -118,6 +123,7 @@ class Web:
                 access_log=False,
                 log_config=None,  # leave logging as serve set it up
                 log_level="warning",
+                timeout_keep_alive=KEEP_ALIVE_SECONDS,
             )
         )
         self.socket: socket.socket | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -30,9 +30,10 @@ from listserv.archive.reading import (
     may_read,
     month_bounds,
     month_counts,
+    month_size,
     posts_between,
     thread_posts,
-    threads_of,
+    threads_between,
 )
 from listserv.archive.render import (
     Attachment,
@@ -50,6 +51,8 @@ from listserv.web.sessions import visitor_of
 T = TypeVar("T")
 ATTACHMENT = re.compile(r"^(?P<id>.+)/attachment/(?P<number>\d+)/[^/]*$")
 FEED_SIZE = 20
+PAGE_SIZE = 100  # threads, or posts by date, on a page of a month
+PAGE = re.compile(r"[1-9][0-9]{0,5}")
 
 
 @dataclass
@@ -97,6 +100,12 @@ def post_view(row: ArchivedMessage | Row[Any], insider: bool, with_body: bool = 
     return view
 
 
+def page_number(request: Request) -> int | None:
+    """``?page=N`` (1 when absent); None for anything but a page number."""
+    asked = request.query_params.get("page", "1")
+    return int(asked) if PAGE.fullmatch(asked) else None
+
+
 def archive_routes(app: App, pages: Pages) -> list[Route]:
     def read_archive(
         request: Request, query: Callable[[Session, MailList], T]
@@ -129,19 +138,41 @@ def archive_routes(app: App, pages: Pages) -> list[Route]:
         return read_archive(request, lambda session, mlist: read(session, mlist.id, *bounds))
 
     def month(request: Request) -> Response:
-        found = month_posts(request, listed_between)
-        if found is None:
+        """A page of the month's threads (or posts, ``?view=date``), PAGE_SIZE to a page:
+        a busy list's month is a thousand posts, too many to read and render at each visit.
+        Past the last page is 404; the first page always answers, even for no posts."""
+        bounds = month_bounds(request.path_params["month"])
+        number = page_number(request)
+        if bounds is None or number is None:
             return pages.not_found(request)
-        mlist, insider, rows = found
-        views = [post_view(r, insider, with_body=False) for r in rows]
+        by_date = request.query_params.get("view") == "date"
+        offset = (number - 1) * PAGE_SIZE
+
+        def listing(session: Session, mlist: MailList) -> tuple[int, int, list[Any]] | None:
+            posts, threads = month_size(session, mlist.id, *bounds)
+            if number > 1 and offset >= (posts if by_date else threads):
+                return None
+            read = listed_between if by_date else threads_between
+            return posts, threads, read(session, mlist.id, *bounds, offset, PAGE_SIZE)
+
+        found = read_archive(request, listing)
+        if found is None or found[2] is None:
+            return pages.not_found(request)
+        mlist, insider, (posts, threads, rows) = found
+        if by_date:
+            listed = [post_view(r, insider, with_body=False) for r in rows]
+        else:
+            listed = [replace(t, first=post_view(t.first, insider, with_body=False)) for t in rows]
         return pages.page(
             request,
             "month.html",
             mlist=mlist,
             month=request.path_params["month"],
-            by_date=request.query_params.get("view") == "date",
-            posts=views,
-            threads=threads_of(views),
+            by_date=by_date,
+            listed=listed,
+            post_count=posts,
+            page=number,
+            pages=max(1, -(-(posts if by_date else threads) // PAGE_SIZE)),
         )
 
     def month_mbox(request: Request) -> Response:

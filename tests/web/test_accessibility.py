@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from browser_support import chromium as chromium_driver
 from browser_support import skip_unless_browser
-from support import DOMAIN, RunningServer, Sink, add, list_table, make_message, token_in
+from month_support import month_mbox
+from selenium.webdriver.common.by import By
+from support import DOMAIN, RunningServer, Sink, add, cli, list_table, make_message, token_in
 from web_support import browsing, portal_web
 
 AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
@@ -118,3 +120,25 @@ def test_every_page_passes_axe_in_chromium(server: RunningServer, sink: Sink, ch
         chromium.get(base + "/me")
         assert "mod@x.example" in chromium.page_source  # the pages were seen signed in
     assert {key: found for key, found in problems.items() if found} == {}
+
+
+def test_a_month_of_several_pages_passes_axe_and_pages_by_its_links(
+    server: RunningServer, chromium, tmp_path: Path
+) -> None:
+    imported = cli(server.config_path, "archive", "import", "test", str(month_mbox(tmp_path / "m")))
+    assert imported.exit_code == 0, imported.output
+    month = "/lists/test/archive/2026-03/"
+    with browsing(server) as browser:
+        base = str(browser.client.base_url).rstrip("/")
+    problems = {}
+    for width in (360, 1280):
+        chromium.set_window_size(width, 900)
+        for path in (month, f"{month}?page=2", f"{month}?view=date&page=2"):
+            problems[(width, path)] = serious(chromium, base + path)
+    assert {key: found for key, found in problems.items() if found} == {}
+    chromium.get(f"{base}{month}?lang=ru")
+    chromium.find_element(By.LINK_TEXT, "Следующая страница").click()
+    assert chromium.current_url == f"{base}{month}?page=2"
+    assert chromium.find_element(By.CSS_SELECTOR, "a[aria-current=page]").text == "2"
+    chromium.find_element(By.CSS_SELECTOR, "a[rel=prev]").click()
+    assert chromium.current_url == base + month
