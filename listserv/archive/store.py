@@ -108,7 +108,9 @@ def archive_post(
     session.add(row)
     session.flush()
     place_in_thread(session, row)
-    session.add(ArchiveSearchText(archived_id=row.id, list_id=list_id, words=entry.words))
+    session.connection().execute(
+        insert(ArchiveSearchText), {"archived_id": row.id, "list_id": list_id, "words": entry.words}
+    )
     count_in_months(session, list_id, [row.date])
     return row
 
@@ -117,7 +119,7 @@ def count_in_months(session: Session, list_id: int, dates: list[datetime]) -> No
     """Add newly archived posts (by their dates) to their months' counts."""
     months = Counter(date.astimezone(UTC).strftime("%Y-%m") for date in dates)
     if months:
-        session.execute(
+        session.connection().execute(
             MONTH_UPSERTS[session.get_bind().dialect.name],
             [{"list_id": list_id, "month": m, "posts": n} for m, n in months.items()],
         )
@@ -277,7 +279,7 @@ def find_parent(
 def await_parents(session: Session, row: ArchivedMessage, message_ids: list[str]) -> None:
     """Note the parents the post names that are not archived, for them to find it."""
     if message_ids:
-        session.execute(
+        session.connection().execute(
             insert(ArchiveAwaited),
             [{"archived_id": row.id, "message_id": m, "list_id": row.list_id} for m in message_ids],
         )

@@ -73,7 +73,7 @@ def queue_mail(
     session.flush()
     now = utcnow()
     if isinstance(recipients, Select):
-        session.execute(_batches_from_query(outgoing.id, recipients, batch_size, now))
+        session.connection().execute(_batches_from_query(outgoing.id, recipients, batch_size, now))
         session.info["wake_delivery"] = True
         return outgoing
     rows: list[dict] = []

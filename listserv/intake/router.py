@@ -201,11 +201,10 @@ def handle_claimed(app: App, session: Session, stored: InboxMessage | None) -> s
 def finish(session: Session, message_id: int, status: str, outcome: str) -> None:
     """Record the outcome, unless the message was finished meanwhile: then everything this
     transaction did is rolled back, so a message never takes effect twice."""
-    done = session.execute(
+    done = session.connection().execute(
         update(InboxMessage)
         .where(InboxMessage.id == message_id, InboxMessage.status == "new")
         .values(status=status, outcome=outcome[:2000], processed_at=utcnow())
-        .execution_options(synchronize_session=False)
     )
     if not done.rowcount:  # type: ignore[attr-defined]
         raise Gone

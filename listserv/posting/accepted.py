@@ -10,14 +10,12 @@ from listserv.store.models import AcceptedSender
 
 
 def is_accepted_sender(session: Session, list_id: int, address: str) -> bool:
-    return (
-        session.scalar(
-            select(AcceptedSender.id).where(
-                AcceptedSender.list_id == list_id, AcceptedSender.address == address
-            )
+    found = session.connection().scalar(
+        select(AcceptedSender.id).where(
+            AcceptedSender.list_id == list_id, AcceptedSender.address == address
         )
-        is not None
     )
+    return found is not None
 
 
 def accept_sender(session: Session, list_id: int, address: str, added_by: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from listserv.store.models import PostRecord
@@ -18,7 +18,9 @@ WINDOW = timedelta(days=1)
 
 
 def log_post(session: Session, list_id: int, sender: str, at: datetime) -> None:
-    session.add(PostRecord(list_id=list_id, sender=sender, posted_at=at))
+    session.connection().execute(
+        insert(PostRecord), {"list_id": list_id, "sender": sender, "posted_at": at}
+    )
 
 
 def posts_since(session: Session, list_id: int, since: datetime, sender: str | None = None) -> int:
