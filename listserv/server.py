@@ -92,7 +92,15 @@ class Server:
             run_delivery(self.app, self.instance_id, self.outbox, self.stopping, self.poll)
         )
         self.tasks = [
-            asyncio.create_task(run_router(self.app, self.instance_id, self.inbox, self.poll)),
+            asyncio.create_task(
+                run_router(
+                    self.app,
+                    self.instance_id,
+                    self.inbox,
+                    self.poll,
+                    handler.committer.waiting,
+                )
+            ),
             self.delivery,
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(

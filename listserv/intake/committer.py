@@ -58,6 +58,11 @@ class GroupCommitter:
         """True while messages are arriving (one stored within the last *within* seconds)."""
         return bool(self.pending) or time.monotonic() - self.last_stored < within
 
+    def waiting(self) -> bool:
+        """True while messages wait to be written (read by the router's thread: it ends its
+        transaction early, as on SQLite the commit waits for the router's write lock)."""
+        return bool(self.pending) or (self.writer is not None and not self.writer.done())
+
     async def store(self, received: Received) -> list[int]:
         """Write *received* to the inbox; returns its rows' ids once committed. Raises the
         database's error when its group could not be committed."""

@@ -153,11 +153,14 @@ def process(app: App, message_id: int) -> str:
     return outcome
 
 
-def route_group(app: App, message_ids: list[int]) -> int:
+def route_group(
+    app: App, message_ids: list[int], intake_waiting: Callable[[], bool] = lambda: False
+) -> int:
     """Handle claimed messages, oldest first, in one transaction until the time slice is
-    over; returns how many were handled (the rest stay claimed for the next pass). Should
-    any of them fail, nothing of the group is kept and each is handled alone, so the failure
-    is recorded with its own message and the others go through."""
+    over or intake has messages to commit (on SQLite they would wait for this transaction's
+    write lock); returns how many were handled (the rest stay claimed for the next pass).
+    Should any of them fail, nothing of the group is kept and each is handled alone, so the
+    failure is recorded with its own message and the others go through."""
     checks = check_ahead(app, message_ids)
     attempted: list[int] = []
     outcomes: list[str] = []
@@ -174,7 +177,7 @@ def route_group(app: App, message_ids: list[int]) -> int:
                 if row.authentication is None and row.id in checks:
                     row.authentication = checks[row.id]  # kept for the next pass too
             for message_id in message_ids:
-                if attempted and time.monotonic() - started > GROUP_SLICE:
+                if attempted and (time.monotonic() - started > GROUP_SLICE or intake_waiting()):
                     break
                 attempted.append(message_id)
                 outcomes.append(handle_claimed(app, session, claimed.get(message_id)))
@@ -210,24 +213,36 @@ def finish(session: Session, message_id: int, status: str, outcome: str) -> None
         raise Gone
 
 
-async def run_router(app: App, instance_id: str, wakeup: asyncio.Event, poll: float) -> None:
-    """Process the inbox until cancelled: on each wake-up and every *poll* seconds."""
+async def run_router(
+    app: App,
+    instance_id: str,
+    wakeup: asyncio.Event,
+    poll: float,
+    intake_waiting: Callable[[], bool] = lambda: False,
+) -> None:
+    """Process the inbox until cancelled: on each wake-up and every *poll* seconds; a group
+    of messages shares a transaction while *intake_waiting* says no messages wait for it."""
     budget = TimeBudget(app.config.server.message_time_budget)
+    claimed: list[int] = []  # claimed and not handled yet, oldest first
+    more = False  # the last claim was full: more messages are waiting
     while True:
         wakeup.clear()
         try:
-            claimed = await asyncio.to_thread(claim_messages, app, instance_id)
+            if not claimed:
+                claimed = await asyncio.to_thread(claim_messages, app, instance_id)
+                more = len(claimed) == CLAIM_BATCH
             # Messages over their budget stay claimed while they finish: not started again.
             ids = [i for i in claimed if i not in budget.running]
-            handled = 0
+            claimed = []
             if ids:
                 # None: over its budget, the group goes on in its thread.
-                handled = await budget.run(ids, partial(route_group, app, ids)) or len(ids)
+                work = partial(route_group, app, ids, intake_waiting)
+                claimed = ids[await budget.run(ids, work) or len(ids) :]
         except SQLAlchemyError as error:
             # The database went away: keep the router alive and try again later; the
             # claimed messages are released by the heartbeat if this process dies.
             log.warning("router: %s", describe(error))
-            claimed = ids = []
-        if ids and (len(claimed) == CLAIM_BATCH or handled < len(ids)):
+            claimed, ids = [], []
+        if claimed or (more and ids):
             continue
         await nap(wakeup, poll)
