@@ -44,16 +44,27 @@ def import_mbox(
     for entries in read_all(read, batches):
         with transaction(sessions) as session:
             added = add_entries(session, mlist.id, entries)
+        if added and not imported:
+            # Planned without statistics (a new archive), the look-up of the batch's
+            # Message-IDs reads every post of the list: the import slows down as it goes.
+            analyze(sessions, "archived_messages")
         imported += added
         skipped += len(entries) - added
         progress(len(entries))
     with transaction(sessions) as session:
         rebuild_threads(session, mlist.id)
-        if imported and session.get_bind().dialect.name == "postgresql":
-            # Planned with the statistics of a smaller archive, a thread page or a search
-            # reads every post of the list (autovacuum would catch up, in its own time).
-            session.execute(text("ANALYZE archived_messages, archive_search"))
+    if imported:
+        # Planned with the statistics of a smaller archive, a thread page or a search reads
+        # every post of the list (autovacuum would catch up, in its own time).
+        analyze(sessions, "archived_messages, archive_search")
     return imported, skipped
+
+
+def analyze(sessions: sessionmaker[Session], tables: str) -> None:
+    """PostgreSQL's statistics of *tables* made again (SQLite's planner needs none here)."""
+    with transaction(sessions) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text(f"ANALYZE {tables}"))
 
 
 def batched(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
@@ -91,6 +102,19 @@ def add_entries(session: Session, list_id: int, entries: list[ArchiveEntry]) -> 
     """Insert the posts not archived yet, in no thread (0) until the threads are rebuilt
     (writing each row once more per batch would cost a third of the import; an import cut
     short is finished by running it again); how many."""
+    new = not_archived(session, list_id, entries)
+    if not new:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        copy_entries(session, list_id, new)
+    else:
+        insert_entries(session, list_id, new)
+    count_in_months(session, list_id, [e.columns["date"] for e in new])
+    return len(new)
+
+
+def not_archived(session: Session, list_id: int, entries: list[ArchiveEntry]) -> list[ArchiveEntry]:
+    """The entries whose Message-ID the list has not archived (the first of one given twice)."""
     by_id: dict[str, ArchiveEntry] = {}
     for entry in entries:
         by_id.setdefault(entry.message_id, entry)
@@ -100,22 +124,49 @@ def add_entries(session: Session, list_id: int, entries: list[ArchiveEntry]) -> 
     )
     for message_id in archived:
         del by_id[message_id]
-    new = list(by_id.values())
-    if not new:
-        return 0
+    return list(by_id.values())
+
+
+def insert_entries(session: Session, list_id: int, new: list[ArchiveEntry]) -> None:
+    m = ArchivedMessage
     # executemany, then the ids read back: faster than RETURNING row by row on SQLite.
     session.execute(insert(m), [{**e.columns, "list_id": list_id, "thread_id": 0} for e in new])
     ids = dict(
         session.execute(
-            select(m.message_id, m.id).where(m.list_id == list_id, m.message_id.in_(list(by_id)))
+            select(m.message_id, m.id).where(
+                m.list_id == list_id, m.message_id.in_([e.message_id for e in new])
+            )
         ).all()
     )
     session.execute(
         insert(ArchiveSearchText),
         [{"archived_id": ids[e.message_id], "list_id": list_id, "words": e.words} for e in new],
     )
-    count_in_months(session, list_id, [e.columns["date"] for e in new])
-    return len(new)
+
+
+def copy_entries(session: Session, list_id: int, new: list[ArchiveEntry]) -> None:
+    """PostgreSQL: the rows and their words by COPY, with ids taken from the sequence first
+    (nothing read back). The batch's commit does not wait for the disk: a crash can lose the
+    last batches whole (each is one transaction), which running the import again writes, and
+    the import's last, synchronous commit makes them all durable."""
+    with session.connection().connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('archived_messages', 'id'))"
+            " FROM generate_series(1, %s)",
+            (len(new),),
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())  # in the file's order, as inserts are
+        names = list(new[0].columns)
+        columns = ", ".join(f'"{name}"' for name in names)
+        with cursor.copy(
+            f"COPY archived_messages (id, list_id, thread_id, removed_reason, {columns}) FROM STDIN"
+        ) as copy:
+            for id_, entry in zip(ids, new, strict=True):
+                copy.write_row((id_, list_id, 0, "", *(entry.columns[n] for n in names)))
+        with cursor.copy("COPY archive_search (archived_id, list_id, words) FROM STDIN") as copy:
+            for id_, entry in zip(ids, new, strict=True):
+                copy.write_row((id_, list_id, entry.words))
 
 
 def rows_of(session: Session, list_id: int) -> Iterator[ArchivedMessage]:
