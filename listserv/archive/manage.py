@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from listserv.archive.mbox import mbox_messages
+from listserv.archive.mbox import mbox_messages, unquote_from
 from listserv.archive.render import read_post
 from listserv.archive.store import ArchiveEntry, archive_entry, count_in_months, post_words
 from listserv.archive.threading import Headers, missing_parents, thread_all
@@ -73,8 +73,9 @@ def batched(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
 
 
 def archive_entries(subject_prefix: str, batch: list[bytes]) -> list[ArchiveEntry]:
+    """The entries of a batch of messages as the mbox holds them (in a worker process)."""
     now = utcnow()
-    return [archive_entry(raw, subject_prefix, now) for raw in batch]
+    return [archive_entry(unquote_from(raw), subject_prefix, now) for raw in batch]
 
 
 def read_all(
@@ -88,6 +89,9 @@ def read_all(
         return
     # forkserver: forking this process could copy a lock some thread of it holds.
     context = multiprocessing.get_context("forkserver")
+    # The fork server imports the readers' modules once, not each worker again (the fork
+    # server of a process that had one running already keeps what it has).
+    context.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(os.cpu_count(), mp_context=context) as pool:
         pending: deque[Future[list[ArchiveEntry]]] = deque()
         for batch in chain(first, batches):

@@ -44,12 +44,11 @@ READ_SIZE = 1 << 20
 
 
 def mbox_messages(path: Path) -> Iterator[bytes]:
-    """The messages of an mbox file (gzipped or not) one by one, "From " lines unquoted,
-    read in large pieces without holding the file in memory. Bytes before the first
-    separator are no message."""
+    """The messages of an mbox file (gzipped or not) one by one, as the file holds them
+    ("From " lines quoted: ``unquote_from`` each), read in large pieces without holding the
+    file in memory. Bytes before the first separator are no message."""
     with opened(path) as f:
-        for raw in split_mbox(f):
-            yield unquote_from(raw)
+        yield from split_mbox(f)
 
 
 def count_mbox(path: Path) -> int:
@@ -86,6 +85,9 @@ def without_blank_line(raw: bytes) -> bytes:
     return raw[:-1] if raw.endswith(b"\n\n") else raw
 
 
+QUOTED_FROM = re.compile(rb"^>(>*From )", re.M)
+
+
 def unquote_from(raw: bytes) -> bytes:
-    """Undo mboxrd quoting of "From " lines."""
-    return re.sub(rb"^>(>*From )", rb"\1", raw, flags=re.M)
+    """Undo mboxrd quoting of "From " lines (most messages have none: looked for first)."""
+    return QUOTED_FROM.sub(rb"\1", raw) if b">From " in raw else raw
