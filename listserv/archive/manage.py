@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from listserv.archive.mbox import mbox_messages, unquote_from
 from listserv.archive.render import read_post
-from listserv.archive.store import ArchiveEntry, archive_entry, count_in_months, post_words
-from listserv.archive.threading import Headers, missing_parents, thread_all
+from listserv.archive.store import ArchiveEntry, archive_entry, post_words
+from listserv.archive.threading import missing_parents, thread_all
+from listserv.archive.writing import ListThreads, add_entries, row_headers, thread_rows
 from listserv.store.db import transaction
 from listserv.store.lists import MailList
 from listserv.store.models import ArchiveAwaited, ArchivedMessage, ArchiveSearchText, utcnow
@@ -36,14 +37,18 @@ def import_mbox(
 ) -> tuple[int, int]:
     """Archive every message of the mbox not archived yet (by Message-ID, the first of a
     Message-ID the file holds twice), then rebuild the list's threads; (imported, already
-    there). Worker processes read the posts, this one writes them, a transaction a batch.
-    *progress* is told how many messages each batch read."""
+    there). Worker processes read the posts, this one writes them, a transaction a batch
+    (each post threaded among those before it: an import cut short leaves threads as they
+    were then, which running it again completes). *progress* is told how many messages
+    each batch read."""
     imported = skipped = 0
+    with sessions() as session:
+        threads = ListThreads(thread_rows(session, mlist.id))
     batches = batched(mbox_messages(path), batch_size)
     read = partial(archive_entries, mlist.config.subject_prefix or "")
     for entries in read_all(read, batches):
         with transaction(sessions) as session:
-            added = add_entries(session, mlist.id, entries)
+            added = add_entries(session, mlist.id, entries, threads)
         if added and not imported:
             # Planned without statistics (a new archive), the look-up of the batch's
             # Message-IDs reads every post of the list: the import slows down as it goes.
@@ -102,77 +107,6 @@ def read_all(
             yield pending.popleft().result()
 
 
-def add_entries(session: Session, list_id: int, entries: list[ArchiveEntry]) -> int:
-    """Insert the posts not archived yet, in no thread (0) until the threads are rebuilt
-    (writing each row once more per batch would cost a third of the import; an import cut
-    short is finished by running it again); how many."""
-    new = not_archived(session, list_id, entries)
-    if not new:
-        return 0
-    if session.get_bind().dialect.name == "postgresql":
-        copy_entries(session, list_id, new)
-    else:
-        insert_entries(session, list_id, new)
-    count_in_months(session, list_id, [e.columns["date"] for e in new])
-    return len(new)
-
-
-def not_archived(session: Session, list_id: int, entries: list[ArchiveEntry]) -> list[ArchiveEntry]:
-    """The entries whose Message-ID the list has not archived (the first of one given twice)."""
-    by_id: dict[str, ArchiveEntry] = {}
-    for entry in entries:
-        by_id.setdefault(entry.message_id, entry)
-    m = ArchivedMessage
-    archived = session.scalars(
-        select(m.message_id).where(m.list_id == list_id, m.message_id.in_(list(by_id)))
-    )
-    for message_id in archived:
-        del by_id[message_id]
-    return list(by_id.values())
-
-
-def insert_entries(session: Session, list_id: int, new: list[ArchiveEntry]) -> None:
-    m = ArchivedMessage
-    # executemany, then the ids read back: faster than RETURNING row by row on SQLite.
-    session.execute(insert(m), [{**e.columns, "list_id": list_id, "thread_id": 0} for e in new])
-    ids = dict(
-        session.execute(
-            select(m.message_id, m.id).where(
-                m.list_id == list_id, m.message_id.in_([e.message_id for e in new])
-            )
-        ).all()
-    )
-    session.execute(
-        insert(ArchiveSearchText),
-        [{"archived_id": ids[e.message_id], "list_id": list_id, "words": e.words} for e in new],
-    )
-
-
-def copy_entries(session: Session, list_id: int, new: list[ArchiveEntry]) -> None:
-    """PostgreSQL: the rows and their words by COPY, with ids taken from the sequence first
-    (nothing read back). The batch's commit does not wait for the disk: a crash can lose the
-    last batches whole (each is one transaction), which running the import again writes, and
-    the import's last, synchronous commit makes them all durable."""
-    with session.connection().connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit = off")
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('archived_messages', 'id'))"
-            " FROM generate_series(1, %s)",
-            (len(new),),
-        )
-        ids = sorted(row[0] for row in cursor.fetchall())  # in the file's order, as inserts are
-        names = list(new[0].columns)
-        columns = ", ".join(f'"{name}"' for name in names)
-        with cursor.copy(
-            f"COPY archived_messages (id, list_id, thread_id, removed_reason, {columns}) FROM STDIN"
-        ) as copy:
-            for id_, entry in zip(ids, new, strict=True):
-                copy.write_row((id_, list_id, 0, "", *(entry.columns[n] for n in names)))
-        with cursor.copy("COPY archive_search (archived_id, list_id, words) FROM STDIN") as copy:
-            for id_, entry in zip(ids, new, strict=True):
-                copy.write_row((id_, list_id, entry.words))
-
-
 def rows_of(session: Session, list_id: int) -> Iterator[ArchivedMessage]:
     query = select(ArchivedMessage).where(ArchivedMessage.list_id == list_id)
     return iter(
@@ -183,24 +117,9 @@ def rows_of(session: Session, list_id: int) -> Iterator[ArchivedMessage]:
 def rebuild_threads(session: Session, list_id: int) -> None:
     """Thread the whole list from scratch (pure threading over every post's headers, read
     without the posts' bytes); only the posts whose place changed are written."""
-    m = ArchivedMessage
-    rows = session.execute(
-        select(
-            m.id,
-            m.message_id,
-            m.in_reply_to,
-            m.references,
-            m.subject_key,
-            m.date,
-            m.parent_id,
-            m.thread_id,
-        ).where(m.list_id == list_id)
-    ).all()
+    rows = thread_rows(session, list_id)
     by_message_id = {r.message_id: r for r in rows}
-    headers = [
-        Headers(r.message_id, r.in_reply_to, tuple(r.references.split()), r.subject_key, r.date)
-        for r in rows
-    ]
+    headers = [row_headers(r) for r in rows]
     session.execute(delete(ArchiveAwaited).where(ArchiveAwaited.list_id == list_id))
     awaited = [
         {"archived_id": by_message_id[h.message_id].id, "message_id": m, "list_id": list_id}
