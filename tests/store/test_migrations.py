@@ -13,7 +13,9 @@ from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from listserv.archive.search import Filters, search
 from listserv.archive.store import archive_post
+from listserv.archive.words import index_text
 from listserv.mail.codec import to_bytes
 from listserv.store.db import MIGRATIONS, make_engine, session_factory, transaction, upgrade
 from listserv.store.models import ArchivedMessage, Base, described_by_models
@@ -130,4 +132,44 @@ def test_a_post_archived_before_the_upgrade_is_adopted_by_the_parent_it_awaited(
         assert row is not None and (row.parent_id, row.thread_id) == (root_id, root_id)
         child = session.get(ArchivedMessage, child_id)
         assert child is not None and child.parent_id == row.id
+    engine.dispose()
+
+
+def test_an_archive_indexed_before_0014_is_searched_after_the_upgrade(database_url: str) -> None:
+    """PostgreSQL's search vector is made again from the stored words (and back again on a
+    downgrade); SQLite's index is left as it was."""
+    engine = make_engine(database_url)
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0013_archive_awaited")
+        connection.execute(
+            text("INSERT INTO lists (id, name, settings, created_at) VALUES (1, 'l', '{}', :now)"),
+            {"now": datetime.now(UTC)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO archived_messages (id, list_id, message_id, thread_id, in_reply_to,"
+                ' "references", subject_key, date, archived_at, sender_name,'
+                " sender_obfuscated, sender_address, subject, size, removed_reason)"
+                " VALUES (7, 1, 'a@x', 7, '', '', '', :now, :now, '', '', '', '', 0, '')"
+            ),
+            {"now": datetime.now(UTC)},
+        )
+        connection.execute(
+            text("INSERT INTO archive_search VALUES (7, 1, :words)"),
+            {"words": index_text("Ледники тают")},
+        )
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        assert [r.id for r in search(session, "ледниками", Filters([1]))] == [7]
+        assert search(session, "ледниками засуха", Filters([1])) == []
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0013_archive_awaited")
+        command.upgrade(config, "head")
+    with sessions() as session:
+        assert [r.id for r in search(session, "тают", Filters([1]))] == [7]
     engine.dispose()
