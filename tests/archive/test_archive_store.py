@@ -95,8 +95,9 @@ def message(
     return to_bytes(msg)
 
 
-def test_posts_archived_out_of_order_thread_as_if_in_order(database_url: str) -> None:
-    posts = [
+def water_and_air() -> list[bytes]:
+    """Two threads, in order."""
+    return [
         message("a", 0, "Water"),
         message("b", 1, "Re: Water", irt="a"),
         message("c", 2, "Re: Water", refs="a b"),
@@ -105,6 +106,10 @@ def test_posts_archived_out_of_order_thread_as_if_in_order(database_url: str) ->
         message("f", 5, "Re: Air", irt="e", refs="e"),
         message("g", 50, "Re: Water"),  # outside the subject window
     ]
+
+
+def test_posts_archived_out_of_order_thread_as_if_in_order(database_url: str) -> None:
+    posts = water_and_air()
     engine = make_engine(database_url)
     upgrade(engine)
     sessions = session_factory(engine)
@@ -141,15 +146,7 @@ def test_an_import_read_by_worker_processes_archives_what_distribution_archives(
     """Read in batches of two (so by worker processes), with a Message-ID twice within a
     batch and again in a later one: the rows, words and threads are those of the same posts
     archived one by one as they are distributed, and importing again adds nothing."""
-    posts = [
-        message("a", 0, "Water"),
-        message("b", 1, "Re: Water", irt="a"),
-        message("c", 2, "Re: Water", refs="a b"),
-        message("d", 3, "Re: Water"),
-        message("e", 4, "Air"),
-        message("f", 5, "Re: Air", irt="e", refs="e"),
-        message("g", 50, "Re: Water"),
-    ]
+    posts = water_and_air()
     posts = [p.replace(b"\r\n", b"\n") for p in posts]  # as an mbox holds them
     mbox = tmp_path / "posts.mbox"
     with mbox.open("wb") as f:
@@ -198,15 +195,7 @@ def test_an_import_cut_short_and_run_again_gives_the_archive_of_one_whole_run(
     """Replies come before the posts they answer (as in a badly sorted export), so where the
     import first puts them is not where they end up. Stopped after two batches, the import
     leaves those posts in threads of the list; run again, it writes the rest and rethreads."""
-    posts = [
-        message("c", 2, "Re: Water", refs="a b"),
-        message("b", 1, "Re: Water", irt="a"),
-        message("d", 3, "Re: Water"),
-        message("a", 0, "Water"),
-        message("f", 5, "Re: Air", irt="e", refs="e"),
-        message("e", 4, "Air"),
-        message("g", 50, "Re: Water"),
-    ]
+    posts = [water_and_air()[i] for i in (2, 1, 3, 0, 5, 4, 6)]
     mbox = mbox_of_posts(tmp_path / "posts.mbox", [p.replace(b"\r\n", b"\n") for p in posts])
     engine = make_engine(database_url)
     upgrade(engine)
