@@ -56,6 +56,7 @@ def import_mbox(
         imported += added
         skipped += len(entries) - added
         progress(len(entries))
+    del threads  # the rebuild reads every post again: not twice in memory
     with transaction(sessions) as session:
         rebuild_threads(session, mlist.id)
     if imported:
