@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, TypeDecorator, func, insert, select
+from sqlalchemy import Column, TypeDecorator, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from listserv.archive.store import ArchiveEntry, count_in_months
@@ -94,9 +94,33 @@ def add_entries(
         copy_rows(session, rows, words)
     else:
         session.execute(insert(ArchivedMessage.__table__), rows)
-        session.execute(insert(ArchiveSearchText.__table__), words)
+        insert_words(session, words)
     count_in_months(session, list_id, [e.columns["date"] for e in new])
     return len(new)
+
+
+def insert_words(session: Session, words: list[dict[str, Any]]) -> None:
+    """SQLite: the words, and their FTS5 index in one statement for the batch rather than by
+    the trigger row by row (a third less work): the trigger is dropped and made again, as
+    it was, within the batch's transaction, which holds the write lock, so no other writer
+    ever finds it missing."""
+    trigger = session.scalar(
+        text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :name"),
+        {"name": FTS_TRIGGER},
+    )
+    session.execute(text(f"DROP TRIGGER {FTS_TRIGGER}"))
+    session.execute(insert(ArchiveSearchText.__table__), words)
+    session.execute(
+        text(
+            "INSERT INTO archive_fts (rowid, words) SELECT archived_id, words FROM"
+            " archive_search WHERE archived_id BETWEEN :first AND :last"
+        ),
+        {"first": words[0]["archived_id"], "last": words[-1]["archived_id"]},
+    )
+    session.execute(text(trigger))
+
+
+FTS_TRIGGER = "archive_fts_insert"  # migration 0007_archive
 
 
 def not_archived(session: Session, list_id: int, entries: list[ArchiveEntry]) -> list[ArchiveEntry]:
