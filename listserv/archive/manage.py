@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from functools import partial
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 
 from sqlalchemy import delete, insert, select, text, update
@@ -89,7 +91,8 @@ def read_all(
 ) -> Iterator[list[ArchiveEntry]]:
     """The entries of every batch, in order: in worker processes over every core when there
     is more than one batch (a small file is read here: starting workers costs more)."""
-    first = list(islice(batches, 2))
+    workers = max(2, os.cpu_count() or 1)
+    first = list(islice(batches, workers))
     if len(first) < 2:
         yield from map(read, first)
         return
@@ -98,14 +101,36 @@ def read_all(
     # The fork server imports the readers' modules once, not each worker again (the fork
     # server of a process that had one running already keeps what it has).
     context.set_forkserver_preload([__name__])
-    with ProcessPoolExecutor(os.cpu_count(), mp_context=context) as pool:
-        pending: deque[Future[list[ArchiveEntry]]] = deque()
-        for batch in chain(first, batches):
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with main_not_run_again():  # a worker starts at each of the first submissions
+            pending: deque[Future[list[ArchiveEntry]]] = deque(
+                map(partial(pool.submit, read), first)
+            )
+        for batch in batches:
             pending.append(pool.submit(read, batch))
             if len(pending) >= IN_FLIGHT:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+@contextmanager
+def main_not_run_again() -> Iterator[None]:
+    """multiprocessing starts a worker by running this process's main script again in it
+    (for what the script defines; Python 3.11's fork server never preloads it), which for
+    ``listserv`` imports the whole server, half a second of each worker's CPU. The readers
+    need none of it: while workers start, the script looks like an interactive session's,
+    which is not run again."""
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if name in vars(main)}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+        if "__spec__" not in saved:
+            del main.__spec__
 
 
 def rows_of(session: Session, list_id: int) -> Iterator[ArchivedMessage]:
