@@ -1,6 +1,6 @@
 """Full-text search over archived posts, behind one function for both databases: SQLite's
 FTS5 table ``archive_fts`` or PostgreSQL's GIN-indexed ``words_vector``, generated as
-``words::tsvector`` (migration 0014_archive_vector). Both hold words stemmed by
+``words::tsvector`` (migration 0015_archive_vector). Both hold words stemmed by
 archive/words.py, and the query is stemmed the same way, so both find the same posts."""
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ def test_a_post_archived_before_the_upgrade_is_adopted_by_the_parent_it_awaited(
     engine.dispose()
 
 
-def test_an_archive_indexed_before_0014_is_searched_after_the_upgrade(database_url: str) -> None:
+def test_an_archive_indexed_before_0015_is_searched_after_the_upgrade(database_url: str) -> None:
     """PostgreSQL's search vector is made again from the stored words (and back again on a
     downgrade); SQLite's index is left as it was."""
     engine = make_engine(database_url)
@@ -143,7 +143,7 @@ def test_an_archive_indexed_before_0014_is_searched_after_the_upgrade(database_u
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0013_archive_awaited")
+        command.upgrade(config, "0014_archive_month_index")
         connection.execute(
             text("INSERT INTO lists (id, name, settings, created_at) VALUES (1, 'l', '{}', :now)"),
             {"now": datetime.now(UTC)},
@@ -168,7 +168,7 @@ def test_an_archive_indexed_before_0014_is_searched_after_the_upgrade(database_u
         assert search(session, "ледниками засуха", Filters([1])) == []
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0013_archive_awaited")
+        command.downgrade(config, "0014_archive_month_index")
         command.upgrade(config, "head")
     with sessions() as session:
         assert [r.id for r in search(session, "тают", Filters([1]))] == [7]

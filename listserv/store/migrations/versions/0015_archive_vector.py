@@ -5,14 +5,14 @@ spaces: ``words::tsvector`` takes them as they are, where ``to_tsvector('simple'
 PostgreSQL's parser over them again (half of the server's work per imported post). Searches
 look the same words up (archive/search.py). SQLite's FTS5 index is unchanged.
 
-Revision ID: 0014_archive_vector
-Revises: 0013_archive_awaited
+Revision ID: 0015_archive_vector
+Revises: 0014_archive_month_index
 """
 
 from alembic import op
 
-revision = "0014_archive_vector"
-down_revision = "0013_archive_awaited"
+revision = "0015_archive_vector"
+down_revision = "0014_archive_month_index"
 branch_labels = None
 depends_on = None
 
