@@ -52,15 +52,8 @@ def test_an_archive_made_before_its_months_were_counted_shows_them_after_the_upg
     database_url: str,
 ) -> None:
     engine = make_engine(database_url)
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0011_instance_beats")
-        connection.execute(
-            text("INSERT INTO lists (id, name, settings, created_at) VALUES (1, 'l', '{}', :now)"),
-            {"now": datetime.now(UTC)},
-        )
+        upgraded_with_a_list(connection, "0011_instance_beats")
         for number, date in enumerate(["2025-01-31 23:30:00", "2025-01-02", "2025-02-01"]):
             connection.execute(
                 text(
@@ -75,6 +68,19 @@ def test_an_archive_made_before_its_months_were_counted_shows_them_after_the_upg
     with engine.connect() as connection:
         assert month_counts_of(connection) == [("2025-01", 2), ("2025-02", 1)]
     engine.dispose()
+
+
+def upgraded_with_a_list(connection, revision: str) -> AlembicConfig:
+    """The schema at *revision*, with list 1; the Alembic config, to go on with."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+    connection.execute(
+        text("INSERT INTO lists (id, name, settings, created_at) VALUES (1, 'l', '{}', :now)"),
+        {"now": datetime.now(UTC)},
+    )
+    return config
 
 
 def month_counts_of(connection) -> list[tuple[str, int]]:
@@ -139,15 +145,8 @@ def test_an_archive_indexed_before_0015_is_searched_after_the_upgrade(database_u
     """PostgreSQL's search vector is made again from the stored words (and back again on a
     downgrade); SQLite's index is left as it was."""
     engine = make_engine(database_url)
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0014_archive_month_index")
-        connection.execute(
-            text("INSERT INTO lists (id, name, settings, created_at) VALUES (1, 'l', '{}', :now)"),
-            {"now": datetime.now(UTC)},
-        )
+        config = upgraded_with_a_list(connection, "0014_archive_month_index")
         connection.execute(
             text(
                 "INSERT INTO archived_messages (id, list_id, message_id, thread_id, in_reply_to,"
