@@ -11,10 +11,10 @@ time is the CPU time the portal spent on it, steadier on a machine others load.
 
 The mbox is generated once per size into /tmp/listserv-bench-archive3-N.mbox and reused.
 
-Usage: python bench/archive.py [POSTS] [DATABASE_URL] [--pages-only]
+Usage: python bench/archive.py [POSTS] [DATABASE_URL] [--pages-only | --import-only]
        (default 5000 posts, SQLite in a scratch dir). The database is emptied first (every
        table dropped: give PostgreSQL a database of its own); --pages-only times the pages of
-       a database an earlier run filled.
+       a database an earlier run filled, --import-only stops after the import.
 """
 
 from __future__ import annotations
@@ -212,21 +212,56 @@ def import_posts(app: App, list_name: str, count: int) -> tuple[int, float]:
 
 def import_timed(app: App, count: int) -> None:
     cpu = DescendantsCPU()
+    server = ServerCPU(app)
     cpu.start()
     own = time.process_time()
     imported, elapsed = import_posts(app, "bench", count)
     own = time.process_time() - own
     cpu.stop()
+    backend = server.seconds()
     assert imported == count, imported
     print(f"import: {imported} posts in {elapsed:.1f} s ({imported / elapsed:.0f} posts/s)")
     print(f"load average over the last 5 minutes: {os.getloadavg()[1]:.1f}")
     workers = sum(cpu.seconds.values())
-    per_second = imported / (own + workers)
+    total = own + workers + backend
+    # On two idle cores the workers read while this process and the database write, so the
+    # import takes the longer of half of all the CPU time and the writing (ours + the server's).
+    idle = imported / max(total / 2, own + backend)
     print(
-        f"CPU: {own:.0f} s writing, {workers:.0f} s in the workers reading: "
-        f"{per_second:.0f} posts per CPU-second, {2 * per_second:.0f}/s on 2 idle cores"
-        " (the database server's own CPU apart)"
+        f"CPU: {own:.1f} s writing, {workers:.1f} s in the workers reading, {backend:.1f} s in "
+        f"the database server's backends: {1000 * total / imported:.2f} ms a post, "
+        f"{imported / total:.0f} posts per CPU-second; ~{idle:.0f}/s on 2 idle cores"
     )
+
+
+class ServerCPU:
+    """The CPU seconds PostgreSQL's backends serving this database spent since it was made
+    (read from /proc: the server runs on this host); always 0 for SQLite."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.start = self.used()
+
+    def used(self) -> dict[int, float]:
+        if self.app.engine.dialect.name != "postgresql":
+            return {}
+        with self.app.engine.connect() as connection:
+            pids = connection.scalars(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            ).all()
+        return {pid: process_cpu(pid) for pid in pids}
+
+    def seconds(self) -> float:
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.used().items())
+
+
+def process_cpu(pid: int) -> float:
+    """User and system CPU seconds of a process, 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class DescendantsCPU(threading.Thread):
@@ -266,7 +301,7 @@ class DescendantsCPU(threading.Thread):
 
 def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # progress shows in a log file
-    args = [a for a in sys.argv[1:] if a != "--pages-only"]
+    args = [a for a in sys.argv[1:] if a not in ("--pages-only", "--import-only")]
     count = int(args[0]) if args else 5000
     importing = "--pages-only" not in sys.argv
     with tempfile.TemporaryDirectory() as scratch:
@@ -293,6 +328,8 @@ def main() -> None:
         raw_mb, db_mb = raw / 1e6, database_size(app, url) / 1e6
         print(f"size: {what} {raw_mb:.0f} MB, database {db_mb:.0f} MB ({db_mb / raw_mb:.2f}×)")
         app.engine.dispose()
+        if "--import-only" in sys.argv:
+            return
         portal = subprocess.run(
             [sys.executable, __file__, "--serve-pages", str(config_path), str(count)],
             capture_output=True,

@@ -39,17 +39,16 @@ def mbox_of(rows: Iterable[ArchivedMessage], hide: bool = False) -> Iterator[byt
 
 
 # An mbox separator: any line beginning "From " (mboxo and mboxrd quote such lines in bodies).
-SEPARATOR = re.compile(rb"^From [^\n]*\n", re.M)
+SEPARATOR = b"From "
 READ_SIZE = 1 << 20
 
 
 def mbox_messages(path: Path) -> Iterator[bytes]:
-    """The messages of an mbox file (gzipped or not) one by one, "From " lines unquoted,
-    read in large pieces without holding the file in memory. Bytes before the first
-    separator are no message."""
+    """The messages of an mbox file (gzipped or not) one by one, as the file holds them
+    ("From " lines quoted: ``unquote_from`` each), read in large pieces without holding the
+    file in memory. Bytes before the first separator are no message."""
     with opened(path) as f:
-        for raw in split_mbox(f):
-            yield unquote_from(raw)
+        yield from split_mbox(f)
 
 
 def count_mbox(path: Path) -> int:
@@ -69,10 +68,10 @@ def split_mbox(f: BinaryIO) -> Iterator[bytes]:
     scanned = 0  # up to here no separator can begin that was not found: the last whole line
     while piece := f.read(READ_SIZE):
         pending += piece
-        for match in SEPARATOR.finditer(pending, scanned):
+        for begin, end in separators(pending, scanned):
             if start is not None:
-                yield without_blank_line(pending[start : match.start()])
-            start = match.end()
+                yield without_blank_line(pending[start:begin])
+            start = end
         scanned = pending.rfind(b"\n") + 1
         kept_from = scanned if start is None else start  # nothing before a first separator
         pending, scanned = pending[kept_from:], scanned - kept_from
@@ -81,11 +80,31 @@ def split_mbox(f: BinaryIO) -> Iterator[bytes]:
         yield without_blank_line(pending[start:])
 
 
+def separators(data: bytes, start: int) -> Iterator[tuple[int, int]]:
+    """Where each whole separator line of *data* from *start* (a line's beginning) begins
+    and ends; looked for with ``bytes.find``, ten times faster than a multiline regex."""
+    line = start
+    while True:
+        if not data.startswith(SEPARATOR, line):
+            found = data.find(b"\n" + SEPARATOR, line)
+            if found < 0:
+                return
+            line = found + 1
+        end = data.find(b"\n", line)
+        if end < 0:
+            return  # not a whole line yet
+        yield line, end + 1
+        line = end + 1
+
+
 def without_blank_line(raw: bytes) -> bytes:
     """A message without the blank line that ends it in the mbox."""
     return raw[:-1] if raw.endswith(b"\n\n") else raw
 
 
+QUOTED_FROM = re.compile(rb"^>(>*From )", re.M)
+
+
 def unquote_from(raw: bytes) -> bytes:
-    """Undo mboxrd quoting of "From " lines."""
-    return re.sub(rb"^>(>*From )", rb"\1", raw, flags=re.M)
+    """Undo mboxrd quoting of "From " lines (most messages have none: looked for first)."""
+    return QUOTED_FROM.sub(rb"\1", raw) if b">From " in raw else raw

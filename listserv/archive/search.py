@@ -1,6 +1,6 @@
 """Full-text search over archived posts, behind one function for both databases: SQLite's
 FTS5 table ``archive_fts`` or PostgreSQL's GIN-indexed ``words_vector``, generated as
-``to_tsvector('simple', words)`` (migration 0007_archive). Both hold words stemmed by
+``words::tsvector`` (migration 0015_archive_vector). Both hold words stemmed by
 archive/words.py, and the query is stemmed the same way, so both find the same posts."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from markupsafe import Markup, escape
-from sqlalchemy import column, func, literal_column, select, table, text
+from sqlalchemy import cast, column, literal_column, select, table, text
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session
 
 from listserv.archive.words import stem, stems
@@ -51,7 +52,7 @@ def search(
         )
     else:
         vector = literal_column("archive_search.words_vector")  # generated, GIN-indexed
-        wanted = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
+        wanted = cast(all_of(words), TSQUERY)
         statement = statement.where(vector.op("@@")(wanted)).order_by(
             ArchiveSearchText.archived_id.desc()
         )
@@ -67,6 +68,14 @@ def search(
     if filters.before is not None:
         statement = statement.where(ArchivedMessage.date < filters.before)
     return list(session.scalars(statement.limit(limit)))
+
+
+def all_of(words: list[str]) -> str:
+    """A tsquery matching the vectors holding every word, each word a lexeme as it is (the
+    vector holds them unparsed: ``words::tsvector``, split at spaces only, which a few
+    compatibility letters turn into); quoted, as tsquery input reads them."""
+    lexemes = " ".join(words).split()
+    return " & ".join("'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in lexemes)
 
 
 def highlight(content: str, query: str, width: int = SNIPPET_WORDS) -> Markup:

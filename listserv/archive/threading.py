@@ -97,6 +97,24 @@ def thread_all(posts: Iterable[Headers]) -> dict[str, tuple[str | None, str]]:
     return {m: (parents[m], root_of(m, parents)) for m in parents}
 
 
+class Placing:
+    """Parents of posts given one at a time, each among the posts given before it (an import,
+    in the file's order): what ``thread_all`` over the same posts gives when every parent
+    comes before its replies; ``thread_all`` corrects the rest afterwards."""
+
+    def __init__(self) -> None:
+        self.known: set[str] = set()
+        self.by_subject: dict[str, list[Headers]] = {}
+
+    def add(self, headers: Headers) -> None:
+        self.known.add(headers.message_id)
+        self.by_subject.setdefault(headers.subject_key, []).append(headers)
+
+    def parent(self, headers: Headers) -> str | None:
+        named = next((m for m in named_parents(headers) if m in self.known), None)
+        return named or parent_by_subject(headers, self.by_subject.get(headers.subject_key, []))
+
+
 def break_loops(parents: dict[str, str | None], order: list[str]) -> None:
     """Posts naming each other (forged or broken headers) would make a loop, not a thread:
     the earliest post of a loop becomes a first post."""

@@ -15,6 +15,9 @@ WORD = re.compile(r"\w+")
 CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 LATIN = re.compile(r"[a-z]")
 _stemmers = threading.local()  # snowball stemmers keep state between calls
+# PostgreSQL's limit on a word of its index, in bytes: longer "words" (a dump of hex digits)
+# are nothing a person searches for, and are left out on either database.
+LONGEST = 2047
 
 
 def _stemmer(language: str) -> snowballstemmer.stemmer:
@@ -40,18 +43,21 @@ def plain(word: str) -> str:
 
 @lru_cache(maxsize=65536)  # the words of a language repeat: most are stemmed once
 def stem(word: str) -> str:
+    """The word as the index holds it; "" for a word too long to index."""
     word = plain(word)
     if CYRILLIC.search(word):
-        return _stemmer("russian").stemWord(word)
-    if LATIN.search(word):
-        return _stemmer("english").stemWord(word)
-    return word
+        word = _stemmer("russian").stemWord(word)
+    elif LATIN.search(word):
+        word = _stemmer("english").stemWord(word)
+    return word if len(word.encode()) <= LONGEST else ""
 
 
 def stems(text: str) -> list[str]:
     """The stemmed words of *text*, in order (underscores split words, as the indexes do)."""
-    return [stem(w) for w in WORD.findall(text.replace("_", " ")) if w]
+    return [s for w in WORD.findall(text.replace("_", " ")) if (s := stem(w))]
 
 
 def index_text(text: str) -> str:
-    return " ".join(stems(text))
+    """The stemmed words of *text* joined by spaces (written out for speed: an import reads
+    every word of every post)."""
+    return " ".join(filter(None, map(stem, WORD.findall(text.replace("_", " ")))))

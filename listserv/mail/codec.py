@@ -9,6 +9,7 @@ from __future__ import annotations
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from functools import lru_cache
 
 from listserv.mail.headers import one_line
 
@@ -41,12 +42,23 @@ def subject_of(message: Message) -> str:
     written = eight_bit_text(message, raw)
     if written is not None:
         return one_line(written)
+    if isinstance(raw, str):
+        return decoded_subject(raw)
+    try:
+        return one_line(str(raw or ""))
+    except (ValueError, LookupError):
+        return ""
+
+
+# Replies repeat their thread's Subject, and the header registry makes a class at each
+# reading (a tenth of what archiving a post costs): each written Subject is read once.
+@lru_cache(maxsize=4096)
+def decoded_subject(raw: str) -> str:
     try:
         # One line: RFC 2047 words may decode to CR and LF, which would otherwise write
         # headers (or a body) into every template that shows the subject. Read by this
         # policy whatever parsed the message (the archive parses posts with compat32).
-        value = MAIL_POLICY.header_fetch_parse("Subject", raw) if isinstance(raw, str) else raw
-        return one_line(str(value or ""))
+        return one_line(str(MAIL_POLICY.header_fetch_parse("Subject", raw)))
     except (ValueError, LookupError):
         return ""
 

@@ -13,7 +13,9 @@ from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from listserv.archive.search import Filters, search
 from listserv.archive.store import archive_post
+from listserv.archive.words import index_text
 from listserv.mail.codec import to_bytes
 from listserv.store.db import MIGRATIONS, make_engine, session_factory, transaction, upgrade
 from listserv.store.models import ArchivedMessage, Base, described_by_models
@@ -50,15 +52,8 @@ def test_an_archive_made_before_its_months_were_counted_shows_them_after_the_upg
     database_url: str,
 ) -> None:
     engine = make_engine(database_url)
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0011_instance_beats")
-        connection.execute(
-            text("INSERT INTO lists (id, name, settings, created_at) VALUES (1, 'l', '{}', :now)"),
-            {"now": datetime.now(UTC)},
-        )
+        upgraded_with_a_list(connection, "0011_instance_beats")
         for number, date in enumerate(["2025-01-31 23:30:00", "2025-01-02", "2025-02-01"]):
             connection.execute(
                 text(
@@ -73,6 +68,19 @@ def test_an_archive_made_before_its_months_were_counted_shows_them_after_the_upg
     with engine.connect() as connection:
         assert month_counts_of(connection) == [("2025-01", 2), ("2025-02", 1)]
     engine.dispose()
+
+
+def upgraded_with_a_list(connection, revision: str) -> AlembicConfig:
+    """The schema at *revision*, with list 1; the Alembic config, to go on with."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+    connection.execute(
+        text("INSERT INTO lists (id, name, settings, created_at) VALUES (1, 'l', '{}', :now)"),
+        {"now": datetime.now(UTC)},
+    )
+    return config
 
 
 def month_counts_of(connection) -> list[tuple[str, int]]:
@@ -130,4 +138,37 @@ def test_a_post_archived_before_the_upgrade_is_adopted_by_the_parent_it_awaited(
         assert row is not None and (row.parent_id, row.thread_id) == (root_id, root_id)
         child = session.get(ArchivedMessage, child_id)
         assert child is not None and child.parent_id == row.id
+    engine.dispose()
+
+
+def test_an_archive_indexed_before_0015_is_searched_after_the_upgrade(database_url: str) -> None:
+    """PostgreSQL's search vector is made again from the stored words (and back again on a
+    downgrade); SQLite's index is left as it was."""
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        config = upgraded_with_a_list(connection, "0014_archive_month_index")
+        connection.execute(
+            text(
+                "INSERT INTO archived_messages (id, list_id, message_id, thread_id, in_reply_to,"
+                ' "references", subject_key, date, archived_at, sender_name,'
+                " sender_obfuscated, sender_address, subject, size, removed_reason)"
+                " VALUES (7, 1, 'a@x', 7, '', '', '', :now, :now, '', '', '', '', 0, '')"
+            ),
+            {"now": datetime.now(UTC)},
+        )
+        connection.execute(
+            text("INSERT INTO archive_search VALUES (7, 1, :words)"),
+            {"words": index_text("Ледники тают")},
+        )
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        assert [r.id for r in search(session, "ледниками", Filters([1]))] == [7]
+        assert search(session, "ледниками засуха", Filters([1])) == []
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0014_archive_month_index")
+        command.upgrade(config, "head")
+    with sessions() as session:
+        assert [r.id for r in search(session, "тают", Filters([1]))] == [7]
     engine.dispose()
