@@ -22,11 +22,11 @@ def test_payload_keeps_8bit_bytes() -> None:
 
 def read_replies(chunks: list[bytes], count: int) -> list[tuple[int, str]]:
     async def run() -> list[tuple[int, str]]:
-        stream = asyncio.StreamReader()
+        reader = ReplyReader(timeout=5)
         for chunk in chunks:
-            stream.feed_data(chunk)
-        stream.feed_eof()
-        return await ReplyReader(stream, timeout=5).read(count)
+            reader.data_received(chunk)
+        reader.eof_received()
+        return await reader.read(count)
 
     return asyncio.run(run())
 
@@ -41,12 +41,12 @@ def test_replies_split_across_reads_and_multiline() -> None:
 
 def test_replies_kept_when_the_connection_closes_half_way() -> None:
     async def run() -> list[tuple[int, str]]:
-        stream = asyncio.StreamReader()
-        stream.feed_data(b"250 Ok\r\n550 5.1.1 No such user\r\n")
-        stream.feed_eof()
+        reader = ReplyReader(timeout=5)
+        reader.data_received(b"250 Ok\r\n550 5.1.1 No such user\r\n")
+        reader.eof_received()
         replies: list[tuple[int, str]] = []
         with pytest.raises(SmtpError):
-            await ReplyReader(stream, timeout=5).read(4, replies)
+            await reader.read(4, replies)
         return replies
 
     assert asyncio.run(run()) == [(250, "Ok"), (550, "5.1.1 No such user")]
