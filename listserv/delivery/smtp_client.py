@@ -119,13 +119,17 @@ class ReplyReader(asyncio.Protocol):
         parts = (self.tail + data).split(b"\r\n")
         self.tail = parts.pop()
         for line in parts:
-            self.text.append(line[4:])
-            if line[3:4] != b"-":
-                if not line[:3].isdigit():
-                    self._stop(SmtpError(LOST, f"not an SMTP reply: {line[:80]!r}"))
-                    return
-                self.ready.append((int(line[:3]), b"\n".join(self.text).decode("utf-8", "replace")))
-                self.text = []
+            if line[3:4] == b"-":
+                self.text.append(line[4:])
+                continue
+            if not line[:3].isdigit():
+                self._stop(SmtpError(LOST, f"not an SMTP reply: {line[:80]!r}"))
+                return
+            text = line[4:]
+            if self.text:
+                self.text.append(text)
+                text, self.text = b"\n".join(self.text), []
+            self.ready.append((int(line[:3]), text.decode("utf-8", "replace")))
         if self.handler is not None:
             try:
                 self._hand_over()
@@ -441,12 +445,17 @@ class CopyPump:
             self.connection.transport.write(self.content)
             return 1
         mail_from, rcpt, payload = self.copies[self.next]
+        # One join: a chain of ``+`` would copy the content once per piece.
         self.connection.transport.write(
-            self.content
-            + self.connection._mail_command(mail_from, [rcpt], payload)
-            + b"RCPT TO:<"
-            + rcpt.encode()
-            + b">\r\nDATA\r\n"
+            b"".join(
+                (
+                    self.content,
+                    self.connection._mail_command(mail_from, [rcpt], payload),
+                    b"RCPT TO:<",
+                    rcpt.encode(),
+                    b">\r\nDATA\r\n",
+                )
+            )
         )
         return 4 if self.in_flight else 3
 
