@@ -15,8 +15,8 @@ one round trip per copy instead of four. Those round trips are driven from the p
 reply callback (``CopyPump``): the replies are parsed as they arrive and, when a copy's four
 are in and usual, the next write goes out there and then, so the event loop does no task
 switch, future or timer per copy (that machinery cost about as much as the rest of a copy's
-SMTP work). Without PIPELINING it sends the same commands one at a time. The smarthost is the local MTA, reached in the clear; STARTTLS would go into
-``connect``.
+SMTP work). Without PIPELINING it sends the same commands one at a time. The smarthost is
+the local MTA, reached in the clear; STARTTLS would go into ``connect``.
 
 Everything a transaction learns is returned as a :class:`Result`; the caller decides what to
 retry. A connection that breaks mid-transaction leaves every recipient without a definite
