@@ -65,8 +65,15 @@ class Result:
         return self
 
     def undecided(self, recipients: list[str]) -> list[str]:
-        """Recipients with no definite answer: not refused, and the message not taken."""
-        return [r for r in recipients if r not in self.permanent and r not in self.temporary]
+        """Recipients with no definite answer: not refused, and the message not taken (a
+        connection that breaks after some personalized copies were taken leaves only the
+        others to send again)."""
+        taken = set(self.accepted)
+        return [
+            r
+            for r in recipients
+            if r not in self.permanent and r not in self.temporary and r not in taken
+        ]
 
 
 def data_payload(raw: bytes) -> bytes:

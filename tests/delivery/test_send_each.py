@@ -107,3 +107,45 @@ def test_a_silent_server_times_out() -> None:
                     await task
 
         asyncio.run(run())
+
+
+def test_a_server_that_stops_answering_mid_run_times_out() -> None:
+    """The pump's timer: copies answered in time go through, one left without an answer
+    times out, and stays undecided (retried) rather than lost or counted."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        batch = copies(3)
+
+        def serve() -> None:
+            accepted, _ = listener.accept()
+            with accepted, accepted.makefile("rb") as lines:
+                accepted.sendall(b"220 hello\r\n")
+                lines.readline()  # EHLO
+                accepted.sendall(b"250-x\r\n250 PIPELINING\r\n")
+                for _ in range(3):  # MAIL, RCPT, DATA of the first copy
+                    lines.readline()
+                accepted.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+                while lines.readline() != b".\r\n":  # its content
+                    pass
+                for _ in range(3):  # the second copy's MAIL, RCPT, DATA
+                    lines.readline()
+                accepted.sendall(b"250 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+                while lines.readline() != b".\r\n":  # the second content: never answered
+                    pass
+                lines.read()  # until the client gives up and closes
+
+        async def run() -> Result:
+            server = asyncio.ensure_future(asyncio.to_thread(serve))
+            connection = await SmtpConnection.connect("127.0.0.1", port, 0.5, "lists.example")
+            result = Result()
+            with pytest.raises(TimeoutError):
+                await connection.send_each(batch, result)
+            connection.abort()
+            await server
+            return result
+
+        result = asyncio.run(run())
+        assert result.accepted == ["m0@x.example"]
+        assert result.undecided([r for _, r, _ in batch]) == ["m1@x.example", "m2@x.example"]

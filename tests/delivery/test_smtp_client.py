@@ -54,6 +54,8 @@ def test_replies_kept_when_the_connection_closes_half_way() -> None:
 
 def test_undecided_recipients_are_those_without_an_answer() -> None:
     result = Result().fail(["a@x.example"], 550, "no").fail(["b@x.example"], 450, "later")
-    assert result.undecided(["a@x.example", "b@x.example", "c@x.example"]) == ["c@x.example"]
+    result.accepted.append("d@x.example")
+    everyone = ["a@x.example", "b@x.example", "c@x.example", "d@x.example"]
+    assert result.undecided(everyone) == ["c@x.example"]
     assert result.permanent == {"a@x.example": (550, "no")}
     assert result.temporary == {"b@x.example": (450, "later")}
