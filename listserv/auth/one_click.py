@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 import secrets
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from listserv.auth.keyed import hmac_sha256
 from listserv.config import Config
 from listserv.store.members import remove_member
 from listserv.store.models import MemberEvent
@@ -55,7 +55,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _signature(secret: bytes, payload: bytes) -> bytes:
-    return hmac.new(secret, DOMAIN_SEPARATOR + payload, hashlib.sha256).digest()[:SIGNATURE_BYTES]
+    return hmac_sha256(secret)(DOMAIN_SEPARATOR + payload)[:SIGNATURE_BYTES]
 
 
 def make_token(secret: bytes, list_name: str, address: str) -> str:

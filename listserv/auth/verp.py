@@ -12,11 +12,10 @@ the case of local parts.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 from pathlib import Path
 
+from listserv.auth.keyed import base32_lower, hmac_sha256
 from listserv.auth.one_click import load_secret
 from listserv.config import Config, WebConfig
 from listserv.mail.addresses import ATOM, InvalidAddress, list_address, normalize
@@ -36,8 +35,7 @@ def verp_secret(config: Config) -> bytes:
 
 def _signature(secret: bytes, list_name: str, member: str) -> str:
     payload = DOMAIN_SEPARATOR + f"{list_name}\n{member.lower()}".encode()
-    digest = hmac.new(secret, payload, hashlib.sha256).digest()[:SIGNATURE_BYTES]
-    return base64.b32encode(digest).decode("ascii").lower()
+    return base32_lower(hmac_sha256(secret)(payload)[:SIGNATURE_BYTES])
 
 
 def verp_address(secret: bytes, list_name: str, domain: str, member: str) -> str:

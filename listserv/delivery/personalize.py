@@ -94,6 +94,16 @@ def splices_into_data(link: bytes) -> bool:
     return bool(link) and not link.startswith(b".") and b"\r" not in link and b"\n" not in link
 
 
+def spliced(head: bytes, link: bytes, parts: list[bytes]) -> bytes:
+    """*head*, then *parts* joined by *link*: in one copy of the post, where
+    ``head + link.join(parts)`` makes two."""
+    pieces = [head, parts[0]]
+    for part in parts[1:]:
+        pieces.append(link)
+        pieces.append(part)
+    return b"".join(pieces)
+
+
 @dataclass(frozen=True)
 class Personalized:
     """A stored post ready to be copied per member: *template* is every copy with *marker*
@@ -129,10 +139,10 @@ class Personalized:
             return self.same_for_all[dot_stuffed]
         link = self.link(self.list_name, address).encode("ascii")
         if not dot_stuffed:
-            return self.sign(link) + link.join(self.parts)
+            return spliced(self.sign(link), link, self.parts)
         if not splices_into_data(link):
             return data_payload(self.message_for(address))
-        return self.sign(link) + link.join(self.data_parts)
+        return spliced(self.sign(link), link, self.data_parts)
 
     def in_memory_bounded_groups(self, recipients: list[str]) -> list[list[str]]:
         """The recipients of a batch in groups whose copies together take about
