@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 
 from sqlalchemy import event
 
@@ -181,6 +182,13 @@ def listening_address(listen: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+# How long a thread may keep the interpreter's lock while another waits for it (Python's
+# default is 5 ms). The router and delivery threads run Python for long stretches; intake's
+# event loop needs the lock for a moment at each SMTP command, and waited that long each time.
+SWITCH_INTERVAL = 0.0005
+
+
 def run_server(config: Config) -> None:
     app = prepare(config)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     asyncio.run(Server(app).run_until_signalled())

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.delivery.outbound import Wakeup, send
-from listserv.digests.assemble import assemble
+from listserv.digests.assemble import BUILDERS, assemble
 from listserv.digests.schedule import Pending, advance, is_due
 from listserv.store.claims import nap
 from listserv.store.db import transaction
@@ -123,6 +123,11 @@ def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str 
             len(entries), sum(e.size for e in entries), state.last_sent_at, entries[0].added_at
         )
         if not (force or is_due(pending, mlist.config.digest, now)):
+            return None
+        readers = recipients_query(mlist.id, tuple(BUILDERS))
+        if not session.scalar(select(readers.exists())):
+            # Nobody takes the digest: its posts are let go unread, and no number is used up.
+            session.execute(delete(DigestEntry).where(DigestEntry.id.in_([e.id for e in entries])))
             return None
         numbering = (state.volume, state.issue, state.last_sent_at, state.new_volume)
         advance(state, now, ZoneInfo(mlist.config.digest.timezone))

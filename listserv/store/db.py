@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -38,6 +39,7 @@ def make_engine(url: str, timeout: float = 30.0) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": timeout}, pool_size=8
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        WriterQueue(timeout).attach(engine)
         return engine
     return create_engine(
         url,
@@ -64,6 +66,39 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+class WriterQueue:
+    """The threads of one process take turns at SQLite's write lock in the order they ask.
+
+    SQLite lets one writer at a time in; one that finds the lock taken sleeps and tries again
+    with growing sleeps (up to 100 ms), so with intake, the router and delivery all writing,
+    most of the time went by in those sleeps. A transaction's first write waits for the
+    previous writer of this process instead; processes still share SQLite's own lock."""
+
+    WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN IMMEDIATE")
+
+    def __init__(self, timeout: float) -> None:
+        self.lock = threading.Lock()
+        self.timeout = timeout
+
+    def attach(self, engine: Engine) -> None:
+        event.listen(engine, "before_cursor_execute", self.before_execute)
+        for name in ("commit", "rollback"):
+            event.listen(engine, name, self.release)
+        # A connection handed back without its transaction ended (an error, a reset).
+        event.listen(engine.pool, "reset", lambda _dbapi, record, *_: self.release(record))
+
+    def before_execute(self, connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "writer" in connection.info or not statement.lstrip().upper().startswith(self.WRITES):
+            return
+        # Past the timeout SQLite's own lock decides, as without this queue (a thread that
+        # writes in a second transaction before ending its first must not wait forever).
+        connection.info["writer"] = self.lock.acquire(timeout=self.timeout)
+
+    def release(self, holder: Any) -> None:
+        if holder.info.pop("writer", False):
+            self.lock.release()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -261,3 +261,21 @@ def test_digest_send_names_what_is_wrong(config_file) -> None:
     assert no_name.output.strip() == "listserv: --new-volume needs a list NAME"
     nothing = cli(path, "digest", "send")
     assert (nothing.exit_code, nothing.output) == (0, "no posts pending\n")
+
+
+def test_a_list_without_digest_readers_makes_no_issue(start_server, sink: Sink) -> None:
+    """Posts nobody will read as a digest are let go when an issue falls due: no issue is
+    built, and the first reader's first issue is number 1, holding only what came after."""
+    server = start_server(lists=[list_table("test", digest=NOT_SCHEDULED)])
+    add_members(server, REGULAR)
+    post(server, sink, make_message(REGULAR, subject="Unread"))
+    send_digest(server)
+    with Session(prepare(load_config(server.config_path)).engine) as session:
+        assert session.scalar(select(func.count()).select_from(DigestEntry)) == 0
+        assert session.scalar(select(func.count()).where(Outgoing.kind == "digest")) == 0
+    add_members(server, MIME, flag="--digest")
+    post(server, sink, make_message(REGULAR, subject="Read"))
+    assert "Vol 1, Issue 1 (1 posts)" in send_digest(server)
+    (issue,) = digests_to(sink, MIME, 1)
+    _, posts, _ = digest_parts(issue.message)
+    assert [p["Subject"] for p in posts] == ["[test] Read"]
