@@ -87,7 +87,7 @@ class WriterQueue:
         for name in ("commit", "rollback"):
             event.listen(engine, name, self.release)
         # A connection handed back without its transaction ended (an error, a reset).
-        event.listen(engine.pool, "reset", lambda _dbapi, record, *_: self.release(record))
+        event.listen(engine.pool, "reset", self.reset)
 
     def before_execute(self, connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if "writer" in connection.info or not statement.lstrip().upper().startswith(self.WRITES):
@@ -95,6 +95,9 @@ class WriterQueue:
         # Past the timeout SQLite's own lock decides, as without this queue (a thread that
         # writes in a second transaction before ending its first must not wait forever).
         connection.info["writer"] = self.lock.acquire(timeout=self.timeout)
+
+    def reset(self, _dbapi_connection: Any, connection_record: Any, _reset_state: Any) -> None:
+        self.release(connection_record)
 
     def release(self, holder: Any) -> None:
         if holder.info.pop("writer", False):
