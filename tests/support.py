@@ -29,12 +29,12 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from click.testing import CliRunner
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from listserv.cli.main import main
 from listserv.config import load_config
 from listserv.server import Server, prepare
-from listserv.store.models import MemberEvent
+from listserv.store.models import Delivery, MemberEvent, utcnow
 
 DOMAIN = "lists.example.org"
 WAIT = 30.0
@@ -289,6 +289,19 @@ class RunningServer:
                     if remaining <= 0:
                         raise AssertionError(f"timed out waiting for {what or predicate}")
                     self.committed.wait(remaining)
+
+    def wait_until_delivered(self) -> None:
+        """Block until no mail is being sent or due to be (routing several messages in one
+        transaction queues their mail together, and batches go out in any order)."""
+
+        def settled() -> bool:
+            due = (Delivery.status == "sending") | (
+                (Delivery.status == "queued") & (Delivery.next_attempt_at <= utcnow())
+            )
+            with self.app.sessions() as session:
+                return not session.scalar(select(func.count()).select_from(Delivery).where(due))
+
+        self.wait_for_state(settled, "the mail queued to be sent")
 
     def start(self) -> RunningServer:
         self.thread.start()

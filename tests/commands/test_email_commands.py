@@ -58,10 +58,11 @@ def pending(server: RunningServer, name: str = "test") -> list[dict]:
 
 def sentinel(server: RunningServer, sink: Sink, address: str = "sentinel@example.net") -> None:
     """A later command that does produce a reply: once it arrives, the mail before it has
-    been handled."""
+    been handled; once nothing is left to send, the replies to it have arrived too."""
     count = len(notices(sink, address, "command-reply"))
     send_command(server, "help", sender=address)
     wait_notice(sink, address, "command-reply", count + 1)
+    server.wait_until_delivered()
 
 
 def test_help_reply_lists_the_commands_with_the_list_headers(start_server, sink: Sink) -> None:
