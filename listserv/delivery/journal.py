@@ -11,7 +11,7 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
-from listserv.delivery.smtp_client import Result
+from listserv.delivery.smtp_terms import Result
 
 log = logging.getLogger("listserv.delivery")
 SENT = Counter("listserv_deliveries_sent", "Recipients the smarthost accepted")

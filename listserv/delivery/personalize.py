@@ -39,7 +39,7 @@ from listserv.app import App
 from listserv.auth.dkim import Signer
 from listserv.auth.one_click import link_maker
 from listserv.auth.verp import verp_address, verp_secret
-from listserv.delivery.smtp_client import data_payload
+from listserv.delivery.smtp_terms import data_payload
 from listserv.mail.addresses import list_address
 from listserv.mail.codec import to_bytes
 from listserv.store.models import MailingList, Outgoing

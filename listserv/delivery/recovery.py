@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, select, update
 
 from listserv.app import App
 from listserv.config import DeliveryConfig
-from listserv.delivery.smtp_client import Result
+from listserv.delivery.smtp_terms import Result
 from listserv.store.db import error_line, transaction
 from listserv.store.models import Delivery, utcnow
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from listserv.app import App
 from listserv.config import DeliveryConfig, host_port
-from listserv.delivery.smtp_client import LOST, Result, SmtpConnection, SmtpError, data_payload
+from listserv.delivery.smtp_client import SmtpConnection
+from listserv.delivery.smtp_terms import LOST, Result, SmtpError, data_payload
 from listserv.store.models import utcnow
 
 

@@ -41,7 +41,7 @@ from listserv.delivery.recovery import (
     still_ours,
 )
 from listserv.delivery.senders import Sender, make_sender
-from listserv.delivery.smtp_client import Result
+from listserv.delivery.smtp_terms import Result
 from listserv.mail.addresses import domain_of
 from listserv.store.claims import claim_rows, nap
 from listserv.store.db import error_line, transaction

@@ -21,7 +21,7 @@ from listserv.bounces.reports import classify, read_bounce
 from listserv.bounces.scores import next_score
 from listserv.config import ListConfig
 from listserv.delivery.personalize import personalized, prepare_post
-from listserv.delivery.smtp_client import data_payload
+from listserv.delivery.smtp_terms import data_payload
 from listserv.mail.codec import parse, to_bytes
 
 SAMPLES = Path(__file__).parents[1] / "data" / "bounces"

@@ -9,7 +9,8 @@ import socket
 
 import pytest
 
-from listserv.delivery.smtp_client import Result, SmtpConnection, SmtpError, data_payload
+from listserv.delivery.smtp_client import SmtpConnection
+from listserv.delivery.smtp_terms import Result, SmtpError, data_payload
 from tests.support import Sink
 
 

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from listserv.delivery.smtp_client import ReplyReader, Result, SmtpError, data_payload
+from listserv.delivery.smtp_client import ReplyReader
+from listserv.delivery.smtp_terms import Result, SmtpError, data_payload
 
 
 def test_payload_is_dot_stuffed_with_crlf_line_ends() -> None:

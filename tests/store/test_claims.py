@@ -18,7 +18,7 @@ from listserv.app import App
 from listserv.config import load_config
 from listserv.delivery import worker as delivery
 from listserv.delivery.outbound import queue_mail
-from listserv.delivery.smtp_client import Result
+from listserv.delivery.smtp_terms import Result
 from listserv.intake import router
 from listserv.server import prepare
 from listserv.store.claims import release_claims
