@@ -11,7 +11,6 @@ client tries again); nothing of a failed group was stored.
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,14 +52,9 @@ class GroupCommitter:
         # Its own thread: in the shared pool a commit queued behind the router's and
         # delivery's work, and sessions waited for their 250 meanwhile.
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="intake-commit")
-        self.last_stored = float("-inf")
         # How many transactions and messages went in, for the tests.
         self.commits = 0
         self.stored = 0
-
-    def busy(self, within: float = 0.1) -> bool:
-        """True while messages are arriving (one stored within the last *within* seconds)."""
-        return bool(self.pending) or time.monotonic() - self.last_stored < within
 
     def waiting(self) -> bool:
         """True while messages wait to be written (read by the router's thread: it ends its
@@ -94,7 +88,6 @@ class GroupCommitter:
                 continue
             self.commits += 1
             self.stored += len(group)
-            self.last_stored = time.monotonic()
             for entry in group:
                 count = len(entry.received.rows)
                 if not entry.done.done():
