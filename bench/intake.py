@@ -55,9 +55,9 @@ SMTP_SOURCE = "/usr/sbin/smtp-source"
 SENDER = "poster@example.com"
 
 
-def write_config(path: Path, url: str, listen: int, sink: int, dns: str) -> None:
+def write_config(path: Path, url: str, listen: int, sink: int, dns: str, workers: int) -> None:
     path.write_text(
-        base_config(url, listen, sink)
+        base_config(url, listen, sink).replace("[server]\n", f"[server]\nworkers = {workers}\n")
         + f"""
 [dns]
 nameservers = ["{dns}"]
@@ -121,6 +121,23 @@ class Run:
         self.sink.wait()
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time of process *pid*, and of its children still running (the worker processes)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    own = children = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / ticks
+        if stat.parent.name == str(pid):
+            own += seconds
+        elif fields[1] == str(pid):
+            children += seconds
+    return own, children
+
+
 def report(name: str, messages: int, accepted: float, end_to_end: float, note: str = "") -> None:
     print(
         f"  {name:<22} accepted {accepted:6.2f} s ({messages / accepted:5.0f}/s)   "
@@ -148,7 +165,7 @@ def run_listserv(args: argparse.Namespace, database: str, dns: DnsStub) -> None:
     run = Run(args)
     listen = free_port()
     config_path = scratch / "config.toml"
-    write_config(config_path, url, listen, run.sink_port, dns.address)
+    write_config(config_path, url, listen, run.sink_port, dns.address, args.workers)
     server = None
     try:
         add_members(config_path)
@@ -158,8 +175,13 @@ def run_listserv(args: argparse.Namespace, database: str, dns: DnsStub) -> None:
         server = subprocess.Popen([sys.executable, *profile, *listserv], env=env)
         wait_for_port(listen, server, "listserv serve")
         accepted, end_to_end = run.post(listen)
+        own, workers = (seconds / args.messages * 1000 for seconds in cpu_seconds(server.pid))
         stored = stored_posts(config_path)
-        note = "" if stored == args.messages else f"  <-- {stored} stored"
+        note = f"   CPU a post: serve {own:.1f} ms"
+        if workers:
+            note += f", workers {workers:.1f} ms"
+        if stored != args.messages:
+            note += f"  <-- {stored} stored"
         report(f"listserv, {database}", args.messages, accepted, end_to_end, note)
     finally:
         if server is not None:
@@ -178,6 +200,7 @@ def main() -> None:
     parser.add_argument("--database", default="sqlite,postgresql")
     parser.add_argument("--dns-delay", type=float, default=0.0)
     parser.add_argument("--no-postfix", action="store_true")
+    parser.add_argument("--workers", type=int, default=0, help="[server] workers")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the server's main thread")
     args = parser.parse_args()
     if not Path(SMTP_SOURCE).exists():

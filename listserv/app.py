@@ -36,9 +36,10 @@ class App:
         return self.config.server.domain
 
 
-def make_app(config: Config) -> App:
+def make_app(config: Config, defer_to: Callable[[], bool] | None = None) -> App:
+    """*defer_to*: in a worker process, whether the serve process's intake waits to write."""
     signer = load_signer(config)
-    engine = make_engine(config.database_url, config.database.timeout)
+    engine = make_engine(config.database_url, config.database.timeout, defer_to)
     sessions = session_factory(engine)
     override = config.server.template_dir
     templates = templates_for(str(config.resolve(override)) if override else "")

@@ -86,6 +86,9 @@ class ServerConfig:
     # Seconds between runs of bounce upkeep (expiring probes and scores, reminding and
     # removing disabled members), run by one process at a time.
     bounce_upkeep_interval: float = 3600.0
+    # Processes that route and deliver beside the one that takes mail; 0: one process does
+    # everything. Each is a Python interpreter of its own, so each can use a core.
+    workers: int = 0
 
     def __post_init__(self) -> None:
         try:
@@ -117,6 +120,8 @@ class ServerConfig:
         positive(self.max_header_field_size, "server.max_header_field_size")
         positive(self.message_time_budget, "server.message_time_budget")
         positive(self.max_connections, "server.max_connections")
+        if self.workers < 0:
+            raise ConfigError(f"server.workers: must be 0 or more, got {self.workers!r}")
         object.__setattr__(
             self, "postmaster", normalized_addresses(self.postmaster, "server.postmaster")
         )

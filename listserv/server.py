@@ -1,4 +1,5 @@
-"""``listserv serve``: intake, router and delivery workers in one process.
+"""``listserv serve``: intake, router and delivery workers in one process, or intake here and
+the rest in worker processes (``[server] workers``, ``listserv/workers.py``).
 
 SIGTERM (or SIGINT) stops intake from taking new connections, lets the SMTP sessions under
 way finish, stops the workers and gives back whatever this process had claimed; mail that was
@@ -12,9 +13,11 @@ import contextlib
 import logging
 import signal
 import sys
+from multiprocessing.connection import Connection
 
 from sqlalchemy import event
 
+from listserv import logs
 from listserv.app import App, make_app
 from listserv.bounces.actions import delivery_failures
 from listserv.bounces.upkeep import run_upkeep
@@ -23,6 +26,7 @@ from listserv.delivery.outbound import wake_after_commit, wake_delivery
 from listserv.delivery.worker import run_delivery
 from listserv.digests.issues import run_digests, wake_digests, wake_digests_after_commit
 from listserv.housekeeping import run_housekeeping
+from listserv.intake.committer import Flag
 from listserv.intake.router import HANDLERS, RCPT_CHECKS, SITE_ROLES, run_router
 from listserv.intake.smtp import Intake, IntakeHandler
 from listserv.moderation.expiry import run_moderation_schedule
@@ -30,6 +34,7 @@ from listserv.store.claims import Watch, beat, register_instance, unregister_ins
 from listserv.store.db import startup_lock, transaction, upgrade
 from listserv.store.lists import save_list
 from listserv.web.app import Web
+from listserv.workers import Parent, Workers
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 30.0
@@ -63,8 +68,15 @@ def wire(app: App) -> None:
 
 
 class Server:
-    def __init__(self, app: App) -> None:
+    """Everything ``serve`` runs, in one process; or, with worker processes, the part that
+    takes mail (*workers* given) or the part that routes and delivers (*parent* given)."""
+
+    def __init__(
+        self, app: App, workers: Workers | None = None, parent: Parent | None = None
+    ) -> None:
         self.app = app
+        self.workers = workers
+        self.parent = parent
         self.stopping = asyncio.Event()
         self.inbox = asyncio.Event()
         self.outbox = asyncio.Event()
@@ -80,49 +92,63 @@ class Server:
         return min(1.0, self.app.config.server.heartbeat)
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        wake_delivery.bind(loop, self.outbox)
-        wake_digests.bind(loop, self.digests)
         wire(self.app)
-        self.instance_id = await asyncio.to_thread(register_instance, self.app.sessions)
+        # Mail committed here wakes this process's workers, or the worker processes (posts
+        # reach digests only in a worker: digests are theirs to wake).
+        loop = asyncio.get_running_loop()
+        wake_delivery.bind(loop, self.workers or self.outbox)
+        wake_digests.bind(loop, self.digests)
+        if self.parent is None:
+            await self._take_mail()
+        else:
+            self.parent.listen([self.inbox, self.outbox], self.stopping)
+        if self.workers is None:
+            await self._route_and_deliver()
+        else:
+            self.workers.start()
+            self.tasks.append(asyncio.create_task(self.workers.watch(self.poll)))
+        if self.intake is not None:
+            server = self.app.config.server
+            address = listening_address(server.listen, self.intake.port)
+            log.info("listening on %s (%s)", address, server.protocol)
+
+    async def _take_mail(self) -> None:
+        """Intake, and the portal when it is embedded."""
         roles = set(HANDLERS) | SITE_ROLES
-        handler = IntakeHandler(self.app, roles, self.inbox.set, RCPT_CHECKS)
+        waiting_flag = None if self.workers is None else self.workers.intake_waiting
+        on_stored = self.inbox.set if self.workers is None else self.workers.set
+        handler = IntakeHandler(self.app, roles, on_stored, RCPT_CHECKS, waiting_flag)
         self.intake = Intake(self.app, handler)
         await self.intake.start()
-        self.delivery = asyncio.create_task(
-            run_delivery(self.app, self.instance_id, self.outbox, self.stopping, self.poll)
-        )
-        self.tasks = [
-            asyncio.create_task(
-                run_router(
-                    self.app,
-                    self.instance_id,
-                    self.inbox,
-                    self.poll,
-                    handler.committer.waiting,
-                )
-            ),
-            self.delivery,
-            asyncio.create_task(self._heartbeat()),
-            asyncio.create_task(
-                run_moderation_schedule(self.app, self.app.config.server.moderation_interval)
-            ),
-            asyncio.create_task(
-                run_upkeep(self.app, self.app.config.server.bounce_upkeep_interval)
-            ),
-            asyncio.create_task(run_digests(self.app, self.digests)),
-            asyncio.create_task(
-                run_housekeeping(self.app, self.app.config.server.housekeeping_interval)
-            ),
-        ]
         web = self.app.config.web
         if web is not None and web.embedded:
             self.web = Web(self.app, PORTAL_THREADS)
             self.tasks.append(self.web.start())
             log.info("portal on %s", listening_address(web.listen, self.web.port))
+
+    async def _route_and_deliver(self) -> None:
+        """The router, delivery, the heartbeat and the schedules."""
+        self.instance_id = await asyncio.to_thread(register_instance, self.app.sessions)
+        if self.parent is not None:
+            intake_waiting = self.parent.waiting
+        else:
+            assert self.intake is not None
+            intake_waiting = self.intake.handler.committer.waiting
+        self.delivery = asyncio.create_task(
+            run_delivery(self.app, self.instance_id, self.outbox, self.stopping, self.poll)
+        )
         server = self.app.config.server
-        address = listening_address(server.listen, self.intake.port)
-        log.info("listening on %s (%s)", address, server.protocol)
+        self.tasks += [
+            asyncio.create_task(
+                run_router(self.app, self.instance_id, self.inbox, self.poll, intake_waiting)
+            ),
+            self.delivery,
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(run_moderation_schedule(self.app, server.moderation_interval)),
+            asyncio.create_task(run_upkeep(self.app, server.bounce_upkeep_interval)),
+            asyncio.create_task(run_digests(self.app, self.digests)),
+            asyncio.create_task(run_housekeeping(self.app, server.housekeeping_interval)),
+        ]
 
     async def _heartbeat(self) -> None:
         interval = self.app.config.server.heartbeat
@@ -144,6 +170,8 @@ class Server:
             await self.intake.stop(DRAIN_SECONDS)
         if self.web is not None:
             await self.web.stop()
+        if self.workers is not None:
+            await self.workers.stop(DRAIN_SECONDS)
         # Delivery workers finish the transactions under way (so nothing is sent twice),
         # up to a limit; whatever is cut short is given back by ``unregister_instance``.
         self.stopping.set()
@@ -188,7 +216,19 @@ def listening_address(listen: str, port: int) -> str:
 SWITCH_INTERVAL = 0.0005
 
 
-def run_server(config: Config) -> None:
+def run_server(config: Config, log_format: logs.LogFormat = "text") -> None:
     app = prepare(config)
     sys.setswitchinterval(SWITCH_INTERVAL)
-    asyncio.run(Server(app).run_until_signalled())
+    workers = Workers(config, log_format, run_worker) if config.server.workers else None
+    asyncio.run(Server(app, workers).run_until_signalled())
+
+
+def run_worker(
+    config: Config, log_format: logs.LogFormat, pokes: Connection, intake_waiting: Flag
+) -> None:
+    """A worker process's life: routing and delivery until SIGTERM or its parent is gone."""
+    logs.configure(config.server.log_level, log_format)
+    parent = Parent(pokes, intake_waiting)
+    app = make_app(config, parent.waiting)
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    asyncio.run(Server(app, parent=parent).run_until_signalled())

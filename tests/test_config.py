@@ -133,6 +133,7 @@ LIST = {"name": "environment-kz"}
         (config(server={"max_message_size": 0}), "server.max_message_size: must be greater"),
         (config(server={"max_message_size": "10M"}), "server.max_message_size: expected a num"),
         (config(server={"max_recipients": -1}), "server.max_recipients: must be greater"),
+        (config(server={"workers": -1}), "server.workers: must be 0 or more, got -1"),
         (config(server={"idle_timeout": 0}), "server.idle_timeout: must be greater"),
         (
             config(server={"trusted_relays": ["mx.example.org"]}),

@@ -51,7 +51,7 @@ def logged_config(context: Context, log_format: logs.LogFormat) -> Config:
 @pass_context
 def serve(context: Context, log_format: logs.LogFormat) -> None:
     """Run intake, delivery and the schedulers until SIGTERM."""
-    run_server(logged_config(context, log_format))
+    run_server(logged_config(context, log_format), log_format)
 
 
 @main.command("web")

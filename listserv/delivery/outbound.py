@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Iterable
 from datetime import datetime
 from email.message import Message
+from typing import Protocol
 
 from sqlalchemy import Insert, Select, func, insert, literal, select
 from sqlalchemy.orm import Session
@@ -24,14 +25,20 @@ from listserv.store.lists import MailList
 from listserv.store.models import Delivery, Outgoing, UTCDateTime, utcnow
 
 
+class Settable(Protocol):
+    """An ``asyncio.Event``, or what stands for one (the pokes of worker processes)."""
+
+    def set(self) -> None: ...
+
+
 class Wakeup:
     """Tells this process's delivery workers that new work was committed."""
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.event: asyncio.Event | None = None
+        self.event: Settable | None = None
 
-    def bind(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    def bind(self, loop: asyncio.AbstractEventLoop, event: Settable) -> None:
         self.loop, self.event = loop, event
 
     def __call__(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +23,17 @@ from listserv.store.models import InboxMessage, ReceivedBody, utcnow
 
 # Rows written in one transaction at most: a bound on the memory of one statement.
 MAX_GROUP_ROWS = 2000
+
+
+class Flag(Protocol):
+    """A shared integer (``multiprocessing.RawValue``) or a plain holder of one."""
+
+    value: int
+
+
+@dataclass
+class Holder:
+    value: int = 0
 
 
 @dataclass
@@ -43,8 +54,11 @@ class Pending:
 
 
 class GroupCommitter:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], waiting_flag: Flag | None = None) -> None:
         self.sessions = sessions
+        # Set while messages wait to be written: read by routers, in this process or in worker
+        # processes when it is shared memory.
+        self.waiting_flag = Holder() if waiting_flag is None else waiting_flag
         self.pending: list[Pending] = []
         # One group is written at a time (measured: two or four at once on PostgreSQL
         # accepted less, not more).
@@ -59,7 +73,7 @@ class GroupCommitter:
     def waiting(self) -> bool:
         """True while messages wait to be written (read by the router's thread: it ends its
         transaction early, as on SQLite the commit waits for the router's write lock)."""
-        return bool(self.pending) or (self.writer is not None and not self.writer.done())
+        return bool(self.waiting_flag.value)
 
     async def store(self, received: Received) -> list[int]:
         """Write *received* to the inbox; returns its rows' ids once committed. Raises the
@@ -68,6 +82,7 @@ class GroupCommitter:
         # Its error is read even when the session is gone, so asyncio does not report it.
         entry.done.add_done_callback(lambda done: done.cancelled() or done.exception())
         self.pending.append(entry)
+        self.waiting_flag.value = 1
         if self.writer is None or self.writer.done():
             self.writer = asyncio.create_task(self._write_groups())
         # A session cancelled (client gone) leaves its message to the group: it may already
@@ -75,6 +90,12 @@ class GroupCommitter:
         return await asyncio.shield(entry.done)
 
     async def _write_groups(self) -> None:
+        try:
+            await self._write_pending()
+        finally:
+            self.waiting_flag.value = 0
+
+    async def _write_pending(self) -> None:
         while self.pending:
             group = self._next_group()
             try:

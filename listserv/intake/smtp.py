@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from listserv.app import App
 from listserv.config import ConfigError, host_port
 from listserv.intake import journal, xforward
-from listserv.intake.committer import GroupCommitter, insert_rows, received
+from listserv.intake.committer import Flag, GroupCommitter, insert_rows, received
 from listserv.intake.limits import refusal
 from listserv.intake.missing import with_required_headers
 from listserv.intake.names import ListNames
@@ -38,6 +38,7 @@ class IntakeHandler:
         roles: set[str],
         on_stored: Callable[[], None],
         checks: dict[str, RcptCheck] | None = None,
+        waiting_flag: Flag | None = None,
     ) -> None:
         self.app = app
         self.roles = roles
@@ -46,7 +47,7 @@ class IntakeHandler:
         self.max_recipients = app.config.server.max_recipients
         self.lmtp = app.config.server.protocol == "lmtp"
         self.list_names = ListNames(app.sessions)
-        self.committer = GroupCommitter(app.sessions)
+        self.committer = GroupCommitter(app.sessions, waiting_flag)
         self.relays = xforward.Relays(app.config.server.trusted_relays)
 
     async def handle_EHLO(
