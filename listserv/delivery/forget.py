@@ -9,7 +9,7 @@ retry`` leaves it alone then).
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, func, update
+from sqlalchemy import ColumnElement, bindparam, exists, func, update
 from sqlalchemy.orm import Session
 
 from listserv.store.models import Delivery, Outgoing
@@ -17,16 +17,22 @@ from listserv.store.models import Delivery, Outgoing
 TOKEN_KIND = "token"
 
 
+# Built once: it runs after every batch sent.
+FORGET = (
+    update(Outgoing)
+    .where(
+        Outgoing.id == bindparam("outgoing"),
+        Outgoing.kind == TOKEN_KIND,
+        ~exists().where(
+            Delivery.outgoing_id == Outgoing.id, Delivery.status.in_(("queued", "sending"))
+        ),
+    )
+    .values(raw=b"")
+)
+
+
 def forget_sent_secret(session: Session, outgoing_id: int) -> None:
-    waiting = exists().where(
-        Delivery.outgoing_id == Outgoing.id, Delivery.status.in_(("queued", "sending"))
-    )
-    session.execute(
-        update(Outgoing)
-        .where(Outgoing.id == outgoing_id, Outgoing.kind == TOKEN_KIND, ~waiting)
-        .values(raw=b"")
-        .execution_options(synchronize_session=False)
-    )
+    session.connection().execute(FORGET, {"outgoing": outgoing_id})
 
 
 def still_has_body() -> ColumnElement[bool]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import BindParameter, ColumnElement, select, update
 
 from listserv.app import App
 from listserv.config import DeliveryConfig
@@ -31,15 +31,23 @@ def retry_delay(config: DeliveryConfig, attempts: int) -> float:
     return schedule[min(attempts, len(schedule) - 1)]
 
 
-def still_ours(batch: Batch) -> ColumnElement[bool]:
+def still_ours(claimer: str | BindParameter[str]) -> ColumnElement[bool]:
     """The batch's row is still being sent by the process that claimed it."""
-    return (Delivery.status == "sending") & (Delivery.claimed_by == batch.claimed_by)
+    return (Delivery.status == "sending") & (Delivery.claimed_by == claimer)
+
+
+def ours_or_given_back(claimer: str | BindParameter[str]) -> ColumnElement[bool]:
+    """Ours still, or given back (we were thought dead) and not taken since: a batch another
+    process has claimed is left to it, and what we sent adds no retries or failures."""
+    return still_ours(claimer) | ((Delivery.status == "queued") & Delivery.claimed_by.is_(None))
 
 
 def still_claimed(app: App, batch: Batch) -> bool:
     with app.sessions() as session:
         return bool(
-            session.scalar(select(Delivery.id).where(Delivery.id == batch.id, still_ours(batch)))
+            session.scalar(
+                select(Delivery.id).where(Delivery.id == batch.id, still_ours(batch.claimed_by))
+            )
         )
 
 
@@ -60,18 +68,19 @@ def release(app: App, batch: Batch, error: str) -> None:
         values |= {"status": "failed", "finished_at": now, "last_error": f"gave up: {error}"[:2000]}
     with transaction(app.sessions) as session:
         session.execute(
-            update(Delivery).where(Delivery.id == batch.id, still_ours(batch)).values(values)
+            update(Delivery)
+            .where(Delivery.id == batch.id, still_ours(batch.claimed_by))
+            .values(values)
         )
 
 
 def record_status_only(app: App, batch: Batch, result: Result, error: str) -> None:
     """The last resort for a batch that was sent but whose full outcome cannot be recorded:
     its own status, so that it is never sent again. Recipients that failed are not kept."""
-    ours = still_ours(batch) | ((Delivery.status == "queued") & Delivery.claimed_by.is_(None))
     with transaction(app.sessions) as session:
         session.execute(
             update(Delivery)
-            .where(Delivery.id == batch.id, ours)
+            .where(Delivery.id == batch.id, ours_or_given_back(batch.claimed_by))
             .values(
                 status="sent" if result.accepted else "failed",
                 attempts=batch.attempts + 1,

@@ -25,7 +25,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from listserv.app import App
@@ -33,12 +33,12 @@ from listserv.delivery import journal
 from listserv.delivery.forget import forget_sent_secret
 from listserv.delivery.personalize import Personalized, load_payload
 from listserv.delivery.recovery import (
+    ours_or_given_back,
     persist,
     record_sent,
     release,
     retry_delay,
     still_claimed,
-    still_ours,
 )
 from listserv.delivery.senders import Sender, make_sender
 from listserv.delivery.smtp_terms import Result
@@ -106,6 +106,13 @@ def claim_batches(app: App, instance_id: str, limit: int) -> list[Batch]:
         ]
 
 
+# The batch a worker sent, built once (it is written after every batch sent), its SET taken
+# from the parameters.
+THIS_BATCH = update(Delivery).where(
+    Delivery.id == bindparam("batch"), ours_or_given_back(bindparam("claimer"))
+)
+
+
 def record(app: App, batch: Batch, result: Result) -> None:
     """Store the outcome of one transaction for every recipient of the batch: accepted ones
     are done, temporary failures are queued again with back-off (or given up on), permanent
@@ -124,37 +131,38 @@ def record(app: App, batch: Batch, result: Result) -> None:
         retry = result.temporary
     next_attempt_at = now + timedelta(seconds=retry_delay(config, batch.attempts))
     journal.outcome(batch, result, retry, failures, next_attempt_at)
-    # Ours still, or given back (we were thought dead) and not taken since: a batch another
-    # process has claimed is left to it, and what we sent adds no retries or failures.
-    ours = still_ours(batch)
-    untaken = (Delivery.status == "queued") & Delivery.claimed_by.is_(None)
-    this_batch = update(Delivery).where(Delivery.id == batch.id, ours | untaken)
+    which = {"batch": batch.id, "claimer": batch.claimed_by}
     with bookkeeping(app) as session:
+        connection = session.connection()
         if retry and not result.accepted and not failures:
             # Nobody got it and nothing is final: the same batch waits for its next attempt.
-            session.execute(
-                this_batch.values(
-                    status="queued",
-                    attempts=attempts,
-                    claimed_by=None,
-                    next_attempt_at=next_attempt_at,
-                    last_error=_first_error(retry),
-                )
+            connection.execute(
+                THIS_BATCH,
+                which
+                | {
+                    "status": "queued",
+                    "attempts": attempts,
+                    "claimed_by": None,
+                    "next_attempt_at": next_attempt_at,
+                    "last_error": _first_error(retry),
+                },
             )
             return
-        done = session.execute(
-            this_batch.values(
-                status="sent" if result.accepted else "failed",
-                attempts=attempts,
-                finished_at=now,
-                claimed_by=None,
-                last_error=_first_error(failures) if failures else "",
-            )
+        done = connection.execute(
+            THIS_BATCH,
+            which
+            | {
+                "status": "sent" if result.accepted else "failed",
+                "attempts": attempts,
+                "finished_at": now,
+                "claimed_by": None,
+                "last_error": _first_error(failures) if failures else "",
+            },
         )
-        if not done.rowcount:  # type: ignore[attr-defined]
+        if not done.rowcount:
             return  # another process owns it now, or its message was deleted meanwhile
         if retry:
-            session.execute(
+            connection.execute(
                 insert(Delivery).values(
                     outgoing_id=batch.outgoing_id,
                     recipients="\n".join(retry),

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from listserv.store.db import transaction
 from listserv.store.models import InboxMessage, ReceivedBody, utcnow
 
+RECEIVED_BODIES = ReceivedBody.__table__
+INBOX = InboxMessage.__table__
 # Rows written in one transaction at most: a bound on the memory of one statement.
 MAX_GROUP_ROWS = 2000
 
@@ -131,8 +133,10 @@ def insert_rows(sessions: sessionmaker[Session], transactions: list[Received]) -
     """One database transaction for all *transactions*: each one's bytes once, then its
     rows; the rows' ids in order."""
     with transaction(sessions) as session:
-        bodies = session.execute(
-            insert(ReceivedBody).returning(ReceivedBody.id, sort_by_parameter_order=True),
+        # On the connection: the ORM's bulk insert cost a third of intake's CPU.
+        connection = session.connection()
+        bodies = connection.execute(
+            insert(RECEIVED_BODIES).returning(RECEIVED_BODIES.c.id, sort_by_parameter_order=True),
             [{"raw": t.raw, "size": len(t.raw)} for t in transactions],
         )
         rows = [
@@ -140,8 +144,8 @@ def insert_rows(sessions: sessionmaker[Session], transactions: list[Received]) -
             for t, body_id in zip(transactions, bodies.scalars(), strict=True)
             for row in t.rows
         ]
-        result = session.execute(
-            insert(InboxMessage).returning(InboxMessage.id, sort_by_parameter_order=True), rows
+        result = connection.execute(
+            insert(INBOX).returning(INBOX.c.id, sort_by_parameter_order=True), rows
         )
         return list(result.scalars())
 
