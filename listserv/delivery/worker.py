@@ -48,6 +48,9 @@ from listserv.store.db import error_line, transaction
 from listserv.store.models import Delivery, Outgoing, RecipientFailure, utcnow
 
 log = logging.getLogger(__name__)
+# Batches claimed in one transaction, and waiting for a worker at most, per connection: one
+# claim a batch cost as much as the rest of sending a small post.
+CLAIMED_AHEAD = 4
 
 
 @dataclass(frozen=True)
@@ -240,8 +243,8 @@ async def run_claimer(
     wakeup: asyncio.Event,
     poll: float,
 ) -> None:
-    """Keep the workers' queue filled: claim as many batches as there are connections in one
-    transaction, hand them over as the workers take them, and nap when nothing is due."""
+    """Keep the workers' queue filled: claim as many batches as it holds in one transaction,
+    hand them over as the workers take them, and nap when nothing is due."""
     limit = queue.maxsize
     while True:
         wakeup.clear()
@@ -296,7 +299,7 @@ async def run_delivery(
     then the batches already claimed are sent (so a clean stop sends nothing twice) and the
     workers end. Cancelling cuts that short; ``unregister_instance`` gives back what is left."""
     connections = app.config.delivery.connections
-    queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=connections)
+    queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=connections * CLAIMED_AHEAD)
     claimer = asyncio.create_task(run_claimer(app, instance_id, queue, wakeup, poll))
     # More threads than cores would only take turns at the GIL between RSA operations.
     copier = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="copies")
