@@ -55,7 +55,7 @@ SMTP_SOURCE = "/usr/sbin/smtp-source"
 SENDER = "poster@example.com"
 
 
-def write_config(path: Path, url: str, listen: int, sink: int, dns: str, workers: int) -> None:
+def write_config(path: Path, url: str, listen: int, sink: int, dns: str, workers: int = 0) -> None:
     path.write_text(
         base_config(url, listen, sink).replace("[server]\n", f"[server]\nworkers = {workers}\n")
         + f"""

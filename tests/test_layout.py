@@ -27,6 +27,7 @@ LAYERS = [
     "intake",
     "housekeeping",
     "web",
+    "workers",
     "server",
     "cli",
     "__main__",
