@@ -1,11 +1,13 @@
 """DNS lookups for mail authentication (DMARC policies, DKIM keys, SPF), through the
-nameservers of ``[dns]`` with answers cached for their TTL.
+nameservers of ``[dns]`` with answers cached for their TTL, and failures for a minute.
 
 A lookup that fails (timeout, SERVFAIL, no nameserver answering) raises :class:`DnsFailure`;
 callers decide what a failure means, and for delivery it never means "do not deliver".
 """
 
 from __future__ import annotations
+
+import time
 
 import dns.exception
 import dns.nameserver
@@ -16,6 +18,14 @@ from listserv.config import DnsConfig, host_port
 
 class DnsFailure(Exception):
     """The answer could not be had (timeout, SERVFAIL…): not the same as "no record"."""
+
+
+# Seconds a failed lookup is answered from memory: a nameserver that is down or never answers
+# for a domain would otherwise cost every post from it the whole timeout (RFC 2308 7.1 lets a
+# server failure be cached up to five minutes).
+FAILURE_TTL = 60.0
+# Failures remembered at most; past this, the expired ones are let go.
+MAX_FAILURES = 10_000
 
 
 class Resolver:
@@ -34,16 +44,28 @@ class Resolver:
         resolver.timeout = config.timeout
         resolver.cache = dns.resolver.Cache()
         self.resolver = resolver
+        self.failures: dict[tuple[str, str], tuple[float, str]] = {}
 
     def query(self, name: str, rdtype: str) -> list[dns.rdata.Rdata]:
         """The records of *rdtype* at *name*; [] when there are none."""
+        key = (name.lower(), rdtype)
+        failed = self.failures.get(key)
+        if failed is not None and failed[0] > time.monotonic():
+            raise DnsFailure(failed[1])
         try:
             answer = self.resolver.resolve(name, rdtype, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except dns.exception.DNSException as error:
+            self._remember(key, f"{name} {rdtype}: {error}")
             raise DnsFailure(f"{name} {rdtype}: {error}") from None
         return list(answer)
+
+    def _remember(self, key: tuple[str, str], failure: str) -> None:
+        now = time.monotonic()
+        if len(self.failures) >= MAX_FAILURES:
+            self.failures = {k: v for k, v in self.failures.items() if v[0] > now}
+        self.failures[key] = (now + FAILURE_TTL, f"{failure} (failed less than a minute ago)")
 
     def txt(self, name: str) -> list[str]:
         """Each TXT record at *name*, its strings joined, as text."""
