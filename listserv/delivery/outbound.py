@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from datetime import datetime
 from email.message import Message
+from functools import lru_cache
 
-from sqlalchemy import Insert, Select, func, insert, literal, select
+from sqlalchemy import Insert, Integer, Select, bindparam, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from listserv.app import App
@@ -59,8 +59,8 @@ def queue_mail(
     message_id: int | None = None,
 ) -> Outgoing:
     """Store *message* once (signed) and its *recipients* in batches; returns the outgoing
-    row. *recipients* may be a query selecting addresses: it is then batched by the
-    database."""
+    row. *recipients* may be a query selecting addresses of the list *list_id* (its
+    parameter ``list_id``): it is then batched by the database."""
     raw = message if isinstance(message, bytes) else to_bytes(message)
     if signer is not None:
         raw = signer.sign(raw)
@@ -73,7 +73,10 @@ def queue_mail(
     session.flush()
     now = utcnow()
     if isinstance(recipients, Select):
-        session.connection().execute(_batches_from_query(outgoing.id, recipients, batch_size, now))
+        session.connection().execute(
+            _batches_from_query(recipients),
+            {"list_id": list_id, "outgoing_id": outgoing.id, "batch_size": batch_size, "now": now},
+        )
         session.info["wake_delivery"] = True
         return outgoing
     rows: list[dict] = []
@@ -141,27 +144,25 @@ def _batch_row(outgoing_id: int, batch: list[str], now: object) -> dict:
     }
 
 
-def _batches_from_query(
-    outgoing_id: int, recipients: Select[tuple[str]], batch_size: int, now: datetime
-) -> Insert:
-    """``INSERT … SELECT`` of one delivery row per *batch_size* addresses of *recipients*,
-    joined with newlines like ``_batch_row``. Which addresses share a batch does not
-    matter, so rows are numbered in whatever order the database finds them."""
-    numbered = (
-        recipients.order_by(None)
-        .add_columns(((func.row_number().over() - 1) // batch_size).label("batch"))
-        .subquery()
-    )
+@lru_cache(maxsize=16)
+def _batches_from_query(recipients: Select[tuple[str]]) -> Insert:
+    """``INSERT … SELECT`` of one delivery row per ``batch_size`` addresses of *recipients*,
+    joined with newlines like ``_batch_row``; built once per query, its values parameters.
+    Which addresses share a batch does not matter, so rows are numbered in whatever order
+    the database finds them."""
+    batch = (func.row_number().over() - 1) // bindparam("batch_size", type_=Integer)
+    numbered = recipients.order_by(None).add_columns(batch.label("batch")).subquery()
     address = numbered.c[0]
+    now = bindparam("now", type_=UTCDateTime)
     batches = (
         select(
-            literal(outgoing_id),
+            bindparam("outgoing_id", type_=Integer),
             func.aggregate_strings(address, "\n"),
             func.count(),
             literal("queued"),
             literal(0),
-            literal(now, UTCDateTime),
-            literal(now, UTCDateTime),
+            now,
+            now,
             literal(""),
         )
         .group_by(numbered.c.batch)

@@ -124,8 +124,8 @@ def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str 
         )
         if not (force or is_due(pending, mlist.config.digest, now)):
             return None
-        readers = recipients_query(mlist.id, tuple(BUILDERS))
-        if not session.scalar(select(readers.exists())):
+        of_list = {"list_id": mlist.id}
+        if not session.scalar(select(recipients_query(tuple(BUILDERS)).exists()), of_list):
             # Nobody takes the digest: its posts are let go unread, and no number is used up.
             session.execute(delete(DigestEntry).where(DigestEntry.id.in_([e.id for e in entries])))
             return None
@@ -136,8 +136,8 @@ def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str 
             state.volume, state.issue, state.last_sent_at, state.new_volume = numbering
         for mode, message in built.items():
             # A query: the database makes the batches, no member goes through memory.
-            to = recipients_query(mlist.id, (mode,))
-            if session.scalar(select(to.exists())):
+            to = recipients_query((mode,))
+            if session.scalar(select(to.exists()), of_list):
                 send(app, session, mlist, "digest", message, to)
         session.execute(delete(DigestEntry).where(DigestEntry.id.in_([e.id for e in entries])))
         if not built:

@@ -163,7 +163,7 @@ def distribute(
         mlist,
         "post",
         stored,
-        recipients_query(mlist.id),
+        recipients_query(),
         message_id=message_id,
         signed=not personalized,
     )
