@@ -36,12 +36,14 @@ log = logging.getLogger(__name__)
 wake_digests = Wakeup()
 
 
+ADD_ENTRY = insert(DigestEntry)
+
+
 def add_to_digest(session: Session, list_id: int, raw: bytes, message_id: int | None) -> None:
     """Keep a distributed post (as members received it) for the list's next issue."""
     # On the connection: the routing transaction's statements skip the ORM's bookkeeping.
     session.connection().execute(
-        insert(DigestEntry),
-        {"list_id": list_id, "raw": raw, "size": len(raw), "message_id": message_id},
+        ADD_ENTRY, {"list_id": list_id, "raw": raw, "size": len(raw), "message_id": message_id}
     )
     session.info["wake_digests"] = True
 

@@ -3,18 +3,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from listserv.store.models import AcceptedSender
 
+ACCEPTED = select(AcceptedSender.id).where(
+    AcceptedSender.list_id == bindparam("list_id"), AcceptedSender.address == bindparam("address")
+)
+
 
 def is_accepted_sender(session: Session, list_id: int, address: str) -> bool:
-    found = session.connection().scalar(
-        select(AcceptedSender.id).where(
-            AcceptedSender.list_id == list_id, AcceptedSender.address == address
-        )
-    )
+    found = session.connection().scalar(ACCEPTED, {"list_id": list_id, "address": address})
     return found is not None
 
 

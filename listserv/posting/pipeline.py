@@ -27,7 +27,7 @@ from listserv.posting.decorate import add_footer, add_subject_prefix, set_reply_
 from listserv.posting.hold import announce_hold
 from listserv.posting.rules import Decision, Post, decide
 from listserv.store.lists import MailList
-from listserv.store.members import find_member, recipients_query
+from listserv.store.members import member_moderated, recipients_query
 from listserv.store.models import HeldMessage, InboxMessage, utcnow
 from listserv.store.postlog import WINDOW, log_post, posts_since
 
@@ -45,14 +45,14 @@ def evaluate(
     authentication: Authentication | None = None,
 ) -> tuple[Post, Decision]:
     sender = post_sender(message, stored.mail_from)
-    member = find_member(session, mlist.id, sender) if "@" in sender else None
+    moderated = member_moderated(session, mlist.id, sender) if "@" in sender else None
     since = utcnow() - WINDOW
     post = Post(
         mlist=mlist,
         message=message,
         sender=sender,
-        is_member=member is not None,
-        member_moderated=bool(member and member.moderated),
+        is_member=moderated is not None,
+        member_moderated=bool(moderated),
         is_moderator=sender in {a.lower() for a in mlist.config.moderators},
         is_owner=sender in {a.lower() for a in mlist.config.owners},
         size=len(stored.raw),
@@ -157,7 +157,7 @@ def distribute(
         )
     else:
         stored, marker = to_bytes(decorated(message, "")), ""
-    outgoing = send(
+    send(
         app,
         session,
         mlist,
@@ -165,10 +165,9 @@ def distribute(
         stored,
         recipients_query(),
         message_id=message_id,
-        signed=not personalized,
+        personalized=personalized,
+        footer_marker=marker,
     )
-    outgoing.personalized = personalized
-    outgoing.footer_marker = marker
     # The digest keeps the post as members read it, with the list's leave address where each
     # member's own link would be.
     leave = mlist.address("leave").encode()
