@@ -2,15 +2,16 @@
 written in the posting transaction.
 
 Nearly every post is new, answers an archived post or none, is named by no archived post and
-is not older than another with its subject: one statement (``NEIGHBOURS``) tells so, and the
-post goes in by statements built once. A post that adopts others (a parent archived after
-its replies, a post dated before others with its subject) is threaded by the ORM code below,
-which moves the posts it adopts.
+is not older than another with its subject: one statement (``neighbours_statement``) tells
+so, and the post goes in by statements built once. A post that adopts others (a parent
+archived after its replies, a post dated before others with its subject) is threaded by the
+ORM code below, which moves the posts it adopts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, delete, insert, literal, select, union_all, update
@@ -26,8 +27,10 @@ _posts = ArchivedMessage.__table__
 _awaited = ArchiveAwaited.__table__
 
 
-def _neighbours() -> Any:
-    """Built once (a statement built per post costs more than running it): the post's own
+@lru_cache(maxsize=64)
+def neighbours_statement(named: int) -> Any:
+    """Built once per number of parents a post names (a statement built per post costs
+    more than running it, and an expanding IN is rewritten at each run): the post's own
     Message-ID archived already, the archived posts it names, the earlier posts with its
     subject, and whether a later post with its subject or a post naming it is archived."""
     c = _posts.c
@@ -39,9 +42,10 @@ def _neighbours() -> Any:
         return select(query.where(c.list_id == bindparam("list_id")).subquery())
 
     same_subject = c.subject_key == bindparam("subject_key")
+    named_ids = [bindparam(f"named{i}") for i in range(named)]
     return union_all(
         part("self", select().where(c.message_id == bindparam("message_id"))),
-        part("named", select().where(c.message_id.in_(bindparam("named", expanding=True)))),
+        *([part("named", select().where(c.message_id.in_(named_ids)))] if named else []),
         part(
             "earlier",
             select()
@@ -68,7 +72,6 @@ def _neighbours() -> Any:
     )
 
 
-NEIGHBOURS = _neighbours()
 INSERT_POST = insert(_posts)
 # A post that starts a thread is its thread's id, known once it is inserted.
 STARTS_THREAD = (
@@ -90,11 +93,11 @@ def neighbours(session: Session, list_id: int, headers: Headers) -> Neighbours:
     rows = (
         session.connection()
         .execute(
-            NEIGHBOURS,
+            neighbours_statement(len(named_ids)),
             {
                 "list_id": list_id,
                 "message_id": headers.message_id,
-                "named": named_ids,
+                **{f"named{i}": m for i, m in enumerate(named_ids)},
                 "subject_key": headers.subject_key,
                 "date": headers.date,
                 "earliest": headers.date - SUBJECT_WINDOW,
