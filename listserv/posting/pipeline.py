@@ -21,13 +21,13 @@ from listserv.mail.codec import parse, subject_of, to_bytes
 from listserv.mail.headers import one_line
 from listserv.mail.list_headers import add_list_headers
 from listserv.notices import allow_auto_reply, is_automated, notice, send_notice
-from listserv.posting.accepted import is_accepted_sender
+from listserv.posting.accepted import standing
 from listserv.posting.aliases import choose_mitigation
 from listserv.posting.decorate import add_footer, add_subject_prefix, set_reply_to
 from listserv.posting.hold import announce_hold
 from listserv.posting.rules import Decision, Post, decide
 from listserv.store.lists import MailList
-from listserv.store.members import member_moderated, recipients_query
+from listserv.store.members import recipients_query
 from listserv.store.models import HeldMessage, InboxMessage, utcnow
 from listserv.store.postlog import WINDOW, log_post, posts_since
 
@@ -45,7 +45,7 @@ def evaluate(
     authentication: Authentication | None = None,
 ) -> tuple[Post, Decision]:
     sender = post_sender(message, stored.mail_from)
-    moderated = member_moderated(session, mlist.id, sender) if "@" in sender else None
+    moderated, accepted = standing(session, mlist.id, sender)
     since = utcnow() - WINDOW
     post = Post(
         mlist=mlist,
@@ -57,7 +57,7 @@ def evaluate(
         is_owner=sender in {a.lower() for a in mlist.config.owners},
         size=len(stored.raw),
         fails_dmarc_reject=bool(authentication and authentication.fails_reject_policy),
-        is_accepted=is_accepted_sender(session, mlist.id, sender),
+        is_accepted=accepted,
         # Counted only for a cap the list sets.
         posts_today_by_sender=(
             posts_since(session, mlist.id, since, sender)

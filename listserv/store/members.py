@@ -22,21 +22,6 @@ STREAM_BATCH = 2000
 LOOKUP_CHUNK = 5000
 
 
-MODERATED = select(Member.moderated).where(
-    Member.list_id == bindparam("list_id"), Member.address == bindparam("address")
-)
-
-
-def member_moderated(session: Session, list_id: int, address: str) -> bool | None:
-    """Whether the member *address* of the list is moderated; None for a non-member. Read on
-    the connection, a statement built once: the rule chain asks it of every post."""
-    session.flush()  # a member added or changed earlier in this transaction counts
-    found = session.connection().scalar(
-        MODERATED, {"list_id": list_id, "address": normalize(address)}
-    )
-    return None if found is None else bool(found)
-
-
 def find_member(session: Session, list_id: int, address: str) -> Member | None:
     return session.scalar(
         select(Member).where(Member.list_id == list_id, Member.address == normalize(address))
