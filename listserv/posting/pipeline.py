@@ -16,7 +16,7 @@ from listserv.auth.one_click import link_maker
 from listserv.delivery.outbound import send
 from listserv.delivery.personalize import prepare_post, sends_personalized
 from listserv.digests.issues import add_to_digest
-from listserv.mail.addresses import sender_of
+from listserv.mail.addresses import author_of, sender_of
 from listserv.mail.codec import parse, subject_of, to_bytes
 from listserv.mail.headers import one_line
 from listserv.mail.list_headers import add_list_headers
@@ -34,7 +34,7 @@ from listserv.store.postlog import WINDOW, log_post, posts_since
 
 def post_sender(message: EmailMessage, envelope_sender: str) -> str:
     """Who the post is from: the From address, else the envelope sender."""
-    return sender_of(message.get("From")) or sender_of(envelope_sender) or envelope_sender
+    return author_of(message) or sender_of(envelope_sender) or envelope_sender
 
 
 def evaluate(
@@ -140,7 +140,7 @@ def distribute(
     if authentication is not None:
         policy = authentication.policy
     else:
-        poster = sender_of(message.get("From"))
+        poster = author_of(message)
         policy = lookup_policy(app.resolver, poster.partition("@")[2]) if poster else None
     mitigation = choose_mitigation(app, session, mlist, message, policy)
 
