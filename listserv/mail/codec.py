@@ -47,6 +47,11 @@ def parse(raw: bytes) -> EmailMessage:
     return message
 
 
+def parse_headers(raw: bytes) -> EmailMessage:
+    """The header fields of *raw*, its body left unread: all that checking a sender needs."""
+    return BytesParser(policy=MAIL_POLICY).parsebytes(raw, headersonly=True)  # type: ignore[return-value]
+
+
 def to_bytes(message: Message) -> bytes:
     return message.as_bytes(policy=MAIL_POLICY)
 
