@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -19,22 +20,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from listserv.archive.placing import insert_placed, insert_threaded, neighbours
 from listserv.archive.render import header_text, obfuscate, read_post, text_of
-from listserv.archive.threading import (
-    SUBJECT_WINDOW,
-    Headers,
-    message_ids,
-    missing_parents,
-    named_parents,
-    subject_key,
-)
+from listserv.archive.threading import Headers, message_ids, subject_key
 from listserv.archive.words import index_text
 from listserv.mail.addresses import InvalidAddress, normalize
 from listserv.mail.codec import MAIL_POLICY, eight_bit_text, subject_of
 from listserv.mail.headers import one_line
 from listserv.store.lists import MailList
 from listserv.store.models import (
-    ArchiveAwaited,
     ArchivedMessage,
     ArchiveMonth,
     ArchiveSearchText,
@@ -95,24 +89,33 @@ def archive_post(
     subject_prefix: str = "",
     poster: str | None = None,
     now: datetime | None = None,
-) -> ArchivedMessage | None:
-    """Archive *raw* (the post as distributed) for the list, in its thread; None when a post
-    with its Message-ID is archived already."""
+) -> int | None:
+    """Archive *raw* (the post as distributed) for the list, in its thread; its id, None
+    when a post with its Message-ID is archived already."""
     entry = archive_entry(raw, subject_prefix, now or utcnow(), poster)
-    exists = select(ArchivedMessage.id).where(
-        ArchivedMessage.list_id == list_id, ArchivedMessage.message_id == entry.message_id
+    columns = entry.columns
+    headers = Headers(
+        entry.message_id,
+        columns["in_reply_to"],
+        tuple(columns["references"].split()),
+        columns["subject_key"],
+        columns["date"],
     )
-    if session.scalar(exists) is not None:
+    found = neighbours(session, list_id, headers)
+    if found.archived:
         return None
-    row = ArchivedMessage(list_id=list_id, **entry.columns)
-    session.add(row)
-    session.flush()
-    place_in_thread(session, row)
-    session.connection().execute(
-        insert(ArchiveSearchText), {"archived_id": row.id, "list_id": list_id, "words": entry.words}
-    )
-    count_in_months(session, list_id, [row.date])
-    return row
+    # The ORM's moves could fail halfway: a savepoint takes them back whole. The other way
+    # has done all its reading and reckoning before it writes.
+    with session.begin_nested() if found.adopts else nullcontext():
+        if found.adopts:
+            archived_id = insert_threaded(session, list_id, columns)
+        else:
+            archived_id = insert_placed(session, list_id, columns, headers, found)
+        session.connection().execute(
+            INSERT_WORDS, {"archived_id": archived_id, "list_id": list_id, "words": entry.words}
+        )
+        count_in_months(session, list_id, [headers.date])
+    return archived_id
 
 
 def count_in_months(session: Session, list_id: int, dates: list[datetime]) -> None:
@@ -134,6 +137,7 @@ def month_upsert(dialect_insert: Any) -> Any:
     )
 
 
+INSERT_WORDS = insert(ArchiveSearchText)
 MONTH_UPSERTS = {"sqlite": month_upsert(sqlite_insert), "postgresql": month_upsert(pg_insert)}
 
 
@@ -151,14 +155,9 @@ def archive_distributed(session: Session, mlist: MailList, raw: bytes, poster: s
     choke on some input nobody foresaw, the post still goes out (unarchived, logged):
     members' mail matters more than its copy."""
     try:
-        with session.begin_nested():
-            archive_post(
-                session,
-                mlist.id,
-                raw,
-                subject_prefix=mlist.config.subject_prefix or "",
-                poster=poster,
-            )
+        archive_post(
+            session, mlist.id, raw, subject_prefix=mlist.config.subject_prefix or "", poster=poster
+        )
     except (SQLAlchemyError, MemoryError):
         raise  # the transaction is broken anyway: the router tries the post again
     except Exception:
@@ -210,155 +209,6 @@ def poster_of(from_value: str) -> tuple[str, str]:
         return name, normalize(found)
     except InvalidAddress:
         return name, found.lower()
-
-
-def headers_of(row: ArchivedMessage) -> Headers:
-    return Headers(
-        row.message_id, row.in_reply_to, tuple(row.references.split()), row.subject_key, row.date
-    )
-
-
-def place_in_thread(session: Session, row: ArchivedMessage) -> None:
-    """Attach the new post to its parent, and adopt the archived posts that name it (their
-    parent came later, as with mail read from an mbox out of order)."""
-    headers = headers_of(row)
-    named = archived_named(session, row.list_id, named_parents(headers))
-    parent = find_parent(session, row, named)
-    row.parent_id = parent.id if parent else None
-    row.thread_id = parent.thread_id if parent else row.id
-    await_parents(session, row, missing_parents(headers, named))
-    for child in naming_children(session, row):
-        if better_parent(session, child, row) and not descends_from(session, row, child):
-            move_subtree(session, child, row)
-    for later in later_by_subject(session, row):
-        if not descends_from(session, row, later):
-            move_subtree(session, later, row)
-
-
-def archived_named(
-    session: Session, list_id: int, message_ids: list[str]
-) -> dict[str, ArchivedMessage]:
-    """The posts of the list among *message_ids*, by Message-ID."""
-    if not message_ids:
-        return {}
-    query = select(ArchivedMessage).where(
-        ArchivedMessage.list_id == list_id, ArchivedMessage.message_id.in_(message_ids)
-    )
-    return {r.message_id: r for r in session.scalars(query)}
-
-
-def find_parent(
-    session: Session, row: ArchivedMessage, named: dict[str, ArchivedMessage]
-) -> ArchivedMessage | None:
-    """The most direct parent the post names that is archived, else the latest post with
-    its subject within the window."""
-    headers = headers_of(row)
-    for message_id in named_parents(headers):
-        if message_id in named:
-            return named[message_id]
-    if not row.subject_key:
-        return None
-    same_subject = session.scalars(
-        select(ArchivedMessage)
-        .where(
-            ArchivedMessage.list_id == row.list_id,
-            ArchivedMessage.subject_key == row.subject_key,
-            ArchivedMessage.id != row.id,
-            ArchivedMessage.date >= row.date - SUBJECT_WINDOW,
-            ArchivedMessage.date <= row.date,
-        )
-        .order_by(ArchivedMessage.date.desc(), ArchivedMessage.id.desc())
-        .limit(20)
-    )
-    # A post answering this one by name (archived before it) is its child, not its parent.
-    return next(
-        (r for r in same_subject if row.message_id not in named_parents(headers_of(r))), None
-    )
-
-
-def await_parents(session: Session, row: ArchivedMessage, message_ids: list[str]) -> None:
-    """Note the parents the post names that are not archived, for them to find it."""
-    if message_ids:
-        session.connection().execute(
-            insert(ArchiveAwaited),
-            [{"archived_id": row.id, "message_id": m, "list_id": row.list_id} for m in message_ids],
-        )
-
-
-def naming_children(session: Session, row: ArchivedMessage) -> list[ArchivedMessage]:
-    """Archived posts naming this one as their parent, which was awaited until now."""
-    awaiting = (ArchiveAwaited.list_id == row.list_id, ArchiveAwaited.message_id == row.message_id)
-    children = list(
-        session.scalars(
-            select(ArchivedMessage)
-            .join(ArchiveAwaited, ArchiveAwaited.archived_id == ArchivedMessage.id)
-            .where(*awaiting)
-        )
-    )
-    if children:
-        session.execute(delete(ArchiveAwaited).where(*awaiting))
-    return children
-
-
-def later_by_subject(session: Session, row: ArchivedMessage) -> list[ArchivedMessage]:
-    """Later posts with the same subject whose parent, by subject, is now this post: those
-    without a parent they name, threaded by subject to an older post or not at all."""
-    if not row.subject_key:
-        return []
-    later = session.scalars(
-        select(ArchivedMessage).where(
-            ArchivedMessage.list_id == row.list_id,
-            ArchivedMessage.subject_key == row.subject_key,
-            ArchivedMessage.id != row.id,
-            ArchivedMessage.date > row.date,
-            ArchivedMessage.date <= row.date + SUBJECT_WINDOW,
-        )
-    )
-    adopted = []
-    for post in later:
-        named = named_parents(headers_of(post))
-        parent = session.get(ArchivedMessage, post.parent_id) if post.parent_id else None
-        if row.message_id in named or (parent is not None and parent.message_id in named):
-            continue
-        if parent is None or parent.date < row.date:
-            adopted.append(post)
-    return adopted
-
-
-def better_parent(session: Session, child: ArchivedMessage, new: ArchivedMessage) -> bool:
-    """Whether *new* is a more direct parent of *child* than the one it has."""
-    named = named_parents(headers_of(child))
-    current = session.get(ArchivedMessage, child.parent_id) if child.parent_id else None
-    if current is None or current.message_id not in named:
-        return True  # no parent, or one found by subject only
-    return named.index(new.message_id) < named.index(current.message_id)
-
-
-def descends_from(session: Session, row: ArchivedMessage, ancestor: ArchivedMessage) -> bool:
-    seen: set[int] = set()
-    current: ArchivedMessage | None = row
-    while current is not None and current.id not in seen:
-        if current.id == ancestor.id:
-            return True
-        seen.add(current.id)
-        current = session.get(ArchivedMessage, current.parent_id) if current.parent_id else None
-    return False
-
-
-def move_subtree(session: Session, child: ArchivedMessage, parent: ArchivedMessage) -> None:
-    """Hang *child*, and every post below it, under *parent*'s thread."""
-    old_thread = list(
-        session.scalars(select(ArchivedMessage).where(ArchivedMessage.thread_id == child.thread_id))
-    )
-    below: dict[int | None, list[ArchivedMessage]] = {}
-    for post in old_thread:
-        below.setdefault(post.parent_id, []).append(post)
-    child.parent_id = parent.id
-    stack = [child]
-    while stack:
-        post = stack.pop()
-        post.thread_id = parent.thread_id
-        stack.extend(p for p in below.get(post.id, []) if p.thread_id != parent.thread_id)
 
 
 def post_words(subject: str, sender_name: str, message: Message) -> str:

@@ -22,7 +22,7 @@ import spf
 
 from listserv.auth.dmarc import Policy, lookup_policy, organizational_domain
 from listserv.auth.resolver import DnsFailure, Resolver
-from listserv.mail.addresses import domain_of, sender_of
+from listserv.mail.addresses import author_of, domain_of
 from listserv.store.models import InboxMessage
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def authenticate(
     signatures = verify_dkim(raw, resolver)
     envelope = mail_from if mail_from and mail_from != "<>" else ""
     spf_result = check_spf(resolver, peer_ip, envelope, helo or "") if peer_ip else "none"
-    author = sender_of(message.get("From")) or ""
+    author = author_of(message) or ""
     from_domain = domain_of(author) if author else ""
     policy = lookup_policy(resolver, from_domain) if from_domain else None
     if policy is None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from datetime import datetime
 from email.message import Message
+from functools import lru_cache
 from typing import Protocol
 
-from sqlalchemy import Insert, Select, func, insert, literal, select
+from sqlalchemy import Insert, Integer, Select, bindparam, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from listserv.app import App
@@ -51,6 +51,7 @@ wake_delivery = Wakeup()
 # Kinds of mail written by others that we pass on: their authentication results travel with
 # them in an ARC set.
 RELAYED = ("post", "forward")
+INSERT_OUTGOING = insert(Outgoing)
 
 
 def queue_mail(
@@ -64,41 +65,53 @@ def queue_mail(
     signer: Signer | None,
     list_id: int | None = None,
     message_id: int | None = None,
-) -> Outgoing:
+    personalized: bool = False,
+    footer_marker: str = "",
+) -> int:
     """Store *message* once (signed) and its *recipients* in batches; returns the outgoing
-    row. *recipients* may be a query selecting addresses: it is then batched by the
-    database."""
+    row's id. *recipients* may be a query selecting addresses of the list *list_id* (its
+    parameter ``list_id``): it is then batched by the database."""
     raw = message if isinstance(message, bytes) else to_bytes(message)
     if signer is not None:
         raw = signer.sign(raw)
         if kind in RELAYED:
             raw = signer.seal(raw)
-    outgoing = Outgoing(
-        kind=kind, mail_from=mail_from, raw=raw, list_id=list_id, message_id=message_id
-    )
-    session.add(outgoing)
-    session.flush()
     now = utcnow()
+    values = {
+        "kind": kind,
+        "mail_from": mail_from,
+        "raw": raw,
+        "list_id": list_id,
+        "message_id": message_id,
+        "personalized": personalized,
+        "footer_marker": footer_marker,
+        "created_at": now,
+    }
+    # On the connection: no ORM bookkeeping for a row nothing reads back in this transaction.
+    outgoing_id: int = session.connection().execute(INSERT_OUTGOING, values).inserted_primary_key[0]
     if isinstance(recipients, Select):
-        session.connection().execute(_batches_from_query(outgoing.id, recipients, batch_size, now))
+        session.connection().execute(
+            _batches_from_query(recipients),
+            {"list_id": list_id, "outgoing_id": outgoing_id, "batch_size": batch_size, "now": now},
+        )
         session.info["wake_delivery"] = True
-        return outgoing
+        return outgoing_id
     rows: list[dict] = []
     batch: list[str] = []
     for address in recipients:
         batch.append(address)
         if len(batch) == batch_size:
-            rows.append(_batch_row(outgoing.id, batch, now))
+            rows.append(_batch_row(outgoing_id, batch, now))
             batch = []
         if len(rows) == ROWS_PER_INSERT:  # memory stays the same however many recipients
             session.execute(insert(Delivery), rows)
             rows = []
     if batch:
-        rows.append(_batch_row(outgoing.id, batch, now))
+        rows.append(_batch_row(outgoing_id, batch, now))
     if rows:
         session.execute(insert(Delivery), rows)
     session.info["wake_delivery"] = True
-    return outgoing
+    return outgoing_id
 
 
 def send(
@@ -111,12 +124,13 @@ def send(
     *,
     message_id: int | None = None,
     mail_from: str = "",
-    signed: bool = True,
-) -> Outgoing:
+    personalized: bool = False,
+    footer_marker: str = "",
+) -> int:
     """Queue mail of *mlist*: from its bounce address (or *mail_from*; the null sender for
     the site's own addresses, which have no list), in batches of the configured size, signed
-    when ``[dkim]`` is set and *signed* (personalized copies are signed one by one at delivery
-    instead)."""
+    when ``[dkim]`` is set unless *personalized* (its copies are signed one by one at
+    delivery, each with its own link where *footer_marker* stands)."""
     if not mail_from and mlist is not None:
         mail_from = mlist.address("bounces")
     return queue_mail(
@@ -126,9 +140,11 @@ def send(
         message=message,
         recipients=recipients,
         batch_size=app.config.delivery.max_recipients,
-        signer=app.signer if signed else None,
+        signer=None if personalized else app.signer,
         list_id=mlist.id if mlist is not None else None,
         message_id=message_id,
+        personalized=personalized,
+        footer_marker=footer_marker,
     )
 
 
@@ -148,27 +164,25 @@ def _batch_row(outgoing_id: int, batch: list[str], now: object) -> dict:
     }
 
 
-def _batches_from_query(
-    outgoing_id: int, recipients: Select[tuple[str]], batch_size: int, now: datetime
-) -> Insert:
-    """``INSERT … SELECT`` of one delivery row per *batch_size* addresses of *recipients*,
-    joined with newlines like ``_batch_row``. Which addresses share a batch does not
-    matter, so rows are numbered in whatever order the database finds them."""
-    numbered = (
-        recipients.order_by(None)
-        .add_columns(((func.row_number().over() - 1) // batch_size).label("batch"))
-        .subquery()
-    )
+@lru_cache(maxsize=16)
+def _batches_from_query(recipients: Select[tuple[str]]) -> Insert:
+    """``INSERT … SELECT`` of one delivery row per ``batch_size`` addresses of *recipients*,
+    joined with newlines like ``_batch_row``; built once per query, its values parameters.
+    Which addresses share a batch does not matter, so rows are numbered in whatever order
+    the database finds them."""
+    batch = (func.row_number().over() - 1) // bindparam("batch_size", type_=Integer)
+    numbered = recipients.order_by(None).add_columns(batch.label("batch")).subquery()
     address = numbered.c[0]
+    now = bindparam("now", type_=UTCDateTime)
     batches = (
         select(
-            literal(outgoing_id),
+            bindparam("outgoing_id", type_=Integer),
             func.aggregate_strings(address, "\n"),
             func.count(),
             literal("queued"),
             literal(0),
-            literal(now, UTCDateTime),
-            literal(now, UTCDateTime),
+            now,
+            now,
             literal(""),
         )
         .group_by(numbered.c.batch)

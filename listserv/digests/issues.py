@@ -39,12 +39,14 @@ wake_digests = Wakeup()
 WAKE_GAP = 1.0
 
 
+ADD_ENTRY = insert(DigestEntry)
+
+
 def add_to_digest(session: Session, list_id: int, raw: bytes, message_id: int | None) -> None:
     """Keep a distributed post (as members received it) for the list's next issue."""
     # On the connection: the routing transaction's statements skip the ORM's bookkeeping.
     session.connection().execute(
-        insert(DigestEntry),
-        {"list_id": list_id, "raw": raw, "size": len(raw), "message_id": message_id},
+        ADD_ENTRY, {"list_id": list_id, "raw": raw, "size": len(raw), "message_id": message_id}
     )
     session.info["wake_digests"] = True
 
@@ -127,8 +129,8 @@ def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str 
         )
         if not (force or is_due(pending, mlist.config.digest, now)):
             return None
-        readers = recipients_query(mlist.id, tuple(BUILDERS))
-        if not session.scalar(select(readers.exists())):
+        of_list = {"list_id": mlist.id}
+        if not session.scalar(select(recipients_query(tuple(BUILDERS)).exists()), of_list):
             # Nobody takes the digest: its posts are let go unread, and no number is used up.
             session.execute(delete(DigestEntry).where(DigestEntry.id.in_([e.id for e in entries])))
             return None
@@ -139,8 +141,8 @@ def send_issue(app: App, mlist: MailList, *, now: datetime, force: bool) -> str 
             state.volume, state.issue, state.last_sent_at, state.new_volume = numbering
         for mode, message in built.items():
             # A query: the database makes the batches, no member goes through memory.
-            to = recipients_query(mlist.id, (mode,))
-            if session.scalar(select(to.exists())):
+            to = recipients_query((mode,))
+            if session.scalar(select(to.exists()), of_list):
                 send(app, session, mlist, "digest", message, to)
         session.execute(delete(DigestEntry).where(DigestEntry.id.in_([e.id for e in entries])))
         if not built:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import joinedload
 from listserv.app import App
 from listserv.auth.authentication import authenticate, to_json
 from listserv.mail.addresses import parse_recipient
-from listserv.mail.codec import parse
+from listserv.mail.codec import parse_headers
 from listserv.store.db import transaction
 from listserv.store.lists import list_names
 from listserv.store.models import InboxMessage
@@ -64,7 +64,7 @@ def unchecked_posts(app: App, message_ids: list[int]) -> list[Unchecked]:
 
 def check(app: App, post: Unchecked) -> dict[str, Any]:
     result = authenticate(
-        app.resolver, post.raw, parse(post.raw), post.mail_from, post.peer_ip, post.helo
+        app.resolver, post.raw, parse_headers(post.raw), post.mail_from, post.peer_ip, post.helo
     )
     return to_json(result)
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, joinedload
 
@@ -201,13 +201,28 @@ def handle_claimed(app: App, session: Session, stored: InboxMessage | None) -> s
     return outcome
 
 
+FINISH = (
+    update(InboxMessage)
+    .where(InboxMessage.id == bindparam("message"), InboxMessage.status == "new")
+    .values(
+        status=bindparam("new_status"),
+        outcome=bindparam("new_outcome"),
+        processed_at=bindparam("at"),
+    )
+)
+
+
 def finish(session: Session, message_id: int, status: str, outcome: str) -> None:
     """Record the outcome, unless the message was finished meanwhile: then everything this
     transaction did is rolled back, so a message never takes effect twice."""
     done = session.connection().execute(
-        update(InboxMessage)
-        .where(InboxMessage.id == message_id, InboxMessage.status == "new")
-        .values(status=status, outcome=outcome[:2000], processed_at=utcnow())
+        FINISH,
+        {
+            "message": message_id,
+            "new_status": status,
+            "new_outcome": outcome[:2000],
+            "at": utcnow(),
+        },
     )
     if not done.rowcount:  # type: ignore[attr-defined]
         raise Gone

@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.headerregistry import Address
+from email.message import Message
 from email.utils import getaddresses, parseaddr
+from functools import lru_cache
+
+from listserv.mail.codec import MAIL_POLICY
 
 ROLES = {
     "request": "request",
@@ -73,6 +77,20 @@ def sender_of(header_value: str | None) -> str | None:
         return normalize(address) if address else None
     except InvalidAddress:
         return None
+
+
+def author_of(message: Message) -> str | None:
+    """``sender_of`` the message's From, read once per value written: the header registry's
+    parse of an address is costly, and the same people post again and again."""
+    value = next((v for k, v in message.raw_items() if k.lower() == "from"), None)
+    if message.policy is MAIL_POLICY and isinstance(value, str):
+        return _author(value)
+    return sender_of(message.get("From"))
+
+
+@lru_cache(maxsize=4096)
+def _author(value: str) -> str | None:
+    return sender_of(MAIL_POLICY.header_fetch_parse("From", value))
 
 
 def addresses_in(*header_values: str | None) -> list[str]:

@@ -7,14 +7,33 @@ the sender wrote them.
 from __future__ import annotations
 
 from email import policy
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from functools import lru_cache
 
 from listserv.mail.headers import one_line
 
+
+class HeaderClasses(HeaderRegistry):
+    """The email package's registry, but for the class it makes each time a header is read
+    or set (some fourteen a post): made once per kind of header, as that is all it depends
+    on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: dict[type, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        kind = self.registry.get(name.lower(), self.default_class)
+        made = self.made.get(kind)
+        if made is None:
+            made = self.made[kind] = super().__getitem__(name)
+        return made
+
+
 # Source headers are kept exactly as the sender wrote them; headers we add are folded.
-MAIL_POLICY = policy.SMTP.clone(refold_source="none")
+MAIL_POLICY = policy.SMTP.clone(refold_source="none", header_factory=HeaderClasses())
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -26,6 +45,11 @@ def parse(raw: bytes) -> EmailMessage:
         if part.get_content_maintype() == "multipart" and not part.is_multipart():
             part.replace_header("Content-Type", "text/plain")
     return message
+
+
+def parse_headers(raw: bytes) -> EmailMessage:
+    """The header fields of *raw*, its body left unread: all that checking a sender needs."""
+    return BytesParser(policy=MAIL_POLICY).parsebytes(raw, headersonly=True)  # type: ignore[return-value]
 
 
 def to_bytes(message: Message) -> bytes:

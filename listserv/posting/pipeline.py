@@ -16,25 +16,25 @@ from listserv.auth.one_click import link_maker
 from listserv.delivery.outbound import send
 from listserv.delivery.personalize import prepare_post, sends_personalized
 from listserv.digests.issues import add_to_digest
-from listserv.mail.addresses import sender_of
+from listserv.mail.addresses import author_of, sender_of
 from listserv.mail.codec import parse, subject_of, to_bytes
 from listserv.mail.headers import one_line
 from listserv.mail.list_headers import add_list_headers
 from listserv.notices import allow_auto_reply, is_automated, notice, send_notice
-from listserv.posting.accepted import is_accepted_sender
+from listserv.posting.accepted import standing
 from listserv.posting.aliases import choose_mitigation
 from listserv.posting.decorate import add_footer, add_subject_prefix, set_reply_to
 from listserv.posting.hold import announce_hold
 from listserv.posting.rules import Decision, Post, decide
 from listserv.store.lists import MailList
-from listserv.store.members import find_member, recipients_query
+from listserv.store.members import recipients_query
 from listserv.store.models import HeldMessage, InboxMessage, utcnow
 from listserv.store.postlog import WINDOW, log_post, posts_since
 
 
 def post_sender(message: EmailMessage, envelope_sender: str) -> str:
     """Who the post is from: the From address, else the envelope sender."""
-    return sender_of(message.get("From")) or sender_of(envelope_sender) or envelope_sender
+    return author_of(message) or sender_of(envelope_sender) or envelope_sender
 
 
 def evaluate(
@@ -45,19 +45,19 @@ def evaluate(
     authentication: Authentication | None = None,
 ) -> tuple[Post, Decision]:
     sender = post_sender(message, stored.mail_from)
-    member = find_member(session, mlist.id, sender) if "@" in sender else None
+    moderated, accepted = standing(session, mlist.id, sender)
     since = utcnow() - WINDOW
     post = Post(
         mlist=mlist,
         message=message,
         sender=sender,
-        is_member=member is not None,
-        member_moderated=bool(member and member.moderated),
+        is_member=moderated is not None,
+        member_moderated=bool(moderated),
         is_moderator=sender in {a.lower() for a in mlist.config.moderators},
         is_owner=sender in {a.lower() for a in mlist.config.owners},
         size=len(stored.raw),
         fails_dmarc_reject=bool(authentication and authentication.fails_reject_policy),
-        is_accepted=is_accepted_sender(session, mlist.id, sender),
+        is_accepted=accepted,
         # Counted only for a cap the list sets.
         posts_today_by_sender=(
             posts_since(session, mlist.id, since, sender)
@@ -140,7 +140,7 @@ def distribute(
     if authentication is not None:
         policy = authentication.policy
     else:
-        poster = sender_of(message.get("From"))
+        poster = author_of(message)
         policy = lookup_policy(app.resolver, poster.partition("@")[2]) if poster else None
     mitigation = choose_mitigation(app, session, mlist, message, policy)
 
@@ -157,18 +157,17 @@ def distribute(
         )
     else:
         stored, marker = to_bytes(decorated(message, "")), ""
-    outgoing = send(
+    send(
         app,
         session,
         mlist,
         "post",
         stored,
-        recipients_query(mlist.id),
+        recipients_query(),
         message_id=message_id,
-        signed=not personalized,
+        personalized=personalized,
+        footer_marker=marker,
     )
-    outgoing.personalized = personalized
-    outgoing.footer_marker = marker
     # The digest keeps the post as members read it, with the list's leave address where each
     # member's own link would be.
     leave = mlist.address("leave").encode()

@@ -158,10 +158,17 @@ def claim_rows(
     as taken (the column values *taken*) and return their ids. The claim is one ``UPDATE``:
     SQLite takes its write lock before reading, and PostgreSQL skips rows another transaction
     holds, so two processes never both take a row."""
+    chosen = lock_rows(candidates, session, model)
+    if session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL may run an IN subquery again for each row it updates, each run skipping
+        # the rows this UPDATE has already taken: its LIMIT would not hold, and one claim
+        # took a whole backlog. Chosen once, in a materialized CTE, the LIMIT holds.
+        picked = chosen.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
+        chosen = select(picked.c.id)
     return list(
         session.scalars(
             update(model)
-            .where(model.id.in_(lock_rows(candidates, session, model)), *still_free)
+            .where(model.id.in_(chosen), *still_free)
             .values(**taken)
             .returning(model.id)
             .execution_options(synchronize_session=False)

@@ -17,10 +17,11 @@ from listserv.store.models import PostRecord
 WINDOW = timedelta(days=1)
 
 
+LOG_POST = insert(PostRecord)
+
+
 def log_post(session: Session, list_id: int, sender: str, at: datetime) -> None:
-    session.connection().execute(
-        insert(PostRecord), {"list_id": list_id, "sender": sender, "posted_at": at}
-    )
+    session.connection().execute(LOG_POST, {"list_id": list_id, "sender": sender, "posted_at": at})
 
 
 def posts_since(session: Session, list_id: int, since: datetime, sender: str | None = None) -> int:

@@ -14,8 +14,9 @@ from support import DOMAIN, cli, list_table, make_message
 
 from listserv.archive.manage import import_mbox
 from listserv.archive.mbox import mbox_entry
+from listserv.archive.placing import headers_of
 from listserv.archive.search import Filters, search
-from listserv.archive.store import archive_post, headers_of
+from listserv.archive.store import archive_post
 from listserv.archive.threading import thread_all
 from listserv.mail.codec import to_bytes
 from listserv.store.db import make_engine, session_factory, transaction, upgrade

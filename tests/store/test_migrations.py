@@ -134,7 +134,8 @@ def test_a_post_archived_before_the_upgrade_is_adopted_by_the_parent_it_awaited(
     parent["References"] = "<root@x>"
     parent.set_content("text\n")
     with transaction(session_factory(engine)) as session:
-        row = archive_post(session, 1, to_bytes(parent))
+        archived_id = archive_post(session, 1, to_bytes(parent))
+        row = session.get(ArchivedMessage, archived_id)
         assert row is not None and (row.parent_id, row.thread_id) == (root_id, root_id)
         child = session.get(ArchivedMessage, child_id)
         assert child is not None and child.parent_id == row.id
