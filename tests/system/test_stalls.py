@@ -49,10 +49,12 @@ def stall_until_taken_over(process: ServeProcess, taken_over: Callable[[], bool]
     """Stop *process* until its peer takes it for dead. Stopped in the middle of one of its
     transactions, it would hold the write lock (SQLite) or its rows' locks (PostgreSQL) and
     nobody could take over: not the stall this is about, so it runs a moment and stops again."""
-    for _ in range(5):
+    # A takeover needs three missed beats (about a second); on a loaded machine a stop lands
+    # inside a transaction more often, so more, shorter tries.
+    for _ in range(10):
         process.signal(signal.SIGSTOP)
         try:
-            eventually(taken_over, "the peer to take over", timeout=WAIT / 3)
+            eventually(taken_over, "the peer to take over", timeout=WAIT / 6)
             return
         except AssertionError:
             process.signal(signal.SIGCONT)
