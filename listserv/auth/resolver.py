@@ -1,5 +1,6 @@
 """DNS lookups for mail authentication (DMARC policies, DKIM keys, SPF), through the
-nameservers of ``[dns]`` with answers cached for their TTL, and failures for a minute.
+nameservers of ``[dns]`` with answers kept for their TTL, and "no such record" and failures
+for a minute.
 
 A lookup that fails (timeout, SERVFAIL, no nameserver answering) raises :class:`DnsFailure`;
 callers decide what a failure means, and for delivery it never means "do not deliver".
@@ -24,8 +25,13 @@ class DnsFailure(Exception):
 # for a domain would otherwise cost every post from it the whole timeout (RFC 2308 7.1 lets a
 # server failure be cached up to five minutes).
 FAILURE_TTL = 60.0
-# Failures remembered at most; past this, the expired ones are let go.
-MAX_FAILURES = 10_000
+# Seconds "no such record" is answered from memory: a DMARC or DKIM record published since is
+# seen within a minute.
+ABSENT_TTL = 60.0
+# Answers remembered at most; past this, the expired ones are let go.
+MAX_KEPT = 10_000
+# What a lookup found until when (time.monotonic()): the records, or the failure's words.
+Kept = tuple[float, list[dns.rdata.Rdata] | str]
 
 
 class Resolver:
@@ -44,28 +50,36 @@ class Resolver:
         resolver.timeout = config.timeout
         resolver.cache = dns.resolver.Cache()
         self.resolver = resolver
-        self.failures: dict[tuple[str, str], tuple[float, str]] = {}
+        # Answers by (name, type), looked up before dnspython's own cache: going through
+        # dnspython cost more than the rest of a post's authentication checks.
+        self.kept: dict[tuple[str, str], Kept] = {}
 
     def query(self, name: str, rdtype: str) -> list[dns.rdata.Rdata]:
         """The records of *rdtype* at *name*; [] when there are none."""
-        key = (name.lower(), rdtype)
-        failed = self.failures.get(key)
-        if failed is not None and failed[0] > time.monotonic():
-            raise DnsFailure(failed[1])
+        key = (name.lower().rstrip("."), rdtype)
+        kept = self.kept.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            if isinstance(kept[1], str):
+                raise DnsFailure(kept[1])
+            return kept[1]
         try:
             answer = self.resolver.resolve(name, rdtype, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            self._keep(key, ABSENT_TTL, [])
             return []
         except dns.exception.DNSException as error:
-            self._remember(key, f"{name} {rdtype}: {error}")
-            raise DnsFailure(f"{name} {rdtype}: {error}") from None
-        return list(answer)
+            failure = f"{name} {rdtype}: {error}"
+            self._keep(key, FAILURE_TTL, f"{failure} (failed less than a minute ago)")
+            raise DnsFailure(failure) from None
+        records = list(answer)
+        self._keep(key, answer.expiration - time.time(), records)
+        return records
 
-    def _remember(self, key: tuple[str, str], failure: str) -> None:
+    def _keep(self, key: tuple[str, str], ttl: float, found: list[dns.rdata.Rdata] | str) -> None:
         now = time.monotonic()
-        if len(self.failures) >= MAX_FAILURES:
-            self.failures = {k: v for k, v in self.failures.items() if v[0] > now}
-        self.failures[key] = (now + FAILURE_TTL, f"{failure} (failed less than a minute ago)")
+        if len(self.kept) >= MAX_KEPT:
+            self.kept = {k: v for k, v in self.kept.items() if v[0] > now}
+        self.kept[key] = (now + ttl, found)
 
     def txt(self, name: str) -> list[str]:
         """Each TXT record at *name*, its strings joined, as text."""

@@ -33,3 +33,19 @@ def test_a_failed_lookup_is_not_asked_again_at_once(
     with pytest.raises(DnsFailure):
         resolver.query("_dmarc.down.example", "A")
     assert ("_dmarc.down.example", "A") in dns_stub.queries
+
+
+def test_answers_and_absent_records_are_kept_without_asking_again(
+    resolver: Resolver, dns_stub: DnsStub
+) -> None:
+    dns_stub.records["_dmarc.kept.example"] = ["v=DMARC1; p=reject"]
+    assert resolver.txt("_dmarc.kept.example") == ["v=DMARC1; p=reject"]
+    assert resolver.txt("_dmarc.none.example") == []
+    asked = len(dns_stub.queries)
+    # Within the answer's TTL (300 s here) and the minute "no record" is kept for, nothing
+    # is asked again, whatever the name's case or a trailing dot.
+    dns_stub.records["_dmarc.none.example"] = ["v=DMARC1; p=none"]
+    for _ in range(3):
+        assert resolver.txt("_DMARC.kept.example.") == ["v=DMARC1; p=reject"]
+        assert resolver.txt("_dmarc.none.example") == []
+    assert len(dns_stub.queries) == asked
