@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from functools import cached_property
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.auth.dkim import Signer
@@ -204,14 +205,17 @@ def personalized(
     )
 
 
-def load_payload(app: App, outgoing_id: int) -> bytes | Personalized:
+# Built once: it is read for every message sent.
+PAYLOAD = (
+    select(Outgoing.raw, Outgoing.personalized, Outgoing.footer_marker, MailingList.name)
+    .outerjoin(MailingList, MailingList.id == Outgoing.list_id)
+    .where(Outgoing.id == bindparam("outgoing"))
+)
+
+
+def load_payload(app: App, session: Session, outgoing_id: int) -> bytes | Personalized:
     """The stored message, or for a personalized one what copies are made from."""
-    with app.sessions() as session:
-        row = session.execute(
-            select(Outgoing.raw, Outgoing.personalized, Outgoing.footer_marker, MailingList.name)
-            .outerjoin(MailingList, MailingList.id == Outgoing.list_id)
-            .where(Outgoing.id == outgoing_id)
-        ).one_or_none()
+    row = session.connection().execute(PAYLOAD, {"outgoing": outgoing_id}).first()
     if row is None:
         return b""
     raw, personalized_post, marker, list_name = row

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BindParameter, ColumnElement, select, update
+from sqlalchemy import BindParameter, ColumnElement, bindparam, select, update
+from sqlalchemy.orm import Session
 
 from listserv.app import App
 from listserv.config import DeliveryConfig
@@ -42,13 +43,17 @@ def ours_or_given_back(claimer: str | BindParameter[str]) -> ColumnElement[bool]
     return still_ours(claimer) | ((Delivery.status == "queued") & Delivery.claimed_by.is_(None))
 
 
-def still_claimed(app: App, batch: Batch) -> bool:
-    with app.sessions() as session:
-        return bool(
-            session.scalar(
-                select(Delivery.id).where(Delivery.id == batch.id, still_ours(batch.claimed_by))
-            )
-        )
+# Built once: it is asked before every batch is sent.
+STILL_CLAIMED = select(Delivery.id).where(
+    Delivery.id == bindparam("batch"), still_ours(bindparam("claimer"))
+)
+
+
+def still_claimed(session: Session, batch: Batch) -> bool:
+    found = session.connection().execute(
+        STILL_CLAIMED, {"batch": batch.id, "claimer": batch.claimed_by}
+    )
+    return found.first() is not None
 
 
 def release(app: App, batch: Batch, error: str) -> None:

@@ -259,6 +259,17 @@ async def run_claimer(
             await nap(wakeup, poll)
 
 
+def ready_to_send(app: App, batch: Batch, loaded: int) -> tuple[bool, bytes | Personalized | None]:
+    """Whether the batch is still ours, and its message unless it is the one *loaded*
+    already: one session for both, asked before every batch."""
+    with app.sessions() as session:
+        if not still_claimed(session, batch):
+            return False, None
+        if loaded == batch.outgoing_id:
+            return True, None
+        return True, load_payload(app, session, batch.outgoing_id)
+
+
 async def run_worker(app: App, queue: asyncio.Queue[Batch | None], copier: Executor) -> None:
     """Send the batches handed over on *queue* over one connection, until ``None``."""
     sender = make_sender(app)
@@ -272,13 +283,13 @@ async def run_worker(app: App, queue: asyncio.Queue[Batch | None], copier: Execu
             if batch is None:
                 return
             try:
-                if not await asyncio.to_thread(still_claimed, app, batch):
+                ours, payload = await asyncio.to_thread(ready_to_send, app, batch, cached[0])
+                if not ours:
                     # Given to another process while it waited here (we were stalled and
                     # taken for dead): that one sends it.
                     log.warning("delivery %s was taken over meanwhile: not sent here", batch.id)
                     continue
-                if cached[0] != batch.outgoing_id:
-                    payload = await asyncio.to_thread(load_payload, app, batch.outgoing_id)
+                if payload is not None:
                     cached = (batch.outgoing_id, payload)
                 result = await deliver_one(sender, batch, cached[1], copier)
             except Exception as error:
