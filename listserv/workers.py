@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -34,6 +35,24 @@ SPAWN = multiprocessing.get_context("spawn")
 WorkerMain = Callable[[Config, LogFormat, Connection, Flag], None]
 
 
+@dataclass
+class Slot:
+    """One worker process, as its parent keeps track of it."""
+
+    process: BaseProcess
+    poke: Connection
+    started: float
+    # Deaths in a row each soon after its start (a database that refuses it, a broken
+    # config): its restarts are spaced out, not every second with a traceback each.
+    quick_deaths: int = 0
+    restart_at: float | None = None
+
+
+# A worker that dies sooner than this after its start is started again after a growing pause.
+SHORT_LIFE = 10.0
+MAX_PAUSE = 60.0
+
+
 class Workers:
     """The worker processes, seen from the serve process that takes mail."""
 
@@ -42,17 +61,13 @@ class Workers:
         self.log_format = log_format
         self.main = main
         self.intake_waiting: Flag = SPAWN.RawValue("b", 0)  # type: ignore[assignment]
-        self.processes: list[BaseProcess] = []
-        self.pokes: list[Connection] = []
+        self.slots: list[Slot] = []
         self.stopping = False
 
     def start(self) -> None:
-        for index in range(self.config.server.workers):
-            process, poke = self._spawn(index)
-            self.processes.append(process)
-            self.pokes.append(poke)
+        self.slots = [self._spawn(index) for index in range(self.config.server.workers)]
 
-    def _spawn(self, index: int) -> tuple[BaseProcess, Connection]:
+    def _spawn(self, index: int, quick_deaths: int = 0) -> Slot:
         theirs, ours = SPAWN.Pipe(duplex=False)
         process = SPAWN.Process(
             target=self.main,
@@ -63,45 +78,55 @@ class Workers:
         theirs.close()
         os.set_blocking(ours.fileno(), False)
         log.info("worker %d started (pid %s)", index + 1, process.pid)
-        return process, ours
+        return Slot(process, ours, time.monotonic(), quick_deaths)
 
     def set(self) -> None:
         """Wake every worker: new mail was committed (stands in for an ``asyncio.Event``)."""
-        for poke in self.pokes:
+        for slot in self.slots:
             # A full pipe has wake-ups enough; a worker gone is started again by ``watch``.
             with contextlib.suppress(BlockingIOError, BrokenPipeError):
-                os.write(poke.fileno(), b"\0")
+                os.write(slot.poke.fileno(), b"\0")
 
     async def watch(self, interval: float) -> None:
         """Start again any worker that stopped on its own, until cancelled."""
         while True:
             await asyncio.sleep(interval)
-            for index, process in enumerate(self.processes):
-                if self.stopping or process.is_alive():
-                    continue
-                log.warning(
-                    "worker %d (pid %s) stopped with exit code %s: starting it again",
-                    index + 1,
-                    process.pid,
-                    process.exitcode,
-                )
-                self.pokes[index].close()
-                self.processes[index], self.pokes[index] = self._spawn(index)
+            for index, slot in enumerate(self.slots):
+                if not self.stopping and not slot.process.is_alive():
+                    self._restart(index, slot)
+
+    def _restart(self, index: int, slot: Slot) -> None:
+        now = time.monotonic()
+        if slot.restart_at is None:
+            quick = now - slot.started < SHORT_LIFE
+            slot.quick_deaths = slot.quick_deaths + 1 if quick else 0
+            pause = min(MAX_PAUSE, 2.0 ** (slot.quick_deaths - 1)) if quick else 0.0
+            slot.restart_at = now + pause
+            log.warning(
+                "worker %d (pid %s) stopped with exit code %s: starting it again%s",
+                index + 1,
+                slot.process.pid,
+                slot.process.exitcode,
+                f" in {pause:.0f} s" if pause else "",
+            )
+        if now >= slot.restart_at:
+            slot.poke.close()
+            self.slots[index] = self._spawn(index, slot.quick_deaths)
 
     async def stop(self, timeout: float) -> None:
         """SIGTERM to every worker; each finishes what it has under way and gives back its
         claims, up to *timeout* seconds, then is killed."""
         self.stopping = True
-        for process in self.processes:
-            if process.is_alive():
-                process.terminate()
+        for slot in self.slots:
+            if slot.process.is_alive():
+                slot.process.terminate()
         await asyncio.to_thread(self._join, timeout)
-        for poke in self.pokes:
-            poke.close()
+        for slot in self.slots:
+            slot.poke.close()
 
     def _join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        for process in self.processes:
+        for process in (slot.process for slot in self.slots):
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 log.warning("worker pid %s did not stop in %.0f s: killed", process.pid, timeout)

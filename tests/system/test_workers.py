@@ -75,8 +75,17 @@ def test_a_worker_killed_is_started_again(serve: ServeProcess, config: Path, sin
     first = worker_pids(serve)[0]
     eventually(lambda: instance_pids(config) == {first}, "the worker's heartbeat")
     os.kill(first, signal.SIGKILL)
-    serve.wait_for_log(f"worker 1 (pid {first}) stopped with exit code -9: starting it again")
+    # Dead within seconds of its start: started again after a pause, longer each time.
+    serve.wait_for_log(
+        f"worker 1 (pid {first}) stopped with exit code -9: starting it again in 1 s"
+    )
     eventually(lambda: len(worker_pids(serve)) == 2, "a new worker")
+    second = worker_pids(serve)[1]
+    os.kill(second, signal.SIGKILL)
+    serve.wait_for_log(
+        f"worker 1 (pid {second}) stopped with exit code -9: starting it again in 2 s"
+    )
+    eventually(lambda: len(worker_pids(serve)) == 3, "a third worker")
     post(config, "after the kill")
     sink.wait_until(lambda s: copies(s, "after the kill") == MEMBERS)
 
