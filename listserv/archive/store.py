@@ -53,6 +53,18 @@ class ArchiveEntry:
     def message_id(self) -> str:
         return str(self.columns["message_id"])
 
+    @property
+    def headers(self) -> Headers:
+        """What threading reads of the post."""
+        columns = self.columns
+        return Headers(
+            self.message_id,
+            columns["in_reply_to"],
+            tuple(columns["references"].split()),
+            columns["subject_key"],
+            columns["date"],
+        )
+
 
 def archive_entry(
     raw: bytes, subject_prefix: str, now: datetime, poster: str | None = None
@@ -93,14 +105,7 @@ def archive_post(
     """Archive *raw* (the post as distributed) for the list, in its thread; its id, None
     when a post with its Message-ID is archived already."""
     entry = archive_entry(raw, subject_prefix, now or utcnow(), poster)
-    columns = entry.columns
-    headers = Headers(
-        entry.message_id,
-        columns["in_reply_to"],
-        tuple(columns["references"].split()),
-        columns["subject_key"],
-        columns["date"],
-    )
+    headers = entry.headers
     found = neighbours(session, list_id, headers)
     if found.archived:
         return None
@@ -108,9 +113,9 @@ def archive_post(
     # has done all its reading and reckoning before it writes.
     with session.begin_nested() if found.adopts else nullcontext():
         if found.adopts:
-            archived_id = insert_threaded(session, list_id, columns)
+            archived_id = insert_threaded(session, list_id, entry.columns)
         else:
-            archived_id = insert_placed(session, list_id, columns, headers, found)
+            archived_id = insert_placed(session, list_id, entry.columns, headers, found)
         session.connection().execute(
             INSERT_WORDS, {"archived_id": archived_id, "list_id": list_id, "words": entry.words}
         )

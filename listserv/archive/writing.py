@@ -75,16 +75,8 @@ def add_entries(
         return 0
     rows = []
     for id_, entry in zip(new_ids(session, len(new)), new, strict=True):
-        columns = entry.columns
-        headers = Headers(
-            entry.message_id,
-            columns["in_reply_to"],
-            tuple(columns["references"].split()),
-            columns["subject_key"],
-            columns["date"],
-        )
-        parent_id, thread_id = threads.place(headers, id_)
-        row = {**columns, "id": id_, "list_id": list_id, "parent_id": parent_id}
+        parent_id, thread_id = threads.place(entry.headers, id_)
+        row = {**entry.columns, "id": id_, "list_id": list_id, "parent_id": parent_id}
         rows.append({**row, "thread_id": thread_id, "removed_reason": ""})
     words = [
         {"archived_id": row["id"], "list_id": list_id, "words": entry.words}
