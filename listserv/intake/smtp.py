@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from listserv.app import App
 from listserv.config import ConfigError, host_port
-from listserv.intake import journal, prebuilt, xforward
+from listserv.intake import addrspec, journal, prebuilt, xforward
 from listserv.intake.committer import Flag, GroupCommitter, insert_rows, received
 from listserv.intake.limits import refusal
 from listserv.intake.missing import with_required_headers
@@ -212,7 +212,8 @@ class Intake:
     async def start(self) -> None:
         server = self.app.config.server
         lmtp = server.protocol == "lmtp"
-        protocol = journal.journaled(xforward.with_xforward(PerRecipientLMTP if lmtp else SMTP))
+        base = addrspec.with_plain_addresses(PerRecipientLMTP if lmtp else SMTP)
+        protocol = journal.journaled(xforward.with_xforward(base))
         cls = tracked(protocol, self.connections, server.max_connections)
         if lmtp:
             # A line limit is the business of the MTA in front, which enforces its own.
