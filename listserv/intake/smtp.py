@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from listserv.app import App
 from listserv.config import ConfigError, host_port
-from listserv.intake import journal, xforward
+from listserv.intake import addrspec, journal, prebuilt, xforward
 from listserv.intake.committer import Flag, GroupCommitter, insert_rows, received
 from listserv.intake.limits import refusal
 from listserv.intake.missing import with_required_headers
@@ -212,24 +212,24 @@ class Intake:
     async def start(self) -> None:
         server = self.app.config.server
         lmtp = server.protocol == "lmtp"
-        protocol = journal.journaled(xforward.with_xforward(PerRecipientLMTP if lmtp else SMTP))
+        base = addrspec.with_plain_addresses(PerRecipientLMTP if lmtp else SMTP)
+        protocol = journal.journaled(xforward.with_xforward(base))
         cls = tracked(protocol, self.connections, server.max_connections)
         if lmtp:
             # A line limit is the business of the MTA in front, which enforces its own.
             cls.line_length_limit = server.max_message_size + 2
 
-        def factory() -> SMTP:
-            return cls(
-                self.handler,
-                # Enforced while receiving: what is over the limit is never kept in memory.
-                data_size_limit=server.max_message_size,
-                enable_SMTPUTF8=True,
-                decode_data=False,
-                hostname=server.domain,
-                ident="listserv",
-                timeout=server.idle_timeout,
-            )
-
+        factory = prebuilt.factory(
+            cls,
+            self.handler,
+            # Enforced while receiving: what is over the limit is never kept in memory.
+            data_size_limit=server.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=server.domain,
+            ident="listserv",
+            timeout=server.idle_timeout,
+        )
         host, port = host_port(server.listen, "server.listen")
         loop = asyncio.get_running_loop()
         try:

@@ -23,6 +23,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Session, syntax
 
+from listserv.intake.limits import HEADER_END
+
 ATTRIBUTES = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
 ADVERTISED = "XFORWARD " + " ".join(ATTRIBUTES)
 UNKNOWN = {"[UNAVAILABLE]", "[TEMPUNAVAIL]"}
@@ -116,7 +118,10 @@ def forwarded_client(current: Client | None, attributes: dict[str, str]) -> Clie
 def received_client(raw: bytes) -> Client:
     """The client named by the topmost Received: header (added by the relay in front of us);
     an empty Client when it names none (mail submitted on the relay's own machine)."""
-    headers = BytesHeaderParser().parsebytes(raw)
+    # The header block only: the parser's headers end at or before its empty line, and the
+    # body would cost a third of the parse.
+    end = HEADER_END.search(raw)
+    headers = BytesHeaderParser().parsebytes(raw[: end.end()] if end else raw)
     value = " ".join(str(headers.get("Received", "")).split())
     clause = value.split(" by ", 1)[0] if value.lower().startswith("from ") else ""
     addr = RECEIVED_ADDR.search(clause)

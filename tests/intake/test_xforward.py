@@ -4,13 +4,18 @@ real daemon over loopback SMTP/LMTP, the stub DNS, the real sink, SQLite and Pos
 
 from __future__ import annotations
 
+import re
 import smtplib
+from unittest.mock import patch
 
 import authres
 import pytest
 from dnsstub import DnsStub
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import DOMAIN, RunningServer, Sink, cli, list_table, make_message
 
+from listserv.intake import xforward
 from listserv.intake.xforward import Client, parse_xforward, received_client
 from listserv.mail.codec import to_bytes
 
@@ -134,6 +139,28 @@ def test_lmtp_offers_xforward_at_lhlo(start_server, sink: Sink, dns_stub: DnsStu
 )
 def test_received_header_forms(header: str, client: Client) -> None:
     assert received_client(f"Received: {header}\r\nSubject: x\r\n\r\nbody\r\n".encode()) == client
+
+
+PIECES = [
+    *(bytes([c]) for c in b"a1 :;[]()\t\r\n\xc3"),
+    b"Received:",
+    b"received: from ",
+    b"[192.0.2.7]",
+    b"helo=h",
+    b"\r\n\r\n",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=30), st.binary(max_size=40))
+def test_received_is_read_from_the_header_block_as_from_the_whole(
+    pieces: list[bytes], body: bytes
+) -> None:
+    raw = b"".join(pieces) + body
+    # The whole message's reading: no end of the header block is ever found.
+    with patch.object(xforward, "HEADER_END", re.compile(rb"(?!)")):
+        whole = received_client(raw)
+    assert received_client(raw) == whole
 
 
 def test_xforward_values_are_xtext() -> None:
