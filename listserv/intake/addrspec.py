@@ -15,9 +15,8 @@ from aiosmtpd.smtp import SMTP
 
 ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 LABEL = r"[A-Za-z0-9-]+"
-# The address, and a single space before the parameters: get_angle_addr drops the white
-# space and comments after ">", so a rest starting with either is left to it.
-PLAIN = re.compile(rf"<({ATOM}(?:\.{ATOM})*@{LABEL}(?:\.{LABEL})*)>(?: (?![\s(]))?")
+# The address, and a single space before the parameters.
+PLAIN = re.compile(rf"<({ATOM}(?:\.{ATOM})*@{LABEL}(?:\.{LABEL})*)>(?: )?")
 
 
 class PlainAddresses:
@@ -30,6 +29,7 @@ class PlainAddresses:
         if plain is None:
             return super()._getaddr(arg)  # type: ignore[misc]
         rest = arg[plain.end() :]
+        # get_angle_addr drops the white space and comments after ">": left to it.
         if rest[:1].isspace() or rest[:1] == "(":
             return super()._getaddr(arg)  # type: ignore[misc]
         return plain.group(1), rest
