@@ -48,9 +48,8 @@ class Resolver:
                 resolver.nameservers = ["127.0.0.1"]
         resolver.lifetime = config.timeout
         resolver.timeout = config.timeout
-        resolver.cache = dns.resolver.Cache()
         self.resolver = resolver
-        # Answers by (name, type), looked up before dnspython's own cache: going through
+        # Answers by (name, type), kept here rather than in dnspython's cache: going through
         # dnspython cost more than the rest of a post's authentication checks.
         self.kept: dict[tuple[str, str], Kept] = {}
 
